@@ -1,0 +1,1 @@
+"""pkvm-model: a model checker for the page-ownership protocol of pKVM guests."""

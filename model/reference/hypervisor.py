@@ -1,0 +1,214 @@
+"""The reference hypervisor: machine state, the call API, read-only introspection.
+
+Every call returns 0 or a negative errno and follows docs/contract.md. The
+introspection methods read the state back from the page tables and the hyp
+vmemmap; they never change it.
+"""
+
+from typing import NamedTuple, Tuple
+
+from . import mem_protect, pkvm
+from .memory import (
+    PA_PAGES, Contents, HypPage, PkvmPageState, Region, decode_contents, find_mem_range,
+    get_host_state, get_hyp_state, hyp_page,
+)
+from .pgtable import HypPool, KvmPgtable, kvm_pgtable_get_leaf, kvm_pgtable_leaves
+from .pte import (
+    KVM_GUEST_INVALID_PTE_TYPE_POISONED, PAGE_SHIFT, kvm_granule_size, kvm_invalid_pte_type,
+    kvm_pte_to_phys, kvm_pte_valid,
+)
+from .vm import VmState
+
+
+class PageView(NamedTuple):
+    """Each entity's view of one RAM page; guests[h] is VM h's view (NOPAGE once torn down)."""
+    host: PkvmPageState
+    hyp: PkvmPageState
+    ffa: PkvmPageState
+    guests: Tuple[PkvmPageState, ...]
+
+
+class GuestLeaf(NamedTuple):
+    """A non-zero guest stage-2 leaf: gfn of its first page, level (3 page, 2 block), raw PTE."""
+    gfn: int
+    level: int
+    pte: int
+
+
+class Hypervisor:
+    """pKVM's memory-protection state for a machine of `ram_pages` RAM and `mmio_pages` MMIO pages."""
+
+    __slots__ = ("nr_ram_pages", "nr_mmio_pages", "hyp_pool", "host_mmu", "pkvm_pgtable",
+                 "hyp_vmemmap", "ffa_borrowed", "phys_mem", "vm_table")
+
+    def __init__(self, ram_pages, mmio_pages):
+        assert 0 < ram_pages and 0 <= mmio_pages and ram_pages + mmio_pages <= PA_PAGES
+        self.nr_ram_pages = ram_pages
+        self.nr_mmio_pages = mmio_pages
+        self.hyp_pool = HypPool()
+        self.host_mmu = KvmPgtable(self.hyp_pool)
+        self.pkvm_pgtable = KvmPgtable(self.hyp_pool)
+        self.hyp_vmemmap = [0] * ram_pages
+        self.ffa_borrowed = bytearray(ram_pages)
+        self.phys_mem = [0] * ram_pages
+        self.vm_table = []
+
+    # -- calls ---------------------------------------------------------------
+
+    def create_vm(self, protected):
+        return pkvm.pkvm_init_vm(self, protected)
+
+    def host_share_hyp(self, pfn):
+        return mem_protect.pkvm_host_share_hyp(self, pfn)
+
+    def host_unshare_hyp(self, pfn):
+        return mem_protect.pkvm_host_unshare_hyp(self, pfn)
+
+    def hyp_pin_shared_mem(self, pfn):
+        return mem_protect.hyp_pin_shared_mem(self, pfn)
+
+    def hyp_unpin_shared_mem(self, pfn):
+        return mem_protect.hyp_unpin_shared_mem(self, pfn)
+
+    def host_donate_hyp(self, pfn, nr):
+        return mem_protect.pkvm_host_donate_hyp(self, pfn, nr)
+
+    def hyp_donate_host(self, pfn, nr):
+        return mem_protect.pkvm_hyp_donate_host(self, pfn, nr)
+
+    def host_share_ffa(self, pfn, nr):
+        return mem_protect.pkvm_host_share_ffa(self, pfn, nr)
+
+    def host_unshare_ffa(self, pfn, nr):
+        return mem_protect.pkvm_host_unshare_ffa(self, pfn, nr)
+
+    def host_share_guest(self, pfn, gfn, nr, vm, prot):
+        return mem_protect.pkvm_host_share_guest(self, pfn, gfn, nr, vm, prot)
+
+    def host_unshare_guest(self, gfn, nr, vm):
+        return mem_protect.pkvm_host_unshare_guest(self, gfn, nr, vm)
+
+    def host_donate_guest(self, pfn, gfn, vm):
+        return mem_protect.pkvm_host_donate_guest(self, pfn, gfn, vm)
+
+    def guest_share_host(self, vm, gfn):
+        return mem_protect.pkvm_guest_share_host(self, vm, gfn)
+
+    def guest_unshare_host(self, vm, gfn):
+        return mem_protect.pkvm_guest_unshare_host(self, vm, gfn)
+
+    def host_force_reclaim_page_guest(self, pfn):
+        return mem_protect.pkvm_host_force_reclaim_page_guest(self, pfn)
+
+    def start_teardown_vm(self, vm):
+        return pkvm.pkvm_start_teardown_vm(self, vm)
+
+    def reclaim_dying_guest_page(self, vm, gfn):
+        return pkvm.pkvm_reclaim_dying_guest_page(self, vm, gfn)
+
+    def finalize_teardown_vm(self, vm):
+        return pkvm.pkvm_finalize_teardown_vm(self, vm)
+
+    def hole_punch(self, vm, gfn):
+        return pkvm.pkvm_hole_punch(self, vm, gfn)
+
+    def guest_write(self, vm, gfn):
+        return mem_protect.guest_write(self, vm, gfn)
+
+    def host_write(self, pfn):
+        return mem_protect.host_write(self, pfn)
+
+    # -- introspection -------------------------------------------------------
+
+    def region(self, pfn):
+        """RAM, MMIO or HOLE."""
+        return find_mem_range(pfn, self.nr_ram_pages, self.nr_mmio_pages)
+
+    def host_stage2_pte(self, pfn):
+        """(raw pte, level) where a host stage-2 walk of pfn stops; (0, level) = not yet mapped."""
+        return kvm_pgtable_get_leaf(self.host_mmu, pfn << PAGE_SHIFT)
+
+    def hyp_stage1_pte(self, pfn):
+        """(raw pte, level) where a hyp stage-1 walk of pfn's hyp VA (= PA) stops."""
+        return kvm_pgtable_get_leaf(self.pkvm_pgtable, pfn << PAGE_SHIFT)
+
+    def hyp_stage1_maps(self, pfn):
+        return kvm_pte_valid(self.hyp_stage1_pte(pfn)[0])
+
+    def hyp_page(self, pfn) -> HypPage:
+        """struct hyp_page of a RAM page: raw packed value, raw fields, decoded states."""
+        return hyp_page(self.hyp_vmemmap, pfn)
+
+    def ffa_state(self, pfn):
+        """The FF-A proxy's record: SHARED_BORROWED for a page shared with the secure world."""
+        return PkvmPageState.SHARED_BORROWED if self.ffa_borrowed[pfn] else PkvmPageState.NOPAGE
+
+    def contents(self, pfn) -> Contents:
+        return decode_contents(self.phys_mem[pfn])
+
+    def nr_vms(self):
+        return len(self.vm_table)
+
+    def vm_state(self, vm) -> VmState:
+        return self.vm_table[vm].state
+
+    def vm_is_protected(self, vm):
+        return self.vm_table[vm].is_protected
+
+    def guest_leaves(self, vm):
+        """Every valid or annotated leaf of a VM's stage-2, by gfn; none once torn down."""
+        for addr, level, pte in kvm_pgtable_leaves(self.vm_table[vm].pgt):
+            yield GuestLeaf(addr >> PAGE_SHIFT, level, pte)
+
+    def guest_pfn_states(self, vm):
+        """{pfn: state} for one VM: the state of valid leaves mapping the pfn, else POISON
+        if a POISONED entry remembers it."""
+        states = {}
+        for addr, level, pte in kvm_pgtable_leaves(self.vm_table[vm].pgt):
+            pfn = kvm_pte_to_phys(pte) >> PAGE_SHIFT
+            if kvm_pte_valid(pte):
+                state = mem_protect.guest_get_page_state(pte)
+                for p in range(pfn, pfn + (kvm_granule_size(level) >> PAGE_SHIFT)):
+                    states[p] = state
+            elif kvm_invalid_pte_type(pte) == KVM_GUEST_INVALID_PTE_TYPE_POISONED:
+                states.setdefault(pfn, PkvmPageState.POISON)
+        return states
+
+    def page_states(self):
+        """page_state() of every RAM page, in pfn order, with one walk per VM."""
+        guests = [self.guest_pfn_states(h) for h in range(len(self.vm_table))]
+        nopage = PkvmPageState.NOPAGE
+        return tuple(
+            PageView(get_host_state(self.hyp_vmemmap, pfn), get_hyp_state(self.hyp_vmemmap, pfn),
+                     self.ffa_state(pfn), tuple(g.get(pfn, nopage) for g in guests))
+            for pfn in range(self.nr_ram_pages))
+
+    def page_state(self, pfn) -> PageView:
+        """Each entity's view of a RAM page, read back from the tables and the vmemmap."""
+        if self.region(pfn) != Region.RAM:
+            raise ValueError(f"pfn {pfn:#x} is not RAM")
+        return PageView(get_host_state(self.hyp_vmemmap, pfn), get_hyp_state(self.hyp_vmemmap, pfn),
+                        self.ffa_state(pfn),
+                        tuple(self.guest_pfn_states(h).get(pfn, PkvmPageState.NOPAGE)
+                              for h in range(len(self.vm_table))))
+
+    def snapshot(self):
+        """The complete machine state as nested tuples: equal iff bit-for-bit equal."""
+        return (self.nr_ram_pages, self.nr_mmio_pages, self.hyp_pool.snapshot(),
+                self.host_mmu.pgd, self.pkvm_pgtable.pgd, tuple(self.hyp_vmemmap),
+                bytes(self.ffa_borrowed), tuple(self.phys_mem),
+                tuple((vm.handle, vm.is_protected, int(vm.state), vm.pgt.pgd) for vm in self.vm_table))
+
+    def clone(self):
+        """An independent copy: tables, vmemmap and contents copied one level deep (they hold ints)."""
+        new = Hypervisor.__new__(Hypervisor)
+        new.nr_ram_pages = self.nr_ram_pages
+        new.nr_mmio_pages = self.nr_mmio_pages
+        new.hyp_pool = pool = self.hyp_pool.clone()
+        new.host_mmu = self.host_mmu.clone(pool)
+        new.pkvm_pgtable = self.pkvm_pgtable.clone(pool)
+        new.hyp_vmemmap = self.hyp_vmemmap[:]
+        new.ffa_borrowed = self.ffa_borrowed[:]
+        new.phys_mem = self.phys_mem[:]
+        new.vm_table = [vm.clone(pool) for vm in self.vm_table]
+        return new

@@ -1,0 +1,67 @@
+"""VM lifecycle and teardown (arch/arm64/kvm/hyp/nvhe/pkvm.c), and the host's hole punch
+(arch/arm64/kvm/pkvm.c): the paths by which the host takes guest memory back."""
+
+from errno import EINVAL, ENOENT
+
+from .mem_protect import (
+    guest_leaf_phys, pkvm_host_force_reclaim_page_guest, pkvm_host_reclaim_page_guest,
+    pkvm_host_unshare_guest,
+)
+from .pgtable import kvm_pgtable_destroy, kvm_pgtable_get_leaf
+from .pte import PAGE_SHIFT, kvm_granule_size, kvm_pte_valid
+from .vm import ALIVE, PkvmHypVm, VmState, get_pkvm_hyp_vm
+
+
+def pkvm_init_vm(pkvm, is_protected):
+    """Create a RUNNING VM with an empty stage-2; handles count up from 0."""
+    handle = len(pkvm.vm_table)
+    pkvm.vm_table.append(PkvmHypVm(handle, bool(is_protected), pkvm.hyp_pool))
+    return handle
+
+
+def pkvm_start_teardown_vm(pkvm, handle):
+    vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
+    if vm is None:
+        return -ENOENT
+    if vm.state == VmState.DYING:
+        return -EINVAL
+
+    vm.state = VmState.DYING
+    return 0
+
+
+def pkvm_reclaim_dying_guest_page(pkvm, handle, gfn):
+    vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
+    if vm is None:
+        return -ENOENT
+    if vm.state != VmState.DYING:
+        return -EINVAL
+    return pkvm_host_reclaim_page_guest(pkvm, vm, gfn)
+
+
+def pkvm_finalize_teardown_vm(pkvm, handle):
+    """Free the guest stage-2. Pages the VM still holds are not reclaimed: they stay stranded."""
+    vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
+    if vm is None:
+        return -ENOENT
+    if vm.state != VmState.DYING:
+        return -EINVAL
+
+    kvm_pgtable_destroy(vm.pgt)
+    vm.state = VmState.TORN_DOWN
+    return 0
+
+
+def pkvm_hole_punch(pkvm, handle, gfn):
+    """The host frees guest memory: force reclaim (protected) or unshare the whole leaf."""
+    vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
+    if vm is None:
+        return -EINVAL
+    ipa = gfn << PAGE_SHIFT
+    pte, level = kvm_pgtable_get_leaf(vm.pgt, ipa)
+    if not kvm_pte_valid(pte):
+        return -ENOENT
+    if vm.is_protected:
+        return pkvm_host_force_reclaim_page_guest(pkvm, guest_leaf_phys(pte, level, ipa) >> PAGE_SHIFT)
+    granule = kvm_granule_size(level)
+    return pkvm_host_unshare_guest(pkvm, (ipa & ~(granule - 1)) >> PAGE_SHIFT, granule >> PAGE_SHIFT, handle)

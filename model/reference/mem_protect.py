@@ -450,7 +450,7 @@ def pkvm_guest_share_host(pkvm, handle, gfn):
     kvm_pgtable_unmap(pkvm.host_mmu, pfn << PAGE_SHIFT, PAGE_SIZE)
     __host_set_page_state_range(pkvm, pfn, 1, SHARED_BORROWED)
     guest_set_page_state(vm, gfn, pte, SHARED_OWNED)
-    if pkvm.phys_mem[pfn] >= CONTENTS_SECRET:
+    if pkvm.phys_mem[pfn] == CONTENTS_SECRET + handle:
         pkvm.phys_mem[pfn] = CONTENTS_PUBLIC
     return 0
 

@@ -26,6 +26,8 @@ class Concrete:
         self.config = config
         self.pre = state
         self.n = config.pages
+        self.pin_max = config.pin_max
+        self.count_max = config.count_max
         self._pages: dict[str, list] = {}
         self._life: list | None = None
         self._s2: dict[int, list] = {}

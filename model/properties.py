@@ -14,7 +14,7 @@ from typing import Callable
 
 from model.states import (
     BLOCK_PAGES, NOPAGE, OWNED, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, SHARED_OWNED,
-    U16_MAX, U32_MAX, Annotation, Contents, Life, Owner, PteKind, Region,
+    Annotation, Contents, Life, Owner, PteKind, Region,
 )
 from model.transitions import TRANSITIONS
 
@@ -93,7 +93,7 @@ def sharing_pairs(s):
 def pins(s):
     """Only a page the hypervisor borrows can be pinned, and the refcount stays in 16 bits."""
     return s.forall_pages(lambda p: s.And(
-        s.pins(p) >= 0, s.pins(p) <= U16_MAX,
+        s.pins(p) >= 0, s.pins(p) <= s.pin_max,
         s.Implies(s.pins(p) > 0, s.hyp(p) == SHARED_BORROWED)))
 
 
@@ -115,7 +115,7 @@ def range_hygiene(s):
     """Only RAM is ever touched, counters never overflow, and leaves are one page or one np block."""
     untouched = s.forall_pages(lambda p: s.Implies(s.Not(_ram(s, p)), s.And(
         *[s.page(f, p) == PAGE_INIT[f] for f in PAGE_FIELDS])))
-    counters = s.forall_pages(lambda p: s.And(s.count(p) >= 0, s.count(p) <= U32_MAX))
+    counters = s.forall_pages(lambda p: s.And(s.count(p) >= 0, s.count(p) <= s.count_max))
     leaves = s.forall_entries(lambda v, g: s.Implies(s.is_valid(s.e_state(v, g)), s.And(
         _ram(s, s.e_pfn(v, g)),
         s.Or(s.e_size(v, g) == 1, s.And(s.e_size(v, g) == BLOCK_PAGES, s.Not(s.protected(v)))))))

@@ -144,6 +144,8 @@ class Config:
     nrs: tuple[int, ...] = (1, 2)  # nr_pages tried by multi-page calls
     prots: tuple[int, ...] = (PROT_R | PROT_W,)  # prot tried by host_share_guest
     max_pins: int = 2  # exploration bound on the pin refcount
+    pin_max: int = U16_MAX  # width of the pin refcount (smaller widths reach overflow in a few steps)
+    count_max: int = U32_MAX  # width of host_share_guest_count
     hole_pfns: int = 1  # pfns past MMIO tried (memory holes)
     host_discipline: bool = True  # the host finalizes a VM only once it holds nothing
 
@@ -164,8 +166,10 @@ class Config:
             raise ValueError(f"nr_pages must be positive, got {self.nrs}")
         if any(not 0 <= p <= 15 for p in self.prots):
             raise ValueError(f"prot must be 0..15, got {self.prots}")
-        if self.max_pins < 0 or self.max_pins > U16_MAX:
-            raise ValueError(f"max_pins must be 0..{U16_MAX}, got {self.max_pins}")
+        if not 0 <= self.max_pins <= self.pin_max:
+            raise ValueError(f"max_pins must be 0..{self.pin_max}, got {self.max_pins}")
+        if not 1 <= self.pin_max <= U16_MAX or not 1 <= self.count_max <= U32_MAX:
+            raise ValueError("counter widths must be at least 1 and at most the kernel's")
 
     def region(self, pfn: int) -> Region:
         if pfn < self.ram:

@@ -17,7 +17,7 @@ from typing import Callable, NamedTuple
 from model.concrete import Concrete
 from model.states import (
     BLOCK_PAGES, IPA_PAGES, NOPAGE, OWNED, PA_PAGES, POISON, PROT_RWX, PROT_W, SHARED_BORROWED,
-    SHARED_OWNED, U16_MAX, U32_MAX, Annotation, Config, Contents, Life, Owner, PteKind, Region,
+    SHARED_OWNED, Annotation, Config, Contents, Life, Owner, PteKind, Region,
     State,
 )
 
@@ -144,7 +144,7 @@ def hyp_pin_shared_mem(s, pfn):
     yield from check_range(s, pfn, 1)
     yield s.require(s.host(pfn) == SHARED_OWNED, EPERM)
     yield s.require(s.hyp(pfn) == SHARED_BORROWED, EPERM)
-    yield s.require(s.pins(pfn) < U16_MAX, EBUSY)
+    yield s.require(s.pins(pfn) < s.pin_max, EBUSY)
     s.set("pins", pfn, s.pins(pfn) + 1)
     s.set("hyp_mapped", pfn, True)
 
@@ -179,7 +179,7 @@ def hyp_donate_host(s, pfn, nr):
     yield s.each_page(pfn, nr, lambda p: s.require(s.hyp(p) == OWNED, EPERM))
     yield s.each_page(pfn, nr, lambda p: s.require(s.host(p) == NOPAGE, EPERM))
     set_states(s, "host", pfn, nr, OWNED)
-    set_pte(s, pfn, nr, PteKind.ZERO)
+    set_pte(s, pfn, nr, PteKind.VALID)
     set_states(s, "hyp", pfn, nr, NOPAGE)
     s.set_range("hyp_mapped", pfn, nr, lambda _p: False)
 
@@ -211,7 +211,7 @@ def _share_guest_page(s, p):
     """Per-page host check of __pkvm_host_share_guest: only host -> np-guest multi-sharing."""
     return s.If(s.host(p) == OWNED, 0,
                 s.If(s.host(p) == SHARED_OWNED,
-                     s.If(s.count(p) == U32_MAX, -EBUSY, s.If(s.count(p) > 0, 0, -EPERM)),
+                     s.If(s.count(p) == s.count_max, -EBUSY, s.If(s.count(p) > 0, 0, -EPERM)),
                      -EPERM))
 
 
@@ -219,7 +219,7 @@ def _share_guest_page(s, p):
 def host_share_guest(s, pfn, gfn, nr, vm, prot):
     """The host maps its page (or 2 MiB block) into a non-protected guest, which borrows it."""
     yield from check_vm(s, vm, Life.RUNNING)
-    yield s.require(s.Not(s.protected(vm)), EPERM)
+    yield s.require(s.Not(s.protected(vm)), EINVAL)
     yield s.require(prot <= PROT_RWX, EINVAL)
     yield from check_leaf_size(s, nr, pfn, gfn)
     yield s.require(gfn + nr <= IPA_PAGES, EINVAL)
@@ -235,7 +235,7 @@ def host_share_guest(s, pfn, gfn, nr, vm, prot):
 def host_unshare_guest(s, gfn, nr, vm):
     """The host unmaps a page (or block) it shared with a non-protected guest."""
     yield from check_vm(s, vm, Life.RUNNING, Life.DYING)
-    yield s.require(s.Not(s.protected(vm)), EPERM)
+    yield s.require(s.Not(s.protected(vm)), EINVAL)
     yield from check_leaf_size(s, nr, gfn)
     yield s.require(s.is_valid(s.e_state(vm, gfn)), ENOENT)
     yield s.require(s.e_size(vm, gfn) == nr, E2BIG)
@@ -254,7 +254,7 @@ def host_unshare_guest(s, gfn, nr, vm):
 def host_donate_guest(s, pfn, gfn, vm):
     """On a protected guest's fault the host donates a page; the guest owns it, mapped RWX."""
     yield from check_vm(s, vm, Life.RUNNING)
-    yield s.require(s.protected(vm), EPERM)
+    yield s.require(s.protected(vm), EINVAL)
     yield s.require(gfn < IPA_PAGES, EINVAL)
     yield from check_range(s, pfn, 1)
     yield s.require(s.host(pfn) == OWNED, EPERM)
@@ -274,7 +274,7 @@ def guest_share_host(s, vm, gfn):
     yield s.require(s.host(pfn) == NOPAGE, EPERM)
     s.set_entry_state(vm, gfn, SHARED_OWNED)
     s.set("host", pfn, SHARED_BORROWED)
-    set_pte(s, pfn, 1, PteKind.ZERO)
+    set_pte(s, pfn, 1, PteKind.VALID)
     secret = Contents.SECRET_BASE + vm
     s.set("contents", pfn, s.If(s.contents(pfn) == secret, Contents.PUBLIC, s.contents(pfn)))
 
@@ -307,7 +307,7 @@ def host_force_reclaim_page_guest(s, pfn):
     s.set("contents", pfn, Contents.ZERO)
     s.poison(vm, gfn)
     s.set("host", pfn, OWNED)
-    set_pte(s, pfn, 1, PteKind.ZERO)
+    set_pte(s, pfn, 1, PteKind.VALID)
 
 
 # -- teardown ----------------------------------------------------------------------------------
@@ -336,7 +336,7 @@ def reclaim_dying_guest_page(s, vm, gfn):
     s.unmap_leaf(vm, gfn, 1)
     with s.when(state == OWNED):
         s.set("contents", pfn, Contents.ZERO)
-        set_pte(s, pfn, 1, PteKind.ZERO)
+        set_pte(s, pfn, 1, PteKind.VALID)
     with s.when(state != POISON):
         s.set("host", pfn, OWNED)
 
@@ -350,7 +350,7 @@ def _holds_nothing(s, vm):
 def finalize_teardown_vm(s, vm):
     """The host finishes destroying a dying VM; its stage-2 goes back to the host."""
     yield from check_vm_exists(s, vm)
-    yield s.require(s.life(vm) == Life.DYING, EINVAL)
+    yield s.require(s.life(vm) == Life.DYING, EBUSY)
     s.set_life(vm, Life.TORN_DOWN)
     s.clear_vm(vm)
 
@@ -393,9 +393,12 @@ def host_write(s, pfn):
 
 # -- the concrete successor function -----------------------------------------------------------
 
-def step(config: Config, state: State, call: Call) -> Outcome | None:
-    """The kernel's answer to one call; None when the (disciplined, bounded) host never makes it."""
-    t = TRANSITIONS[call.name]
+def step(config: Config, state: State, call: Call,
+         transitions: dict[str, Transition] = TRANSITIONS) -> Outcome | None:
+    """The kernel's answer to one call; None when the (disciplined, bounded) host never makes it.
+
+    `transitions` is the protocol to run: the model's, or a mutant's (`model/mutants.py`)."""
+    t = transitions[call.name]
     s = Concrete(config, state)
     if config.host_discipline and t.discipline and not t.discipline(s, *call.args):
         return None

@@ -1,0 +1,233 @@
+"""The bounded explorer: exhaustive checks, shortest traces, symmetry, graph properties, CLI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from errno import EPERM
+
+import pytest
+
+from model.concrete import Concrete
+from model.explorer import Stepper, Symmetry, explore, unreduced_counts
+from model.states import NOPAGE, OWNED, SHARED_BORROWED, Config, initial_state
+from model.transitions import TRANSITIONS, calls, check_range, step
+
+ONE_PAGE = Config(ram=1, guests=(True, False), gfns=2)  # gfns are symmetric: the group has order 4
+TWO_NP = Config(ram=1, guests=(True, False, False), gfns=1)  # two interchangeable np guests
+
+
+def _violations(result):
+    return [(v.property, v.length) for v in result.violations]
+
+
+@pytest.fixture(scope="module")
+def model_runs():
+    return {sym: explore(ONE_PAGE, symmetry=sym) for sym in (True, False)}
+
+
+def test_model_has_no_violation_and_witnesses_every_sometimes(model_runs):
+    for result in model_runs.values():
+        assert result.complete
+        assert result.violations == []
+        assert all(result.sometimes.values()), [k for k, v in result.sometimes.items() if not v]
+        assert result.graph_checks["nothing_stranded"] is True
+        assert result.graph_checks["dead_ends"] == 0
+
+
+def test_symmetry_reduces_and_orbits_add_up_to_the_full_graph(model_runs):
+    reduced, full = model_runs[True], model_runs[False]
+    assert len(reduced.states) < len(full.states)
+    assert unreduced_counts(reduced) == {"states": len(full.states), "edges": full.edges}
+    assert reduced.depth == full.depth
+
+
+@pytest.mark.parametrize("config", [TWO_NP, Config(ram=3, guests=(False,), gfns=1, nrs=(1, 2)),
+                                    Config(ram=3, guests=(True,), gfns=1, nrs=(1,))],
+                         ids=["guests", "pages-reversal", "pages-all"])
+def test_guest_and_page_symmetry_is_exact(config):
+    """Bounded, so quick: the reduced BFS tree holds one state per orbit of the full one."""
+    reduced = explore(config, symmetry=True, max_depth=5)
+    full = explore(config, symmetry=False, max_depth=5)
+    assert len(reduced.states) < len(full.states)
+    assert unreduced_counts(reduced)["states"] == len(full.states)
+    assert _violations(reduced) == _violations(full) == []
+
+
+def test_canonical_form_is_an_orbit_invariant():
+    sym = Symmetry(TWO_NP)
+    result = explore(TWO_NP, symmetry=False, max_depth=4)
+    for state in result.states[::7]:
+        c = sym.canonical(state)
+        for pi, pinv in sym.page_perms:
+            for sigma, sinv in sym.guest_perms:
+                img = sym.image(state, pi, pinv, sigma, sinv, None)
+                assert sym.canonical(img) == c
+
+
+def test_stepper_agrees_with_the_model_step_call_by_call():
+    no_discipline = replace(ONE_PAGE, host_discipline=False)
+    for config in (ONE_PAGE, no_discipline):
+        states = explore(config, symmetry=False, max_depth=6).states
+        cs = calls(config)
+        stepper = Stepper(config, TRANSITIONS, cs)
+        for state in states:
+            stepper.begin(state)
+            for ci, call in enumerate(cs):
+                assert stepper(ci) == step(config, state, call), (call, state)
+        assert stepper.hits > stepper.misses
+
+
+def test_memo_and_plain_step_explore_the_same_graph():
+    a = explore(ONE_PAGE, symmetry=False, memo=True)
+    b = explore(ONE_PAGE, symmetry=False, memo=False)
+    assert a.states == b.states
+    assert sorted(a.graph.edges(data="calls")) == sorted(b.graph.edges(data="calls"))
+
+
+# -- hand-seeded bugs ---------------------------------------------------------------------------
+
+def _seeded(name, body):
+    return {**TRANSITIONS, name: replace(TRANSITIONS[name], body=body)}
+
+
+def test_seeded_double_owner_gives_a_one_step_trace():
+    def host_share_hyp(s, pfn):  # gives the hyp the page for good but lets the host keep it
+        yield from check_range(s, pfn, 1)
+        yield s.require(s.host(pfn) == OWNED, EPERM)
+        s.set("hyp", pfn, OWNED)
+    result = explore(ONE_PAGE, transitions=_seeded("host_share_hyp", host_share_hyp))
+    first = result.violations[0]
+    assert first.property == "single_owner"
+    assert first.length == 1
+    assert first.trace[0].call.name == "host_share_hyp"
+    assert first.trace[0].errno == 0
+
+
+def test_seeded_deep_bug_gets_the_shortest_trace():
+    """A bug only reachable after a donation and a share back: three steps, no fewer."""
+    original = TRANSITIONS["guest_unshare_host"].body
+
+    def guest_unshare_host(s, vm, gfn):
+        yield from original(s, vm, gfn)
+        s.set("hyp", s.e_pfn(vm, gfn), SHARED_BORROWED)  # a stray write after the checks
+    result = explore(ONE_PAGE, transitions=_seeded("guest_unshare_host", guest_unshare_host))
+    names = {v.property: v for v in result.violations}
+    assert "sharing_pairs" in names
+    trace = names["sharing_pairs"].trace
+    assert [s.call.name for s in trace] == ["host_donate_guest", "guest_share_host",
+                                            "guest_unshare_host"]
+    # consecutive steps chain: each step starts where the previous one ended
+    assert trace[0].pre == initial_state(ONE_PAGE)
+    assert all(a.post == b.pre for a, b in zip(trace, trace[1:]))
+
+
+def test_seeded_write_before_check_is_caught_on_a_failing_call():
+    def host_unshare_hyp(s, pfn):
+        if pfn < s.n:  # the state stores RAM and MMIO pages only
+            s.set("hyp", pfn, NOPAGE if s.hyp(pfn) != NOPAGE else SHARED_BORROWED)
+        yield s.require(False, EPERM)
+    result = explore(ONE_PAGE, transitions=_seeded("host_unshare_hyp", host_unshare_hyp))
+    v = {v.property: v for v in result.violations}["check_then_commit"]
+    assert v.length == 1
+    assert v.trace[0].errno == -EPERM
+    assert v.trace[0].pre != v.trace[0].post
+
+
+def test_seeded_bug_found_alike_with_and_without_symmetry():
+    original = TRANSITIONS["host_force_reclaim_page_guest"].body
+
+    def host_force_reclaim_page_guest(s, pfn):  # keeps the secret: no zeroing
+        contents = s.contents(pfn)
+        yield from original(s, pfn)
+        s.set("contents", pfn, contents)
+    protocol = _seeded("host_force_reclaim_page_guest", host_force_reclaim_page_guest)
+    runs = [explore(ONE_PAGE, transitions=protocol, symmetry=sym) for sym in (True, False)]
+    assert _violations(runs[0]) == _violations(runs[1])
+    assert ("confidentiality", 3) in _violations(runs[0])
+
+
+# -- mutants ------------------------------------------------------------------------------------
+
+def _mutant_names():
+    try:
+        from model.mutants import MUTANTS
+    except ImportError:
+        return []
+    return sorted(MUTANTS)
+
+
+@pytest.mark.parametrize("name", _mutant_names())
+def test_mutant_violations_are_the_same_with_and_without_symmetry(name):
+    from model.mutants import mutant_config, mutant_transitions
+    config = mutant_config(name, ONE_PAGE)
+    protocol = mutant_transitions(name)
+    try:
+        runs = [explore(config, transitions=protocol, symmetry=sym, max_depth=7)
+                for sym in (True, False)]
+    except IndexError as err:  # a mutant writing past the stored pages: the mutant's own bug
+        pytest.xfail(f"mutant {name} crashes the model: {err}")
+    assert _violations(runs[0]) == _violations(runs[1])
+    for v in runs[0].violations:
+        assert v.length >= 1
+        assert all(a.post == b.pre for a, b in zip(v.trace, v.trace[1:]))
+
+
+# -- graph properties ---------------------------------------------------------------------------
+
+def test_nothing_stranded_catches_the_no_discipline_hazard():
+    config = Config(ram=1, guests=(True,), gfns=1, host_discipline=False)
+    result = explore(config, properties=[])  # the graph property alone, no state invariant
+    assert result.graph_checks["nothing_stranded"] is False
+    assert result.graph_checks["stranded_states"] > 0
+    v = {v.property: v for v in result.violations}["graph_nothing_stranded"]
+    assert [s.call.name for s in v.trace] == ["host_donate_guest", "start_teardown_vm",
+                                              "finalize_teardown_vm"]
+    disciplined = explore(replace(config, host_discipline=True), properties=[])
+    assert disciplined.graph_checks["nothing_stranded"] is True
+
+
+def test_dead_end_is_reported():
+    # a protocol where nothing but donating to the guest succeeds: a dead end after it
+    def refuse(s, *args):
+        yield s.require(False, EPERM)
+    protocol = {name: replace(t, body=refuse) for name, t in TRANSITIONS.items()
+                if name != "host_donate_guest"}
+    protocol["host_donate_guest"] = TRANSITIONS["host_donate_guest"]
+    result = explore(Config(ram=1, guests=(True,), gfns=1), transitions=protocol, properties=[])
+    assert result.graph_checks["dead_ends"] == 1
+    assert result.graph_checks["nothing_stranded"] is False
+
+
+def test_bounds_make_the_exploration_incomplete():
+    result = explore(ONE_PAGE, max_depth=2)
+    assert not result.complete and result.depth == 2
+    assert result.graph_checks["checked"] is False
+    capped = explore(ONE_PAGE, max_states=50)
+    assert not capped.complete and len(capped.states) == 50
+
+
+def test_on_edge_sees_every_tried_call():
+    seen = []
+    result = explore(Config(ram=1, guests=(True,), gfns=1), max_depth=1,
+                     on_edge=lambda s, call, outcome: seen.append((call, outcome.errno)))
+    assert len(seen) == result.tried
+    assert any(errno for _c, errno in seen) and any(not errno for _c, errno in seen)
+
+
+def test_determinism():
+    a = explore(ONE_PAGE).summary()
+    b = explore(ONE_PAGE).summary()
+    for d in (a, b):
+        d.pop("seconds")
+        d.pop("states_per_second")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def test_properties_are_checked_on_states_not_once_per_orbit_only():
+    """Every node is a state the property predicates accept (spot check of the view)."""
+    result = explore(ONE_PAGE)
+    from model.properties import ALWAYS
+    for state in result.states[::50]:
+        view = Concrete(ONE_PAGE, state)
+        assert all(p.state(view) for p in ALWAYS if p.state)

@@ -45,6 +45,24 @@ def view(h, pfn):
     return h.page_state(pfn)
 
 
+def tables_of(h, pgt):
+    """Every table page reachable from a root."""
+    out, todo = [], [(pgt.pgd, 0)]
+    while todo:
+        phys, level = todo.pop()
+        out.append(phys)
+        todo.extend((pte.kvm_pte_to_phys(d), level + 1) for d in h.hyp_pool.pages[phys]
+                    if pte.kvm_pte_table(d, level))
+    return out
+
+
+def identity_mapped(h, pfn):
+    """The host stage-2 entry of pfn is a valid page mapping it to itself (IPA == PA)."""
+    desc, level = h.host_stage2_pte(pfn)
+    return (pte.kvm_pte_valid(desc) and level == 3
+            and pte.kvm_pte_to_phys(desc) == pfn << pte.PAGE_SHIFT)
+
+
 # -- descriptor layouts ----------------------------------------------------------
 
 pfns = st.integers(0, PA_PAGES - 1)
@@ -286,7 +304,7 @@ def test_donate_hyp_and_back(hyp):
     assert hyp.hyp_donate_host(10, 3) == 0
     for pfn in (10, 11, 12):
         assert view(hyp, pfn)[:2] == (OWNED, NOPAGE)
-        assert hyp.host_stage2_pte(pfn)[0] == 0 and not hyp.hyp_stage1_maps(pfn)
+        assert identity_mapped(hyp, pfn) and not hyp.hyp_stage1_maps(pfn)
 
 
 def test_donate_hyp_first_failing_page_decides(hyp):
@@ -362,7 +380,7 @@ def test_page_share_then_block_share_of_its_range(hyp):
 @pytest.mark.parametrize("args, err", [
     ((30, 100, 1, 7, PROT_R), errno.EINVAL),
     ((30, 100, 1, -1, PROT_R), errno.EINVAL),
-    ((30, 100, 1, PVM, PROT_R), errno.EPERM),
+    ((30, 100, 1, PVM, PROT_R), errno.EINVAL),
     ((30, 100, 1, NP, 8), errno.EINVAL),
     ((30, 100, 2, NP, PROT_R), errno.EINVAL),
     ((30, 100, 0, NP, PROT_R), errno.EINVAL),
@@ -396,7 +414,7 @@ def test_share_guest_needs_running_vm(hyp):
 
 @pytest.mark.parametrize("args, err", [
     ((100, 1, 7), errno.EINVAL),
-    ((100, 1, PVM), errno.EPERM),
+    ((100, 1, PVM), errno.EINVAL),
     ((100, 2, NP), errno.EINVAL),
     ((100, 1, NP), errno.ENOENT),
     ((IPA_PAGES, 1, NP), errno.ENOENT),
@@ -447,7 +465,7 @@ def test_donate_guest(hyp):
 
 @pytest.mark.parametrize("args, err", [
     ((50, 200, 9), errno.EINVAL),
-    ((50, 200, NP), errno.EPERM),
+    ((50, 200, NP), errno.EINVAL),
     ((50, IPA_PAGES, PVM), errno.EINVAL),
     ((50, -1, PVM), errno.EINVAL),
     ((RAM, 200, PVM), errno.EPERM),
@@ -472,7 +490,7 @@ def test_guest_share_unshare_host(hyp):
     assert hyp.guest_share_host(PVM, gfn) == 0
     assert view(hyp, pfn) == (SHARED_BORROWED, NOPAGE, NOPAGE, (NOPAGE, SHARED_OWNED))
     assert hyp.contents(pfn) == Contents("PUBLIC")
-    assert hyp.host_stage2_pte(pfn)[0] == 0
+    assert identity_mapped(hyp, pfn)
     rejects(hyp, "guest_share_host", errno.EPERM, PVM, gfn)
     assert hyp.host_write(pfn) == 0
     assert pte.kvm_pte_valid(hyp.host_stage2_pte(pfn)[0])
@@ -523,7 +541,7 @@ def test_force_reclaim_zeroes_and_poisons(hyp):
     assert hyp.host_force_reclaim_page_guest(pfn) == 0
     assert hyp.contents(pfn) == Contents("ZERO")
     assert view(hyp, pfn) == (OWNED, NOPAGE, NOPAGE, (NOPAGE, POISON))
-    assert hyp.host_stage2_pte(pfn)[0] == 0
+    assert identity_mapped(hyp, pfn)
     (leaf,) = hyp.guest_leaves(PVM)
     assert leaf.gfn == gfn and pte.kvm_invalid_pte_type(leaf.pte) == 3
     rejects(hyp, "guest_write", errno.EFAULT, PVM, gfn)
@@ -560,7 +578,7 @@ def test_teardown_sequence(hyp):
     assert hyp.host_share_guest(60, 10, 1, NP, PROT_RWX) == 0
 
     rejects(hyp, "reclaim_dying_guest_page", errno.EINVAL, PVM, 200)
-    rejects(hyp, "finalize_teardown_vm", errno.EINVAL, PVM)
+    rejects(hyp, "finalize_teardown_vm", errno.EBUSY, PVM)
     rejects(hyp, "start_teardown_vm", errno.ENOENT, 2)
     assert hyp.start_teardown_vm(PVM) == 0
     assert hyp.vm_state(PVM) == VmState.DYING
@@ -571,9 +589,12 @@ def test_teardown_sequence(hyp):
     assert hyp.reclaim_dying_guest_page(PVM, 200) == 0
     assert hyp.contents(50) == Contents("ZERO")
     assert view(hyp, 50) == (OWNED, NOPAGE, NOPAGE, (NOPAGE, NOPAGE))
+    assert identity_mapped(hyp, 50)
+    shared_entry = hyp.host_stage2_pte(51)
     assert hyp.reclaim_dying_guest_page(PVM, 201) == 0
     assert hyp.contents(51) == Contents("PUBLIC")
     assert view(hyp, 51) == (OWNED, NOPAGE, NOPAGE, (NOPAGE, NOPAGE))
+    assert hyp.host_stage2_pte(51) == shared_entry  # host SHARED_BORROWED -> OWNED keeps its entry
     assert hyp.reclaim_dying_guest_page(PVM, 202) == 0
     assert list(hyp.guest_leaves(PVM)) == []
     assert hyp.finalize_teardown_vm(PVM) == 0
@@ -587,7 +608,9 @@ def test_teardown_sequence(hyp):
     assert hyp.host_unshare_guest(10, 1, NP) == 0
     assert hyp.finalize_teardown_vm(NP) == 0
     assert all(s == (OWNED, NOPAGE, NOPAGE, (NOPAGE, NOPAGE)) for s in hyp.page_states())
-    assert len(hyp.hyp_pool.pages) == 2  # host stage-2 and hyp stage-1 roots
+    # Every guest table went back to the pool: only host stage-2 and hyp stage-1 tables remain.
+    live = {phys for pgt in (hyp.host_mmu, hyp.pkvm_pgtable) for phys in tables_of(hyp, pgt)}
+    assert set(hyp.hyp_pool.pages) == live
 
 
 def test_finalize_strands_pages(hyp):

@@ -78,7 +78,10 @@ def __host_check_page_state_range(pkvm, pfn, nr, state):
 
 
 def __host_set_page_state_range(pkvm, pfn, nr, state):
+    """Store the host state; a page coming back from NOPAGE is identity-mapped at once."""
     for p in range(pfn, pfn + nr):
+        if get_host_state(pkvm.hyp_vmemmap, p) == NOPAGE and state != NOPAGE:
+            host_stage2_idmap_locked(pkvm, p)
         set_host_state(pkvm.hyp_vmemmap, p, state)
 
 
@@ -97,12 +100,12 @@ def host_stage2_set_owner_metadata_locked(pkvm, pfn, nr, owner_id, meta):
 
 
 def host_stage2_set_owner_locked(pkvm, pfn, nr, owner_id):
-    """Owner HYP: annotation with zero meta. Owner HOST: a zero entry, faulted in lazily, host OWNED."""
+    """Owner HYP: annotation with zero meta. Owner HOST: host OWNED, and since the pages were
+    NOPAGE, __host_set_page_state_range() replaces the annotation by a valid identity mapping."""
     if owner_id == PKVM_ID_HYP:
         host_stage2_set_owner_metadata_locked(pkvm, pfn, nr, PKVM_ID_HYP, 0)
         return
     assert owner_id == PKVM_ID_HOST
-    kvm_pgtable_unmap(pkvm.host_mmu, pfn << PAGE_SHIFT, nr << PAGE_SHIFT)
     __host_set_page_state_range(pkvm, pfn, nr, OWNED)
 
 
@@ -340,7 +343,7 @@ def pkvm_host_share_guest(pkvm, pfn, gfn, nr, handle, prot):
     if vm is None:
         return -EINVAL
     if vm.is_protected:
-        return -EPERM
+        return -EINVAL
     if prot < 0 or prot & ~KVM_PGTABLE_PROT_RWX:
         return -EINVAL
     ret = __guest_check_transition_size(pfn, gfn, nr)
@@ -379,7 +382,7 @@ def pkvm_host_unshare_guest(pkvm, gfn, nr, handle):
     if vm is None:
         return -EINVAL
     if vm.is_protected:
-        return -EPERM
+        return -EINVAL
     ret = __guest_check_transition_size(0, gfn, nr)
     if ret:
         return ret
@@ -413,7 +416,7 @@ def pkvm_host_donate_guest(pkvm, pfn, gfn, handle):
     if vm is None:
         return -EINVAL
     if not vm.is_protected:
-        return -EPERM
+        return -EINVAL
     if not 0 <= gfn < IPA_PAGES:
         return -EINVAL
     ret = check_range_allowed_memory(pkvm, pfn, 1)
@@ -447,7 +450,6 @@ def pkvm_guest_share_host(pkvm, handle, gfn):
     if ret:
         return ret
 
-    kvm_pgtable_unmap(pkvm.host_mmu, pfn << PAGE_SHIFT, PAGE_SIZE)
     __host_set_page_state_range(pkvm, pfn, 1, SHARED_BORROWED)
     guest_set_page_state(vm, gfn, pte, SHARED_OWNED)
     if pkvm.phys_mem[pfn] == CONTENTS_SECRET + handle:
@@ -514,7 +516,8 @@ def pkvm_host_reclaim_page_guest(pkvm, vm, gfn):
     kvm_pgtable_unmap(vm.pgt, ipa, PAGE_SIZE)
     if state == OWNED:
         hyp_poison_page(pkvm, pfn)
-    host_stage2_set_owner_locked(pkvm, pfn, 1, PKVM_ID_HOST)
+    # Host NOPAGE (OWNED case) gets its identity mapping back; host SHARED_BORROWED keeps its entry.
+    __host_set_page_state_range(pkvm, pfn, 1, OWNED)
     return 0
 
 

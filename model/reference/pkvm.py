@@ -1,7 +1,7 @@
 """VM lifecycle and teardown (arch/arm64/kvm/hyp/nvhe/pkvm.c), and the host's hole punch
 (arch/arm64/kvm/pkvm.c): the paths by which the host takes guest memory back."""
 
-from errno import EINVAL, ENOENT
+from errno import EBUSY, EINVAL, ENOENT
 
 from .mem_protect import (
     guest_leaf_phys, pkvm_host_force_reclaim_page_guest, pkvm_host_reclaim_page_guest,
@@ -45,7 +45,7 @@ def pkvm_finalize_teardown_vm(pkvm, handle):
     if vm is None:
         return -ENOENT
     if vm.state != VmState.DYING:
-        return -EINVAL
+        return -EBUSY
 
     kvm_pgtable_destroy(vm.pgt)
     vm.state = VmState.TORN_DOWN

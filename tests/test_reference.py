@@ -690,6 +690,64 @@ def test_clone_is_independent(hyp):
     hash(before)
 
 
+def test_clone_shares_tables_copy_on_write(hyp):
+    donated(hyp)
+    twin = hyp.clone()
+    shared = [phys for phys in hyp.hyp_pool.pages
+              if hyp.hyp_pool.pages[phys] is twin.hyp_pool.pages[phys]]
+    assert shared == list(hyp.hyp_pool.pages)
+    before, twin_before = hyp.snapshot(), twin.snapshot()
+    assert hyp.host_share_hyp(7) == 0 and hyp.host_write(7) == 0  # the original writes first
+    assert twin.snapshot() == twin_before
+    assert twin.host_force_reclaim_page_guest(50) == 0  # then the clone
+    hyp_after = hyp.snapshot()
+    assert hyp_after != before and twin.snapshot() != twin_before
+    third = twin.clone()
+    assert third.host_share_hyp(8) == 0
+    assert hyp.snapshot() == hyp_after
+
+
+@given(st.lists(st.sampled_from(["host_share_hyp", "host_write", "host_donate_hyp",
+                                 "host_donate_guest", "host_force_reclaim_page_guest"]),
+                max_size=6), st.sampled_from([0, 1, 512]))
+@settings(max_examples=60, deadline=None)
+def test_identical_is_snapshot_equality(names, pfn):
+    h = Hypervisor(RAM, MMIO)
+    h.create_vm(False)
+    h.create_vm(True)
+    for name in names:
+        twin = h.clone()
+        args = {"host_donate_hyp": (pfn, 1), "host_donate_guest": (pfn, 3, PVM)}.get(name, (pfn,))
+        getattr(twin, name)(*args)
+        assert twin.identical(h) == (twin.snapshot() == h.snapshot()) == h.identical(twin)
+        h = twin
+
+
+def test_narrowed_counters_overflow():
+    h = Hypervisor(4, 0, pin_max=2, count_max=2)
+    h.create_vm(False)
+    h.create_vm(False)
+    h.create_vm(False)
+    assert h.host_share_hyp(0) == 0
+    assert h.hyp_pin_shared_mem(0) == 0 and h.hyp_pin_shared_mem(0) == 0
+    rejects(h, "hyp_pin_shared_mem", errno.EBUSY, 0)
+    assert h.host_share_guest(1, 0, 1, 0, PROT_R) == 0
+    assert h.host_share_guest(1, 0, 1, 1, PROT_R) == 0
+    rejects(h, "host_share_guest", errno.EBUSY, 1, 0, 1, 2, PROT_R)
+
+
+def test_wrong_vm_kind_is_einval(hyp):
+    rejects(hyp, "host_share_guest", errno.EINVAL, 30, 100, 1, PVM, PROT_R)
+    rejects(hyp, "host_unshare_guest", errno.EINVAL, 100, 1, PVM)
+    rejects(hyp, "host_donate_guest", errno.EINVAL, 30, 100, NP)
+
+
+def test_finalize_of_a_running_vm_is_ebusy(hyp):
+    rejects(hyp, "finalize_teardown_vm", errno.EBUSY, NP)
+    rejects(hyp, "finalize_teardown_vm", errno.EBUSY, PVM)
+    rejects(hyp, "finalize_teardown_vm", errno.ENOENT, 2)
+
+
 # Repeats weight the draws towards arguments that can succeed.
 PFNS = [0, 0, 1, 1, 512, 512, 513, RAM - 1, RAM, PA_PAGES - 1]
 GFNS = [0, 0, 1, 1, 512, IPA_PAGES - 1]

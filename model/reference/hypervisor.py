@@ -9,7 +9,8 @@ from typing import NamedTuple, Tuple
 
 from . import mem_protect, pkvm
 from .memory import (
-    PA_PAGES, Contents, HypPage, PkvmPageState, Region, decode_contents, find_mem_range,
+    PA_PAGES, U16_MAX, U32_MAX, Contents, HypPage, PkvmPageState, Region, decode_contents,
+    find_mem_range,
     get_host_state, get_hyp_state, hyp_page,
 )
 from .pgtable import HypPool, KvmPgtable, kvm_pgtable_get_leaf, kvm_pgtable_leaves
@@ -38,13 +39,19 @@ class GuestLeaf(NamedTuple):
 class Hypervisor:
     """pKVM's memory-protection state for a machine of `ram_pages` RAM and `mmio_pages` MMIO pages."""
 
-    __slots__ = ("nr_ram_pages", "nr_mmio_pages", "hyp_pool", "host_mmu", "pkvm_pgtable",
-                 "hyp_vmemmap", "ffa_borrowed", "phys_mem", "vm_table")
+    __slots__ = ("nr_ram_pages", "nr_mmio_pages", "pin_max", "count_max", "hyp_pool", "host_mmu",
+                 "pkvm_pgtable", "hyp_vmemmap", "ffa_borrowed", "phys_mem", "vm_table")
 
-    def __init__(self, ram_pages, mmio_pages):
+    def __init__(self, ram_pages, mmio_pages, pin_max=U16_MAX, count_max=U32_MAX):
+        """`pin_max` and `count_max` are the largest values the pin refcount and
+        host_share_guest_count may reach: the kernel's u16 and u32 by default, narrowed in
+        tests so that overflow is reachable in a few calls."""
         assert 0 < ram_pages and 0 <= mmio_pages and ram_pages + mmio_pages <= PA_PAGES
+        assert 1 <= pin_max <= U16_MAX and 1 <= count_max <= U32_MAX
         self.nr_ram_pages = ram_pages
         self.nr_mmio_pages = mmio_pages
+        self.pin_max = pin_max
+        self.count_max = count_max
         self.hyp_pool = HypPool()
         self.host_mmu = KvmPgtable(self.hyp_pool)
         self.pkvm_pgtable = KvmPgtable(self.hyp_pool)
@@ -194,16 +201,36 @@ class Hypervisor:
 
     def snapshot(self):
         """The complete machine state as nested tuples: equal iff bit-for-bit equal."""
-        return (self.nr_ram_pages, self.nr_mmio_pages, self.hyp_pool.snapshot(),
+        return (self.nr_ram_pages, self.nr_mmio_pages, self.pin_max, self.count_max,
+                self.hyp_pool.snapshot(),
                 self.host_mmu.pgd, self.pkvm_pgtable.pgd, tuple(self.hyp_vmemmap),
                 bytes(self.ffa_borrowed), tuple(self.phys_mem),
                 tuple((vm.handle, vm.is_protected, int(vm.state), vm.pgt.pgd) for vm in self.vm_table))
 
+    def identical(self, other):
+        """`self.snapshot() == other.snapshot()`, without building the snapshots."""
+        return (self.nr_ram_pages == other.nr_ram_pages
+                and self.nr_mmio_pages == other.nr_mmio_pages
+                and self.pin_max == other.pin_max and self.count_max == other.count_max
+                and self.host_mmu.pgd == other.host_mmu.pgd
+                and self.pkvm_pgtable.pgd == other.pkvm_pgtable.pgd
+                and self.hyp_vmemmap == other.hyp_vmemmap
+                and self.ffa_borrowed == other.ffa_borrowed
+                and self.phys_mem == other.phys_mem
+                and len(self.vm_table) == len(other.vm_table)
+                and all((a.handle, a.is_protected, a.state, a.pgt.pgd)
+                        == (b.handle, b.is_protected, b.state, b.pgt.pgd)
+                        for a, b in zip(self.vm_table, other.vm_table))
+                and self.hyp_pool.identical(other.hyp_pool))
+
     def clone(self):
-        """An independent copy: tables, vmemmap and contents copied one level deep (they hold ints)."""
+        """An independent copy: vmemmap and contents copied one level deep (they hold ints),
+        table pages shared copy-on-write."""
         new = Hypervisor.__new__(Hypervisor)
         new.nr_ram_pages = self.nr_ram_pages
         new.nr_mmio_pages = self.nr_mmio_pages
+        new.pin_max = self.pin_max
+        new.count_max = self.count_max
         new.hyp_pool = pool = self.hyp_pool.clone()
         new.host_mmu = self.host_mmu.clone(pool)
         new.pkvm_pgtable = self.pkvm_pgtable.clone(pool)

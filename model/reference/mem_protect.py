@@ -14,7 +14,7 @@ from errno import E2BIG, EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, EPERM
 
 from .memory import (
     BLOCK_PAGES, CONTENTS_HOST, CONTENTS_PUBLIC, CONTENTS_SECRET, CONTENTS_ZERO,
-    IPA_PAGES, PA_PAGES, U16_MAX, U32_MAX, PkvmPageState, Region, find_mem_range,
+    IPA_PAGES, PA_PAGES, PkvmPageState, Region, find_mem_range,
     get_host_state, get_hyp_state, host_share_guest_count, hyp_page_count,
     hyp_set_page_count, set_host_share_guest_count, set_host_state, set_hyp_state,
 )
@@ -243,7 +243,7 @@ def hyp_pin_shared_mem(pkvm, pfn):
     if ret:
         return ret
     count = hyp_page_count(pkvm.hyp_vmemmap, pfn)
-    if count == U16_MAX:
+    if count >= pkvm.pin_max:
         return -EBUSY
 
     hyp_set_page_count(pkvm.hyp_vmemmap, pfn, count + 1)
@@ -364,7 +364,7 @@ def pkvm_host_share_guest(pkvm, pfn, gfn, nr, handle, prot):
         if state != SHARED_OWNED:
             return -EPERM
         count = host_share_guest_count(pkvm.hyp_vmemmap, p)
-        if count == U32_MAX:
+        if count >= pkvm.count_max:
             return -EBUSY
         if not count:
             return -EPERM

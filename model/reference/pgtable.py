@@ -5,7 +5,8 @@ the hypervisor's own page allocator, whose addresses form their own space:
 they are never pfns of the modelled RAM. A table is a list of 512 ints.
 
 Every descriptor store goes through write_pte(), so a test can watch the
-order of stores (break-before-make). Replacing a valid entry always breaks it
+order of stores (break-before-make). Cloned pools share table pages until
+one side writes (copy-on-write in write_pte()), so clone() is cheap. Replacing a valid entry always breaks it
 first: the entry is set to KVM_INVALID_PTE_TYPE_LOCKED (where the kernel would
 then invalidate the TLB), and only then is the new entry made.
 """
@@ -23,14 +24,25 @@ KVM_PTE_LEAF_ATTR_MASK = ~(KVM_PTE_ADDR_MASK | KVM_PTE_TYPE | KVM_PTE_VALID)
 
 
 class HypPool:
-    """The hyp page allocator backing page-table pages (struct hyp_pool)."""
+    """The hyp page allocator backing page-table pages (struct hyp_pool).
 
-    __slots__ = ("pages", "free_list", "next_page")
+    `shared` is bookkeeping, not machine state: the table pages whose list this pool
+    shares with a clone, copied before the first store (see `writable`)."""
+
+    __slots__ = ("pages", "free_list", "next_page", "shared")
 
     def __init__(self):
         self.pages = {}
         self.free_list = []
         self.next_page = 1
+        self.shared = set()
+
+    def writable(self, phys):
+        """The table at phys, made private to this pool first if a clone shares it."""
+        if phys in self.shared:
+            self.pages[phys] = self.pages[phys][:]
+            self.shared.discard(phys)
+        return self.pages[phys]
 
     def hyp_alloc_page(self):
         """A zeroed table page; freed pages are reused last-in first-out."""
@@ -40,18 +52,28 @@ class HypPool:
             phys = self.next_page << 12
             self.next_page += 1
         self.pages[phys] = [0] * PTRS_PER_TABLE
+        self.shared.discard(phys)
         return phys
 
     def hyp_put_page(self, phys):
         del self.pages[phys]
+        self.shared.discard(phys)
         self.free_list.append(phys)
 
     def clone(self):
+        """A copy sharing every table page with this pool until either side writes it."""
         new = HypPool.__new__(HypPool)
-        new.pages = {phys: table[:] for phys, table in self.pages.items()}
+        new.pages = dict(self.pages)
+        new.shared = set(self.pages)
+        self.shared = set(self.pages)
         new.free_list = self.free_list[:]
         new.next_page = self.next_page
         return new
+
+    def identical(self, other):
+        """Same table pages with the same contents, same free list, same next page."""
+        return (self.next_page == other.next_page and self.free_list == other.free_list
+                and self.pages == other.pages)
 
     def snapshot(self):
         return (tuple(sorted((phys, tuple(t)) for phys, t in self.pages.items())),
@@ -77,7 +99,7 @@ class KvmPgtable:
 
 def write_pte(pool, table_pa, idx, pte):
     """The single store of a descriptor (WRITE_ONCE)."""
-    pool.pages[table_pa][idx] = pte
+    pool.writable(table_pa)[idx] = pte
 
 
 def kvm_pgtable_idx(addr, level):

@@ -39,6 +39,23 @@ class GuestLeaf(NamedTuple):
 class Hypervisor:
     """pKVM's memory-protection state for a machine of `ram_pages` RAM and `mmio_pages` MMIO pages."""
 
+    # The call API (docs/contract.md), and the read-only introspection API: every public
+    # method is one or the other, or create_vm.
+    CALLS = (
+        "host_share_hyp", "host_unshare_hyp", "hyp_pin_shared_mem", "hyp_unpin_shared_mem",
+        "host_donate_hyp", "hyp_donate_host", "host_share_ffa", "host_unshare_ffa",
+        "host_share_guest", "host_unshare_guest", "host_donate_guest", "guest_share_host",
+        "guest_unshare_host", "host_force_reclaim_page_guest", "start_teardown_vm",
+        "reclaim_dying_guest_page", "finalize_teardown_vm", "hole_punch", "guest_write",
+        "host_write",
+    )
+    INTROSPECTION = (
+        "region", "host_stage2_pte", "host_stage2_leaves", "hyp_stage1_pte", "hyp_stage1_maps",
+        "hyp_stage1_leaves", "hyp_page", "ffa_state", "contents", "nr_vms", "vm_state",
+        "vm_is_protected", "guest_leaves", "guest_pfn_states", "page_states", "page_state",
+        "snapshot", "identical", "clone",
+    )
+
     __slots__ = ("nr_ram_pages", "nr_mmio_pages", "pin_max", "count_max", "hyp_pool", "host_mmu",
                  "pkvm_pgtable", "hyp_vmemmap", "ffa_borrowed", "phys_mem", "vm_table")
 
@@ -141,6 +158,16 @@ class Hypervisor:
 
     def hyp_stage1_maps(self, pfn):
         return kvm_pte_valid(self.hyp_stage1_pte(pfn)[0])
+
+    def host_stage2_leaves(self):
+        """(pfn, level, raw pte) of every non-zero host stage-2 leaf, valid or annotated, by pfn."""
+        for addr, level, pte in kvm_pgtable_leaves(self.host_mmu):
+            yield addr >> PAGE_SHIFT, level, pte
+
+    def hyp_stage1_leaves(self):
+        """(pfn of the hyp VA, level, raw pte) of every non-zero hyp stage-1 leaf, by address."""
+        for addr, level, pte in kvm_pgtable_leaves(self.pkvm_pgtable):
+            yield addr >> PAGE_SHIFT, level, pte
 
     def hyp_page(self, pfn) -> HypPage:
         """struct hyp_page of a RAM page: raw packed value, raw fields, decoded states."""

@@ -201,21 +201,29 @@ def kvm_pgtable_walk_leaves(pgt, addr, size):
 
 
 def kvm_pgtable_leaves(pgt):
-    """Yield (addr, level, pte) of every non-zero leaf, valid or annotated, in address order."""
+    """(addr, level, pte) of every non-zero leaf, valid or annotated, in address order."""
+    out = []
     if pgt.pgd:
-        yield from table_leaves(pgt.pool, pgt.pgd, 0, 0)
+        table_leaves(pgt.pool, pgt.pgd, 0, 0, out)
+    return out
 
 
-def table_leaves(pool, table_pa, level, base):
+def table_leaves(pool, table_pa, level, base, out):
+    """Append the leaves under one table; stops scanning once every non-zero entry was seen."""
     shift = kvm_granule_shift(level)
-    for idx, pte in enumerate(pool.pages[table_pa]):
-        if not pte:
-            continue
-        addr = base + (idx << shift)
-        if kvm_pte_table(pte, level):
-            yield from table_leaves(pool, kvm_pte_to_phys(pte), level + 1, addr)
-        else:
-            yield addr, level, pte
+    table = pool.pages[table_pa]
+    remaining = PTRS_PER_TABLE - table.count(0)
+    idx = 0
+    while remaining:
+        pte = table[idx]
+        if pte:
+            remaining -= 1
+            addr = base + (idx << shift)
+            if level < KVM_PGTABLE_LAST_LEVEL and pte & 3 == 3:  # kvm_pte_table()
+                table_leaves(pool, pte & KVM_PTE_ADDR_MASK, level + 1, addr, out)
+            else:
+                out.append((addr, level, pte))
+        idx += 1
 
 
 def kvm_pgtable_map(pgt, addr, size, phys, attr):

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("prove", "mutants")
+SUBCOMMANDS = ("prove", "mutants", "explore", "diagram")
 
 
 class UsageError(Exception):

@@ -292,6 +292,7 @@ class Exploration:
     symmetry: dict
     graph_checks: dict
     witnesses: dict = field(default_factory=dict)
+    stopped: str | None = None  # why an incomplete search ended: max_depth, max_states, violation
 
     def summary(self, traces: Callable | None = None) -> dict:
         """Plain JSON-able data; `traces(violation)` turns each trace into data (default: calls)."""
@@ -302,6 +303,7 @@ class Exploration:
             "tried": self.tried,
             "depth": self.depth,
             "complete": self.complete,
+            "stopped": self.stopped,
             "seconds": round(self.seconds, 3),
             "states_per_second": round(len(self.states) / self.seconds) if self.seconds else None,
             "violations": [{"property": v.property, "doc": v.doc, "kind": v.kind,
@@ -481,13 +483,16 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
             max_depth: int | None = None, max_states: int | None = None,
             symmetry: bool = True, properties: Iterable[Property] | None = None,
             on_edge: Callable | None = None, progress: Callable | None = None,
-            graph_checks: bool = True, memo: bool = True) -> Exploration:
+            graph_checks: bool = True, memo: bool = True,
+            stop_on_violation: bool = False) -> Exploration:
     """Breadth-first search of the reachable graph of `config` under `transitions`.
 
     `on_edge(src_state, call, outcome)` is called for every tried call, failing ones included
     (conformance hooks in here). `progress(states, edges, depth, frontier)` is called now and
     then. `properties` defaults to every property of `model.properties`. `memo=False` calls
     `model.transitions.step` itself for every call instead of the memoised `Stepper`.
+    `stop_on_violation` ends the search with the BFS layer in which the first violation shows
+    (every violation of that minimal length is still found, each with its shortest trace).
     """
     config.validate()
     start = time.perf_counter()
@@ -529,12 +534,16 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
     check_state(0, Concrete(config, s0))
     edges = tried = 0
     truncated = False
+    stopped = None
     frontier = [0]
     depth = 0
     last_report = start
     while frontier:
         if max_depth is not None and depth >= max_depth:
-            truncated = True
+            truncated, stopped = True, "max_depth"
+            break
+        if stop_on_violation and found:
+            truncated, stopped = True, "violation"
             break
         nxt = []
         for node in frontier:
@@ -575,7 +584,7 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
                     target = ids.get(c)
                     if target is None:
                         if max_states is not None and len(states) >= max_states:
-                            truncated = True
+                            truncated, stopped = True, "max_states"
                             continue
                         c = intern(c)
                         target = len(states)
@@ -611,6 +620,7 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
     result._parent, result._via = parent, via
     result._transitions = transitions
     result._sym = sym
+    result.stopped = stopped
     result.symmetry = {"enabled": symmetry, **sym.describe(), "states": len(states)}
 
     graph_found: dict[str, int] = {}

@@ -231,3 +231,85 @@ def test_properties_are_checked_on_states_not_once_per_orbit_only():
     for state in result.states[::50]:
         view = Concrete(ONE_PAGE, state)
         assert all(p.state(view) for p in ALWAYS if p.state)
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+@pytest.fixture
+def main(monkeypatch):
+    """model.cli.main with this work's subcommands (others may not be installed yet)."""
+    from model import cli
+    monkeypatch.setattr(cli, "SUBCOMMANDS", ("explore", "diagram"))
+    return cli.main
+
+
+SMALL = ["--pages", "1", "--gfns", "1"]
+
+
+def test_cli_exit_0_and_json(main, capsys):
+    assert main(["explore", *SMALL, "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    for key in ("states", "edges", "depth", "complete", "seconds", "states_per_second",
+                "violations", "sometimes", "symmetry", "graph"):
+        assert key in data
+    assert data["violations"] == [] and data["complete"] and all(data["sometimes"].values())
+    assert data["graph"]["nothing_stranded"] is True and data["graph"]["dead_ends"] == 0
+
+
+def test_cli_exit_1_with_a_trace(main, capsys):
+    assert main(["explore", *SMALL, "--mutant", "force_reclaim_no_zeroing", "--json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    v = data["violations"][0]
+    assert v["property"] == "confidentiality"
+    assert [s["name"] for s in v["trace"]] == ["host_donate_guest", "guest_write",
+                                               "host_force_reclaim_page_guest"]
+    assert "pfn0.host" in v["trace"][-1]["changed"]
+    assert main(["explore", *SMALL, "--mutant", "force_reclaim_no_zeroing"]) == 1
+    text = capsys.readouterr().out
+    assert "violated: confidentiality" in text and "host_force_reclaim_page_guest(pfn=0)" in text
+
+
+def test_cli_no_host_discipline_strands_pages(main, capsys):
+    argv = ["explore", "--pages", "1", "--guests", "1", "--gfns", "1", "--no-host-discipline",
+            "--all-violations", "--json"]
+    assert main(argv) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["graph"]["nothing_stranded"] is False
+    names = [v["property"] for v in data["violations"]]
+    assert "graph_nothing_stranded" in names and "nothing_stranded" in names
+
+
+@pytest.mark.parametrize("argv", [
+    ["explore", "--pages", "0"],
+    ["explore", "--guests", "1", "--protected", "2"],
+    ["explore", "--mutant", "no_such_mutant"],
+    ["explore", "--max-depth", "-1"],
+    ["explore", "--pages", "x"],
+    ["explore", *SMALL, "--save-graph", "graph.xyz"],
+])
+def test_cli_exit_2_on_bad_input(main, capsys, argv, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pkvm-model: error: ") and err.count("\n") == 1
+
+
+def test_cli_save_graph(main, tmp_path, capsys):
+    import networkx as nx
+    path = tmp_path / "g.graphml"
+    assert main(["explore", *SMALL, "--save-graph", str(path)]) == 0
+    g = nx.read_graphml(path)
+    data = capsys.readouterr().out
+    assert g.number_of_nodes() == 444 and "444" in data
+    assert all("calls" in d for _u, _v, d in g.edges(data=True))
+
+
+def test_cli_json_is_deterministic(main, capsys):
+    outs = []
+    for _ in range(2):
+        assert main(["explore", *SMALL, "--json"]) == 0
+        data = json.loads(capsys.readouterr().out)
+        data.pop("seconds")
+        data.pop("states_per_second")
+        outs.append(data)
+    assert outs[0] == outs[1]

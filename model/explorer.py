@@ -45,8 +45,11 @@ from model.transitions import EHWPOISON, TRANSITIONS, Call, Outcome, Transition,
 ERRNO_NAMES = {**{-code: name for code, name in _errno.errorcode.items()}, -EHWPOISON: "EHWPOISON"}
 
 
-def errno_name(errno: int) -> str:
-    """`ok` for success, else the kernel's name of the (negative) errno, e.g. `-EPERM`."""
+def errno_name(errno: int | None) -> str:
+    """`ok` for success, else the kernel's name of the (negative) errno, e.g. `-EPERM`; a call
+    that crashed the model (errno None) `raised`."""
+    if errno is None:
+        return "raised"
     if errno == 0:
         return "ok"
     name = ERRNO_NAMES.get(errno)
@@ -59,6 +62,7 @@ GRAPH_PROPERTIES = {
     "graph_nothing_stranded": "from every reachable state the host can get every RAM page back",
     "graph_no_dead_end": "every reachable state has a successor, unless every VM is torn down",
     "errno_known": "a failing call returns a negative errno the kernel knows",
+    "call_completes": "every call runs to completion in the model (a crash is a model bug)",
 }
 
 
@@ -253,10 +257,11 @@ class Symmetry:
 # -- results ----------------------------------------------------------------------------------
 
 class TraceStep(NamedTuple):
-    """One step of a trace: the call, the kernel's answer, the states before and after."""
+    """One step of a trace: the call, the kernel's answer (None: the model's code raised), the
+    states before and after."""
 
     call: Call
-    errno: int
+    errno: int | None
     pre: State
     post: State
 
@@ -368,40 +373,33 @@ class _Reads:
         return self._whole()[index]
 
 
-class Stepper:
-    """`step(config, state, call, transitions)`, memoised on the fields of the state it reads.
+class _ReadKeyed:
+    """Answers of computations over a state, keyed by the values of the fields they read.
 
-    A transition body is a deterministic function of the config, the call and what it reads of
-    the pre-state, so two states that agree on every field a call read get the same answer: the
-    same errno, the same None (discipline, bound), and the same new value of every field it
-    wrote. A run is memoised only when every field it changed is one it read (a blind write,
-    such as clearing a stage-2 it never looked at, would otherwise be replayed wrong) and it
-    read nothing but fields. A hit replays the answer on the new state; the step properties are
-    still evaluated on it like on any other edge. The fields are whole columns (`host`, `s2`,
-    ...), so keys are few and hashing is cheap; `tests/test_explorer.py` checks the memo against
-    `model.transitions.step` call by call."""
+    Slot i is one computation (a call, a property). A computation that read the fields R of a
+    state gives the same answer on every state that agrees with it on R: it is a deterministic
+    function of what it reads (the config and the call are fixed per slot). Lookups try every
+    read set R recorded for the slot; the values of R in the current state get a small integer
+    id once per state, so most lookups hash two integers."""
 
-    def __init__(self, config: Config, transitions: dict, cs: list):
-        self.config = config
-        self.transitions = [transitions[c.name] for c in cs]
-        self.cs = cs
+    def __init__(self, slots: int):
         self.read_sets: dict[tuple, int] = {}
         self.getters: list = []
         self.value_ids: list[dict] = []
-        self.tables: list[list] = [[] for _ in cs]  # per call: [(read set id, {values id: answer})]
-        self.by_rid: list[dict] = [{} for _ in cs]
+        self.tables: list[list] = [[] for _ in range(slots)]  # per slot: [(read set id, table)]
+        self.by_rid: list[dict] = [{} for _ in range(slots)]
         self.state = None
         self.vids: dict = {}
         self.hits = self.misses = 0
 
     def begin(self, state: State) -> None:
-        """The state the next calls are made in."""
+        """The state the next lookups are about."""
         self.state = state
         self.vids = {}
 
-    def __call__(self, ci: int) -> Outcome | None:
+    def lookup(self, slot: int):
         state = self.state
-        for rid, table in self.tables[ci]:
+        for rid, table in self.tables[slot]:
             vid = self.vids.get(rid, _MISSING)
             if vid is _MISSING:
                 vid = self.vids[rid] = self.value_ids[rid].get(self.getters[rid](state))
@@ -409,17 +407,59 @@ class Stepper:
                 answer = table.get(vid)
                 if answer is not None:
                     self.hits += 1
-                    if answer is _NEVER:
-                        return None
-                    errno, written = answer
-                    if not written:
-                        return Outcome(errno, state)
-                    fields = list(state)
-                    for index, value in written:
-                        fields[index] = value
-                    return Outcome(errno, State(*fields))
+                    return answer
         self.misses += 1
-        return self._run(ci, state)
+        return None
+
+    def store(self, slot: int, reads: _Reads, answer) -> None:
+        if reads.everything or answer is None:
+            return
+        key = tuple(reads.read)
+        rid = self.read_sets.get(key)
+        if rid is None:
+            rid = self.read_sets[key] = len(self.getters)
+            self.getters.append(operator.attrgetter(*key) if key else (lambda _s: ()))
+            self.value_ids.append({})
+        ids = self.value_ids[rid]
+        vid = self.vids[rid] = ids.setdefault(self.getters[rid](self.state), len(ids))
+        table = self.by_rid[slot].get(rid)
+        if table is None:
+            table = self.by_rid[slot][rid] = {}
+            self.tables[slot].append((rid, table))
+        table[vid] = answer
+
+
+class Stepper(_ReadKeyed):
+    """`step(config, state, call, transitions)`, memoised on the fields of the state it reads.
+
+    Same errno, same None (discipline, bound), same new value of every field written, on every
+    state that agrees on what the call read. A run is memoised only when every field it changed
+    is one it read (a blind write, such as clearing a stage-2 it never looked at, would
+    otherwise be replayed wrong) and it read nothing but fields. A hit replays the answer on the
+    new state; the step properties are still evaluated on it like on any other edge. The fields
+    are whole columns (`host`, `s2`, ...), so keys are few; `tests/test_explorer.py` checks the
+    memo against `model.transitions.step` call by call."""
+
+    def __init__(self, config: Config, transitions: dict, cs: list):
+        super().__init__(len(cs))
+        self.config = config
+        self.transitions = [transitions[c.name] for c in cs]
+        self.cs = cs
+
+    def __call__(self, ci: int) -> Outcome | None:
+        state = self.state
+        answer = self.lookup(ci)
+        if answer is None:
+            return self._run(ci, state)
+        if answer is _NEVER:
+            return None
+        errno, written = answer
+        if not written:
+            return Outcome(errno, state)
+        fields = list(state)
+        for index, value in written:
+            fields[index] = value
+        return Outcome(errno, State(*fields))
 
     def _run(self, ci: int, state: State) -> Outcome | None:
         """model.transitions.step, on a recording view of the state."""
@@ -446,24 +486,27 @@ class Stepper:
                 answer = (errno, written)
                 if any(_FIELDS[i] not in reads.read for i, _v in written):
                     answer = None
-        if reads.everything or answer is None:
-            return outcome
-        key = tuple(reads.read)
-        rid = self.read_sets.get(key)
-        if rid is None:
-            rid = self.read_sets[key] = len(self.getters)
-            self.getters.append(operator.attrgetter(*key) if key else (lambda _s: ()))
-            self.value_ids.append({})
-        values = self.getters[rid](state)
-        ids = self.value_ids[rid]
-        vid = ids.setdefault(values, len(ids))
-        self.vids[rid] = vid
-        table = self.by_rid[ci].get(rid)
-        if table is None:
-            table = self.by_rid[ci][rid] = {}
-            self.tables[ci].append((rid, table))
-        table[vid] = answer
+        self.store(ci, reads, answer)
         return outcome
+
+
+class StateChecker(_ReadKeyed):
+    """State predicates, memoised the same way: a property's value is a function of the fields
+    it reads, so on a state that agrees with an earlier one on those fields it is known exactly
+    (nothing is skipped: the answer is the predicate's own, on an equal argument)."""
+
+    def __init__(self, config: Config, predicates: list):
+        super().__init__(len(predicates))
+        self.config = config
+        self.predicates = predicates
+
+    def __call__(self, i: int) -> bool:
+        answer = self.lookup(i)
+        if answer is None:
+            reads = _Reads(self.state)
+            answer = bool(self.predicates[i](Concrete(self.config, reads)))
+            self.store(i, reads, answer)
+        return answer
 
 
 # -- the search -------------------------------------------------------------------------------
@@ -500,6 +543,7 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
     state_always = [p for p in props if p.kind == "always" and p.state]
     step_always = [p for p in props if p.kind == "always" and p.step]
     pending_state = [p for p in props if p.kind == "sometimes" and p.state]
+    all_pending = list(pending_state)
     pending_step = [p for p in props if p.kind == "sometimes" and p.step]
     sometimes = {p.name: False for p in props if p.kind == "sometimes"}
     witnesses: dict[str, tuple] = {}
@@ -520,18 +564,29 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
     graph = nx.DiGraph()
     graph.add_node(0)
     found: dict[str, tuple] = {}  # property -> ("state", node) | ("step", node, call idx, outcome)
+    crashes: list[str] = []
 
-    def check_state(node: int, view: Concrete) -> None:
-        for p in state_always:
-            if p.name not in found and not p.state(view):
+    predicates = [p.state for p in state_always] + [p.state for p in pending_state]
+    checker = StateChecker(config, predicates) if memo else None
+
+    def holds(i: int, state: State) -> bool:
+        if checker is not None:
+            return checker(i)
+        return bool(predicates[i](Concrete(config, state)))
+
+    def check_state(node: int, state: State) -> None:
+        if checker is not None:
+            checker.begin(state)
+        for i, p in enumerate(state_always):
+            if p.name not in found and not holds(i, state):
                 found[p.name] = ("state", node)
-        for p in list(pending_state):
-            if p.state(view):
+        base = len(state_always)
+        for j, p in enumerate(all_pending):
+            if not sometimes[p.name] and holds(base + j, state):
                 sometimes[p.name] = True
                 witnesses[p.name] = ("state", node)
-                pending_state.remove(p)
 
-    check_state(0, Concrete(config, s0))
+    check_state(0, s0)
     edges = tried = 0
     truncated = False
     stopped = None
@@ -553,10 +608,16 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
             if stepper is not None:
                 stepper.begin(s)
             for ci, call in enumerate(cs):
-                if stepper is not None:
-                    outcome = stepper(ci)
-                else:
-                    outcome = step(config, s, call, transitions)
+                try:
+                    if stepper is not None:
+                        outcome = stepper(ci)
+                    else:
+                        outcome = step(config, s, call, transitions)
+                except Exception as err:  # noqa: BLE001 - reported with its trace, not hidden
+                    if "call_completes" not in found:
+                        found["call_completes"] = ("crash", node, ci)
+                        crashes.append(f"{call} raised {err!r} in the last state of the trace")
+                    continue
                 if outcome is None:
                     continue
                 tried += 1
@@ -594,7 +655,7 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
                         via.append(ci)
                         depth_of.append(depth + 1)
                         nxt.append(target)
-                        check_state(target, post if c == t else Concrete(config, c))
+                        check_state(target, c)
                     if raw_ids is not ids:
                         raw_ids[t] = target
                 out.setdefault(target, []).append(ci)
@@ -620,6 +681,7 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
     result._parent, result._via = parent, via
     result._transitions = transitions
     result._sym = sym
+    result._stepper = stepper
     result.stopped = stopped
     result.symmetry = {"enabled": symmetry, **sym.describe(), "states": len(states)}
 
@@ -634,6 +696,8 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
     for name in [p.name for p in props if p.name in found] + [n for n in found if n not in by_name]:
         prop = by_name.get(name)
         doc = prop.doc if prop else GRAPH_PROPERTIES[name]
+        if name == "call_completes":
+            doc = f"{doc}: {crashes[0]}"
         kind = "state" if prop is not None and prop.state else "step"
         result.violations.append(Violation(name, doc, kind, _trace(result, found[name], name)))
     for name, node in graph_found.items():
@@ -729,6 +793,14 @@ def _trace(result: Exploration, where: tuple, prop: str | None) -> list:
         call, outcome = chosen
         trace.append(TraceStep(call, outcome.errno, state, outcome.state))
         state = outcome.state
+    if where[0] == "crash":
+        name = result.calls[where[2]].name
+        for call in [result.calls[where[2]]] + [c for c in result.calls if c.name == name]:
+            try:
+                step(config, state, call, transitions)
+            except Exception:  # noqa: BLE001 - the crash being reported
+                trace.append(TraceStep(call, None, state, state))
+                break
     if where[0] == "step":
         ci = where[2]
         name = result.calls[ci].name

@@ -1,0 +1,73 @@
+"""Explorer throughput, with and without symmetry reduction, side by side (not a test).
+
+    python bench/bench_explorer.py            # the issue's machine: 2 pages x 2 guests, gfns 2
+    python bench/bench_explorer.py --quick    # smaller machines only
+
+Prints one row per (machine, symmetry): states, edges, seconds, states/s, the memo's hit rate,
+peak memory of the run, and for reduced runs the unreduced counts rebuilt from the orbits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from model.explorer import explore, unreduced_counts  # noqa: E402
+from model.states import Config  # noqa: E402
+
+MACHINES = {
+    "1 page x 2 guests, gfns 1": Config(ram=1, guests=(True, False), gfns=1),
+    "1 page x 2 guests, gfns 2": Config(ram=1, guests=(True, False), gfns=2),
+    "2 pages x 2 guests, gfns 1": Config(ram=2, guests=(True, False), gfns=1),
+    "2 pages x 2 guests, gfns 2 (issue)": Config(ram=2, guests=(True, False), gfns=2),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="skip the issue's machine")
+    args = parser.parse_args()
+    table = Table(title="pkvm-model explore: throughput")
+    for col in ("machine", "symmetry", "states", "edges", "seconds", "states/s", "memo hits",
+                "unreduced states", "unreduced edges", "violations", "sometimes", "stranded"):
+        table.add_column(col, justify="left" if col in ("machine", "symmetry") else "right")
+    console = Console(width=max(Console().width, 180))
+    for name, config in MACHINES.items():
+        if args.quick and "issue" in name:
+            continue
+        for symmetry in (True, False):
+            gc.collect()
+            start = time.perf_counter()
+            result = explore(config, symmetry=symmetry)
+            seconds = time.perf_counter() - start
+            unreduced = unreduced_counts(result) if symmetry else {"states": "", "edges": ""}
+            stepper_rate = ""
+            if hasattr(result, "_stepper") and result._stepper is not None:
+                st = result._stepper
+                stepper_rate = f"{st.hits / max(st.hits + st.misses, 1):.0%}"
+            witnessed = sum(result.sometimes.values())
+            table.add_row(
+                name, "on" if symmetry else "off", f"{len(result.states):,}", f"{result.edges:,}",
+                f"{seconds:.1f}", f"{len(result.states) / seconds:,.0f}", stepper_rate,
+                f"{unreduced['states']:,}" if symmetry else "", f"{unreduced['edges']:,}" if symmetry else "",
+                str(len(result.violations)), f"{witnessed}/{len(result.sometimes)}",
+                "no" if result.graph_checks.get("nothing_stranded") else "YES")
+            console.print(f"{name}, symmetry {'on' if symmetry else 'off'}: "
+                          f"{len(result.states):,} states in {seconds:.1f} s", style="dim")
+            del result
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    console.print(table)
+    console.print(f"peak resident memory of the whole run: {peak:,.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()

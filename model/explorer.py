@@ -448,9 +448,20 @@ class Stepper(_ReadKeyed):
 
     def __call__(self, ci: int) -> Outcome | None:
         state = self.state
-        answer = self.lookup(ci)
+        answer = None
+        vids = self.vids
+        for rid, table in self.tables[ci]:  # _ReadKeyed.lookup, inlined: this is the hot path
+            vid = vids.get(rid, _MISSING)
+            if vid is _MISSING:
+                vid = vids[rid] = self.value_ids[rid].get(self.getters[rid](state))
+            if vid is not None:
+                answer = table.get(vid)
+                if answer is not None:
+                    break
         if answer is None:
+            self.misses += 1
             return self._run(ci, state)
+        self.hits += 1
         if answer is _NEVER:
             return None
         errno, written = answer
@@ -560,6 +571,9 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
     states = [s0]
     ids = {s0: 0}
     raw_ids = {} if not sym.trivial else ids  # successor -> node id, before canonicalisation
+    raw_get = raw_ids.get
+    names = [c.name for c in cs]
+    range_calls = range(len(cs))
     parent, via, depth_of = [-1], [-1], [0]
     graph = nx.DiGraph()
     graph.add_node(0)
@@ -607,30 +621,29 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
             out: dict[int, list] = {}
             if stepper is not None:
                 stepper.begin(s)
-            for ci, call in enumerate(cs):
+            checks = [p for p in step_always if p.name not in found]
+            for ci in range_calls:
                 try:
-                    if stepper is not None:
-                        outcome = stepper(ci)
-                    else:
-                        outcome = step(config, s, call, transitions)
+                    outcome = stepper(ci) if stepper is not None else step(config, s, cs[ci], transitions)
                 except Exception as err:  # noqa: BLE001 - reported with its trace, not hidden
                     if "call_completes" not in found:
                         found["call_completes"] = ("crash", node, ci)
-                        crashes.append(f"{call} raised {err!r} in the last state of the trace")
+                        crashes.append(f"{cs[ci]} raised {err!r} in the last state of the trace")
                     continue
                 if outcome is None:
                     continue
                 tried += 1
                 if on_edge is not None:
-                    on_edge(s, call, outcome)
+                    on_edge(s, cs[ci], outcome)
                 errno, t = outcome
                 post = pre if t is s else Concrete(config, t)
-                for p in step_always:
-                    if p.name not in found and not p.step(call.name, errno, pre, post):
+                name = names[ci]
+                for p in checks:
+                    if not p.step(name, errno, pre, post) and p.name not in found:
                         found[p.name] = ("step", node, ci, outcome)
                 if pending_step:
                     for p in list(pending_step):
-                        if p.step(call.name, errno, pre, post):
+                        if p.step(name, errno, pre, post):
                             sometimes[p.name] = True
                             witnesses[p.name] = ("step", node, ci, outcome)
                             pending_step.remove(p)
@@ -639,7 +652,7 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
                         found.setdefault("errno_known", ("step", node, ci, outcome))
                     continue
                 edges += 1
-                target = raw_ids.get(t)
+                target = raw_get(t)
                 if target is None:
                     c = canon(t)
                     target = ids.get(c)
@@ -658,7 +671,11 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
                         check_state(target, c)
                     if raw_ids is not ids:
                         raw_ids[t] = target
-                out.setdefault(target, []).append(ci)
+                targets = out.get(target)
+                if targets is None:
+                    out[target] = [ci]
+                else:
+                    targets.append(ci)
             graph.add_edges_from((node, target, {"calls": tuple(cis)}) for target, cis in out.items())
             if progress is not None:
                 now = time.perf_counter()

@@ -158,6 +158,25 @@ class Symmetry:
             inverse[new] = old
         return perm, tuple(inverse)
 
+    def generators(self) -> list[tuple]:
+        """Renamings that generate the group (page and guest permutations, gfn transpositions),
+        as (pi, pinv, sigma, sinv, taus) arguments of `image`."""
+        ident_p = self.page_perms[0]
+        ident_g = self.guest_perms[0]
+        ident_t = [list(range(self.gfns)) for _ in range(self.guests)]
+        out = []
+        for pi in self.page_perms[1:]:
+            out.append((*pi, *ident_g, None))
+        for sigma in self.guest_perms[1:]:
+            out.append((*ident_p, *sigma, None))
+        if self.gfn_symmetry:
+            for vm in range(self.guests):
+                for g in range(self.gfns - 1):
+                    taus = [list(t) for t in ident_t]
+                    taus[vm][g], taus[vm][g + 1] = g + 1, g
+                    out.append((*ident_p, *ident_g, taus))
+        return out
+
     def describe(self) -> dict:
         return {
             "pages": len(self.page_perms) > 1,
@@ -520,6 +539,10 @@ class StateChecker(_ReadKeyed):
         return answer
 
 
+class _Asymmetric(Exception):
+    """The protocol explored does not treat renamed states alike: symmetry would be unsound."""
+
+
 # -- the search -------------------------------------------------------------------------------
 
 class _Intern:
@@ -538,8 +561,16 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
             symmetry: bool = True, properties: Iterable[Property] | None = None,
             on_edge: Callable | None = None, progress: Callable | None = None,
             graph_checks: bool = True, memo: bool = True,
-            stop_on_violation: bool = False) -> Exploration:
+            stop_on_violation: bool = False, symmetry_check: int = 200) -> Exploration:
     """Breadth-first search of the reachable graph of `config` under `transitions`.
+
+    Symmetry reduction (see `Symmetry`) is sound only for a protocol that treats interchangeable
+    pages, VMs and gfns alike, which a mutant need not do (a range checked by its first page
+    only). So a reduced search tests it as it goes: for the first `symmetry_check` states it
+    expands, every generator of the group must map the state to one with the same successor
+    orbits and the same step-property failures; and every trace must replay on concrete states.
+    If either fails, the search is run again without symmetry, and `symmetry["refused"]` says
+    why. (`on_edge` then also saw the edges of the abandoned run.)
 
     `on_edge(src_state, call, outcome)` is called for every tried call, failing ones included
     (conformance hooks in here). `progress(states, edges, depth, frontier)` is called now and
@@ -548,6 +579,22 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
     `stop_on_violation` ends the search with the BFS layer in which the first violation shows
     (every violation of that minimal length is still found, each with its shortest trace).
     """
+    kwargs = dict(transitions=transitions, max_depth=max_depth, max_states=max_states,
+                  properties=properties, on_edge=on_edge, progress=progress,
+                  graph_checks=graph_checks, memo=memo, stop_on_violation=stop_on_violation)
+    if symmetry:
+        try:
+            return _explore(config, symmetry=True, symmetry_check=symmetry_check, **kwargs)
+        except _Asymmetric as why:
+            result = _explore(config, symmetry=False, symmetry_check=0, **kwargs)
+            result.symmetry.update({"requested": True, "refused": str(why)})
+            return result
+    return _explore(config, symmetry=False, symmetry_check=0, **kwargs)
+
+
+def _explore(config: Config, *, transitions, max_depth, max_states, symmetry, properties,
+             on_edge, progress, graph_checks, memo, stop_on_violation,
+             symmetry_check) -> Exploration:
     config.validate()
     start = time.perf_counter()
     props = list(properties) if properties is not None else ALWAYS + SOMETIMES
@@ -677,6 +724,9 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
                 else:
                     targets.append(ci)
             graph.add_edges_from((node, target, {"calls": tuple(cis)}) for target, cis in out.items())
+            if node < symmetry_check and not sym.trivial and stopped != "max_states":
+                _check_equivariance(config, stepper or Stepper(config, transitions, cs), cs, sym,
+                                    s, step_always)
             if progress is not None:
                 now = time.perf_counter()
                 if now - last_report > 0.1:
@@ -721,6 +771,46 @@ def explore(config: Config, *, transitions: dict[str, Transition] = TRANSITIONS,
         result.violations.append(Violation(name, GRAPH_PROPERTIES[name], "graph",
                                            _trace(result, ("state", node), None)))
     return result
+
+
+def _successor_orbits(config, stepper, cs, canon, state, step_always) -> tuple[set, set]:
+    """The representatives of a state's successors, and (transition, property) step failures."""
+    succ, failures = set(), set()
+    pre = Concrete(config, state)
+    stepper.begin(state)
+    for ci, call in enumerate(cs):
+        try:
+            outcome = stepper(ci)
+        except Exception:  # noqa: BLE001 - a crash is reported by the search itself
+            failures.add((call.name, "call_completes"))
+            continue
+        if outcome is None:
+            continue
+        post = Concrete(config, outcome.state)
+        for p in step_always:
+            if not p.step(call.name, outcome.errno, pre, post):
+                failures.add((call.name, p.name))
+        if outcome.errno == 0:
+            succ.add(canon(outcome.state))
+    return succ, failures
+
+
+def _check_equivariance(config, stepper, cs, sym, state, step_always) -> None:
+    """Raise _Asymmetric unless every generator maps `state` to a state with the same successor
+    orbits and the same step-property failures (a necessary condition of soundness, tested on
+    the states a search expands first)."""
+    mine = None
+    for gen in sym.generators():
+        other = sym.image(state, *gen)
+        if other == state:
+            continue
+        if mine is None:
+            mine = _successor_orbits(config, stepper, cs, sym.canonical, state, step_always)
+        theirs = _successor_orbits(config, stepper, cs, sym.canonical, other, step_always)
+        if theirs != mine:
+            diff = sorted(str(x) for x in (theirs[1] ^ mine[1]))[:1]
+            what = f"step properties differ ({diff[0]})" if diff else "successors differ"
+            raise _Asymmetric(f"renamed states behave differently: {what}")
 
 
 def unreduced_counts(result: Exploration) -> dict:
@@ -805,8 +895,7 @@ def _trace(result: Exploration, where: tuple, prop: str | None) -> list:
                 chosen = (call, outcome)
                 break
         if chosen is None:  # the renaming does not commute with this transition (a mutant's)
-            raise RuntimeError(f"cannot replay {result.calls[ci]} on a concrete state: "
-                               "the symmetry reduction is unsound for this protocol")
+            raise _Asymmetric(f"{result.calls[ci]} does not replay on a renamed state")
         call, outcome = chosen
         trace.append(TraceStep(call, outcome.errno, state, outcome.state))
         state = outcome.state

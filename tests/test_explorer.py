@@ -315,3 +315,23 @@ def test_cli_json_is_deterministic(main, capsys):
         data.pop("states_per_second")
         outs.append(data)
     assert outs[0] == outs[1]
+
+
+def test_symmetry_is_refused_for_a_protocol_that_tells_pages_apart():
+    """A range checked by its first page only: pages are no longer interchangeable."""
+    from model.mutants import mutant_config, mutant_transitions
+    name = "donate_hyp_checks_first_page"
+    config = mutant_config(name, Config(ram=2, guests=(True,), gfns=1))
+    result = explore(config, transitions=mutant_transitions(name), stop_on_violation=True)
+    assert result.symmetry["requested"] and "refused" in result.symmetry
+    assert result.symmetry["enabled"] is False
+    assert ("single_owner", 2) in _violations(result)
+    full = explore(config, transitions=mutant_transitions(name), symmetry=False,
+                   stop_on_violation=True)
+    assert _violations(full) == _violations(result)
+
+
+def test_model_passes_the_symmetry_check():
+    result = explore(Config(ram=2, guests=(True, False), gfns=2), max_depth=4,
+                     symmetry_check=10**6)
+    assert result.symmetry["enabled"] and "refused" not in result.symmetry

@@ -770,6 +770,7 @@ def _explore(config: Config, *, transitions, max_depth, max_states, symmetry, pr
     for name, node in graph_found.items():
         result.violations.append(Violation(name, GRAPH_PROPERTIES[name], "graph",
                                            _trace(result, ("state", node), None)))
+    result.seconds = time.perf_counter() - start  # graph properties and traces included
     return result
 
 

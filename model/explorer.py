@@ -42,6 +42,7 @@ from model.states import (
 )
 from model.transitions import EHWPOISON, TRANSITIONS, Call, Outcome, Transition, calls, step
 
+ORBIT_LIMIT = 20_000  # group orders past which unreduced counts are not rebuilt from orbits
 ERRNO_NAMES = {**{-code: name for code, name in _errno.errorcode.items()}, -EHWPOISON: "EHWPOISON"}
 
 
@@ -749,6 +750,7 @@ def _explore(config: Config, *, transitions, max_depth, max_states, symmetry, pr
     result._transitions = transitions
     result._sym = sym
     result._stepper = stepper
+    result._props = {p.name: p for p in props}
     result.stopped = stopped
     result.symmetry = {"enabled": symmetry, **sym.describe(), "states": len(states)}
 
@@ -822,6 +824,8 @@ def unreduced_counts(result: Exploration) -> dict:
     sym: Symmetry = result._sym
     if sym.trivial:
         return {"states": len(result.states), "edges": result.edges}
+    if sym.order > ORBIT_LIMIT:  # enumerating every renaming of every state would take too long
+        return {"states": None, "edges": None}
     states = edges = 0
     out_calls = [0] * len(result.states)
     for u, _v, data in result.graph.edges(data=True):
@@ -911,7 +915,7 @@ def _trace(result: Exploration, where: tuple, prop: str | None) -> list:
     if where[0] == "step":
         ci = where[2]
         name = result.calls[ci].name
-        props = {p.name: p for p in ALWAYS + SOMETIMES}
+        props = result._props
         pre = Concrete(config, state)
         for call in [result.calls[ci]] + [c for c in result.calls if c.name == name]:
             outcome = step(config, state, call, transitions)

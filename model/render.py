@@ -204,10 +204,12 @@ def render_summary(data: dict, label: str = "exploration"):
     if sym.get("enabled"):
         kinds = [k for k in ("pages", "guests", "gfns") if sym.get(k)] or ["none applies"]
         text = f"{', '.join(kinds)} (group of {sym['group_order']})"
-        if "unreduced" in sym:
+        if sym.get("unreduced", {}).get("states") is not None:
             text += f"; unreduced {sym['unreduced']['states']:,} states, " \
                     f"{sym['unreduced']['edges']:,} edges"
         table.add_row("symmetry", text)
+    elif sym.get("refused"):
+        table.add_row("symmetry", f"[yellow]refused: {sym['refused']}[/yellow]")
     else:
         table.add_row("symmetry", "off")
     missing = [k for k, v in data["sometimes"].items() if not v]

@@ -153,8 +153,12 @@ def save_graph(result, path: str) -> None:
     if path.endswith(".graphml"):
         nx.write_graphml(out, path)
     elif path.endswith(".json"):
+        try:
+            data = nx.node_link_data(out, edges="edges")
+        except TypeError:  # networkx before 3.4
+            data = nx.node_link_data(out)
         with open(path, "w") as f:
-            json.dump(nx.node_link_data(out, edges="edges"), f)
+            json.dump(data, f)
     else:
         from model.diagram import to_dot
         with open(path, "w") as f:

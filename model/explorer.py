@@ -7,11 +7,13 @@ edges carry `calls`, the indexes (into `Exploration.calls`) of the successful ca
 one state to the other; failing calls are self-loops the graph omits, but every one of them is
 run through the step properties (check-then-commit) and its errno checked.
 
-Checks, none ever skipped:
+Checks, none skipped (a property found violated is reported once, with its first, shortest
+trace, and not looked for again):
 - every `always` state property in every distinct state (once per state: a state is a value);
 - every `always` step property on every tried edge, failing calls included;
 - every `sometimes` property until it is witnessed;
-- every failing call returns a negative errno the kernel knows;
+- every failing call returns a negative errno the kernel knows (`errno_known`), and no call
+  crashes the model's code (`call_completes`);
 - on a complete exploration, two graph properties: **nothing stranded** (from every reachable
   state the host can get every RAM page back: reverse reachability to the states where the host
   owns every RAM page) and **no dead end** (every reachable state has a successor other than
@@ -19,6 +21,11 @@ Checks, none ever skipped:
 
 A violation is reported once per property, with the shortest trace from the initial state (BFS
 parent pointers: the first state of the BFS order that violates a property is at minimal depth).
+
+Speed comes from three things, each exact: steps and state properties are memoised on the
+fields of the state they read (`Stepper`, `StateChecker`); interchangeable pages, VMs and gfns
+are explored once per orbit (`Symmetry`, checked as the search goes); states are tuples with
+shared fields and the graph holds integers and call indexes only.
 
 The model never prints and neither does this module: progress goes to an optional callback, the
 results come back as an `Exploration` (with `summary()` as plain JSON-able data).

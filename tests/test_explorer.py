@@ -65,6 +65,25 @@ def test_canonical_form_is_an_orbit_invariant():
                 assert sym.canonical(img) == c
 
 
+def test_canonical_form_is_invariant_under_every_renaming():
+    """Pages, guests and per-VM gfns renamed together: the representative does not move."""
+    import itertools
+    config = Config(ram=2, guests=(False, False), gfns=2)
+    sym = Symmetry(config)
+    states = explore(config, symmetry=False, max_depth=3).states
+    gfn_perms = list(itertools.permutations(range(2)))
+    for state in states[::5]:
+        c = sym.canonical(state)
+        assert c in {sym.image(state, pi, pinv, sg, si, list(t))
+                     for pi, pinv in sym.page_perms for sg, si in sym.guest_perms
+                     for t in itertools.product(gfn_perms, repeat=2)}  # c is in the orbit
+        for pi, pinv in sym.page_perms:
+            for sigma, sinv in sym.guest_perms:
+                for taus in itertools.product(gfn_perms, repeat=2):
+                    img = sym.image(state, pi, pinv, sigma, sinv, list(taus))
+                    assert sym.canonical(img) == c
+
+
 def test_stepper_agrees_with_the_model_step_call_by_call():
     no_discipline = replace(ONE_PAGE, host_discipline=False)
     for config in (ONE_PAGE, no_discipline):

@@ -44,6 +44,7 @@ _LEVEL_PAGES = {3: 1, 2: BLOCK_PAGES}  # guest leaf level -> pages it maps
 _CONTENTS = {"ZERO": Contents.ZERO, "HOST": Contents.HOST, "HYP": Contents.HYP,
              "PUBLIC": Contents.PUBLIC}
 _LIFE = {life.name: life for life in Life}
+_STATES = tuple(PageState)  # indexed by value: OWNED 0 .. POISON 4
 
 
 class Unrepresentable(Exception):
@@ -89,22 +90,21 @@ def signature_mismatches() -> list[str]:
     return out
 
 
-_METHODS: dict[str, tuple] = {}
+_ORDERS: dict[str, tuple | None] = {}
 
 
 def invoke(hv: Hypervisor, call: Call) -> int:
     """Make a model call on the reference; its errno (0 or negative)."""
-    entry = _METHODS.get(call.name)
-    if entry is None:
+    order = _ORDERS.get(call.name, False)
+    if order is False:
         order = _reference_order(call.name)
         if order is None:
             raise KeyError(f"the reference has no call matching {call.name}")
-        identity = order == tuple(range(len(order)))
-        entry = _METHODS[call.name] = (getattr(Hypervisor, call.name), None if identity else order)
-    method, order = entry
+        order = _ORDERS[call.name] = None if order == tuple(range(len(order))) else order
+    method = getattr(hv, call.name)
     if order is None:
-        return method(hv, *call.args)
-    return method(hv, *[call.args[i] for i in order])
+        return method(*call.args)
+    return method(*[call.args[i] for i in order])
 
 
 # -- reference -> State ---------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def _guest_leaf(vm: int, gfn: int, level: int, pte: int) -> Leaf:
         size = _LEVEL_PAGES.get(level)
         if size is None:
             raise Unrepresentable(f"vm{vm} stage-2 has a level-{level} leaf at gfn {gfn}")
-        return Leaf(gfn, size, size, PageState(rpte.pkvm_getstate(pte)),
+        return Leaf(gfn, size, size, _STATES[rpte.pkvm_getstate(pte)],
                     rpte.kvm_pgtable_stage2_pte_prot(pte), rpte.kvm_pte_to_phys(pte) >> rpte.PAGE_SHIFT)
     if rpte.kvm_invalid_pte_type(pte) == rpte.KVM_GUEST_INVALID_PTE_TYPE_POISONED and level == 3:
         return Leaf(gfn, 1, 1, POISON, 0, 0)
@@ -153,13 +153,13 @@ def abstract(hv: Hypervisor, config: Config | None = None) -> State:
         if page.host_state_raw > 3 or page.raw & 0xFF0000:
             raise Unrepresentable(f"struct hyp_page of pfn {pfn} is {page.raw:#x}: "
                                   "bad host state or non-zero order")
-        host[pfn] = PageState(page.host_state_raw)
-        hyp[pfn] = PageState(page.hyp_state_comp ^ 0b11) if page.hyp_state_comp <= 3 else None
-        if hyp[pfn] is None:
+        if page.hyp_state_comp > 3:
             raise Unrepresentable(f"struct hyp_page of pfn {pfn}: hyp state comp {page.hyp_state_comp}")
+        host[pfn] = _STATES[page.host_state_raw]
+        hyp[pfn] = _STATES[page.hyp_state_comp ^ 0b11]
         pins[pfn] = page.refcount
         count[pfn] = page.host_share_guest_count
-        ffa[pfn] = PageState(hv.ffa_state(pfn))
+        ffa[pfn] = _STATES[hv.ffa_state(pfn)]
         c = hv.contents(pfn)
         contents[pfn] = Contents.SECRET_BASE + c.vm if c.kind == "SECRET" else _CONTENTS[c.kind]
     entry_fields = [columns[f] for f in ("pte_kind", "pte_type", "pte_owner", "pte_handle", "pte_gfn")]

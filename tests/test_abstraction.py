@@ -55,7 +55,7 @@ def test_invoke_matches_arguments_by_name(monkeypatch):
     seen = []
     monkeypatch.setattr(Hypervisor, "host_share_guest",
                         lambda self, vm, prot, pfn, nr, gfn: seen.append((vm, prot, pfn, nr, gfn)) or 0)
-    monkeypatch.setattr(abstraction, "_METHODS", {})
+    monkeypatch.setattr(abstraction, "_ORDERS", {})
     invoke(reference_for(Config()), Call("host_share_guest", (0, 1, 1, 1, 6)))
     assert seen == [(1, 6, 0, 1, 1)]
 

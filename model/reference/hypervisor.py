@@ -236,19 +236,19 @@ class Hypervisor:
 
     def identical(self, other):
         """`self.snapshot() == other.snapshot()`, without building the snapshots."""
-        return (self.nr_ram_pages == other.nr_ram_pages
-                and self.nr_mmio_pages == other.nr_mmio_pages
-                and self.pin_max == other.pin_max and self.count_max == other.count_max
-                and self.host_mmu.pgd == other.host_mmu.pgd
-                and self.pkvm_pgtable.pgd == other.pkvm_pgtable.pgd
-                and self.hyp_vmemmap == other.hyp_vmemmap
-                and self.ffa_borrowed == other.ffa_borrowed
-                and self.phys_mem == other.phys_mem
-                and len(self.vm_table) == len(other.vm_table)
-                and all((a.handle, a.is_protected, a.state, a.pgt.pgd)
-                        == (b.handle, b.is_protected, b.state, b.pgt.pgd)
-                        for a, b in zip(self.vm_table, other.vm_table))
-                and self.hyp_pool.identical(other.hyp_pool))
+        if (self.hyp_vmemmap != other.hyp_vmemmap or self.phys_mem != other.phys_mem
+                or self.ffa_borrowed != other.ffa_borrowed
+                or self.host_mmu.pgd != other.host_mmu.pgd
+                or self.pkvm_pgtable.pgd != other.pkvm_pgtable.pgd
+                or not self.hyp_pool.identical(other.hyp_pool)
+                or len(self.vm_table) != len(other.vm_table)):
+            return False
+        for a, b in zip(self.vm_table, other.vm_table):
+            if (a.state != b.state or a.pgt.pgd != b.pgt.pgd or a.handle != b.handle
+                    or a.is_protected != b.is_protected):
+                return False
+        return (self.nr_ram_pages == other.nr_ram_pages and self.nr_mmio_pages == other.nr_mmio_pages
+                and self.pin_max == other.pin_max and self.count_max == other.count_max)
 
     def clone(self):
         """An independent copy: vmemmap and contents copied one level deep (they hold ints),

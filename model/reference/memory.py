@@ -57,8 +57,20 @@ def find_mem_range(pfn, nr_ram, nr_mmio):
     return Region.HOLE
 
 
+# PkvmPageState of each 4-bit stored value (None: not a state), looked up on every check.
+_STATE_OF = tuple(PkvmPageState(v) if v in PkvmPageState._value2member_map_ else None
+                  for v in range(16))
+
+
+def _page_state(value):
+    state = _STATE_OF[value]
+    if state is None:
+        raise ValueError(f"{value} is not a valid PkvmPageState")
+    return state
+
+
 def get_host_state(vmemmap, pfn):
-    return PkvmPageState(FIELD_GET(HYP_PAGE_HOST_STATE, vmemmap[pfn]))
+    return _page_state(FIELD_GET(HYP_PAGE_HOST_STATE, vmemmap[pfn]))
 
 
 def set_host_state(vmemmap, pfn, state):
@@ -67,7 +79,7 @@ def set_host_state(vmemmap, pfn, state):
 
 def get_hyp_state(vmemmap, pfn):
     comp = FIELD_GET(HYP_PAGE_HYP_STATE_COMP, vmemmap[pfn])
-    return PkvmPageState(comp ^ PKVM_PAGE_STATE_VMEMMAP_MASK)
+    return _page_state(comp ^ PKVM_PAGE_STATE_VMEMMAP_MASK)
 
 
 def set_hyp_state(vmemmap, pfn, state):

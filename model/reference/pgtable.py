@@ -72,8 +72,8 @@ class HypPool:
 
     def identical(self, other):
         """Same table pages with the same contents, same free list, same next page."""
-        return (self.next_page == other.next_page and self.free_list == other.free_list
-                and self.pages == other.pages)
+        return (self.pages == other.pages and self.free_list == other.free_list
+                and self.next_page == other.next_page)
 
     def snapshot(self):
         return (tuple(sorted((phys, tuple(t)) for phys, t in self.pages.items())),

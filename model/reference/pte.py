@@ -42,12 +42,22 @@ def GENMASK(h, l):
     return ((1 << (h - l + 1)) - 1) << l
 
 
+_SHIFT = {}  # mask -> position of its lowest bit (FIELD_GET/FIELD_PREP run on every check)
+
+
+def _shift(mask):
+    shift = _SHIFT.get(mask)
+    if shift is None:
+        shift = _SHIFT[mask] = (mask & -mask).bit_length() - 1
+    return shift
+
+
 def FIELD_GET(mask, val):
-    return (val & mask) >> ((mask & -mask).bit_length() - 1)
+    return (val & mask) >> _shift(mask)
 
 
 def FIELD_PREP(mask, val):
-    return (val << ((mask & -mask).bit_length() - 1)) & mask
+    return (val << _shift(mask)) & mask
 
 
 KVM_PTE_VALID = 1 << 0

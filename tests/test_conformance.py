@@ -1,0 +1,177 @@
+"""Conformance (model/conformance.py): the model held against the reference hypervisor."""
+
+import errno
+
+import pytest
+
+from model import conformance
+from model.conformance import (
+    KNOWN_MODEL_ISSUES, NARROW_WALK, SMALL_WALK, Disagreement, EdgeChecker, diff_states,
+    explore_conformance, run_scenarios, shipped_scenarios, walk,
+)
+from model.mutants import CATALOG, mutant_config, mutant_transitions
+from model.reference import Hypervisor
+from model.reference import mem_protect, pkvm
+from model.states import Config, initial_state
+from model.transitions import TRANSITIONS, Call, step
+
+SMALL = Config(ram=1, mmio=1, guests=(True, False), gfns=2, nrs=(1,))
+
+
+def test_model_and_reference_have_the_same_calls():
+    """Fails when a transition exists in the model but not in the reference, or back."""
+    missing = [name for name in TRANSITIONS if name not in Hypervisor.CALLS or not hasattr(Hypervisor, name)]
+    extra = [name for name in Hypervisor.CALLS if name not in TRANSITIONS]
+    assert (missing, extra) == ([], [])
+
+
+def test_small_exploration_agrees_edge_by_edge():
+    report = explore_conformance(SMALL)
+    assert report.complete and report.disagreements == []
+    assert report.edges_checked > 50_000 and report.skipped == 0
+    assert 0 < report.failing_calls < report.edges_checked
+
+
+def test_two_pages_one_gfn_exploration_agrees():
+    report = explore_conformance(Config(ram=2, mmio=0, guests=(True, False), gfns=1, nrs=(1, 2)),
+                                 max_states=4000)
+    assert report.disagreements == [] and report.edges_checked > 250_000
+
+
+def test_walks_agree():
+    report = walk([SMALL_WALK, NARROW_WALK], walks=4, steps=150)
+    assert report.disagreements == [] and report.calls >= 500
+
+
+def test_shipped_scenarios_agree():
+    reports = run_scenarios(shipped_scenarios())
+    assert len(reports) >= 10
+    assert [d.text() for r in reports for d in r.disagreements] == []
+
+
+# -- every mutant is caught ------------------------------------------------------------------------
+
+def catch(name):
+    """Conformance of the mutant's model against the reference: exploration, then scenarios,
+    then walks, until one of them disagrees."""
+    config = Config()
+    mutated = mutant_transitions(name)
+    found = explore_conformance(mutant_config(name, config), transitions=mutated,
+                                discipline=config.host_discipline, limit=1, max_states=3000).disagreements
+    if not found:
+        found = [d for r in run_scenarios(shipped_scenarios(), transitions=mutated,
+                                          mutant_config=lambda c: mutant_config(name, c))
+                 for d in r.disagreements]
+    if not found:
+        found = walk([mutant_config(name, c) for c in (SMALL_WALK, NARROW_WALK)], walks=6, steps=200,
+                     transitions=mutated, discipline=True).disagreements
+    return found
+
+
+@pytest.mark.parametrize("name", [m.name for m in CATALOG])
+def test_each_mutant_is_caught(name):
+    found = catch(name)
+    assert found, f"mutant {name} survives conformance"
+    d = found[0]
+    text = d.text()
+    assert d.call is not None and d.call.name in text
+    assert d.cells or d.note
+    if d.kind in ("errno", "state", "changed-on-failure", "discipline"):
+        assert d.cells  # a readable diff: the differing cells, nothing else
+
+
+def test_discipline_mutant_is_reported_as_a_discipline_breach():
+    found = catch("finalize_without_reclaim")
+    assert found[0].kind == "discipline"
+    assert found[0].call.name == "finalize_teardown_vm"
+    assert "host discipline" in found[0].note
+
+
+# -- a broken reference is caught ---------------------------------------------------------------------
+
+def test_reference_that_skips_zeroing_is_caught(monkeypatch):
+    monkeypatch.setattr(mem_protect, "hyp_poison_page", lambda pkvm, pfn: None)
+    d = explore_conformance(SMALL, limit=1).disagreements[0]
+    assert d.kind == "state"
+    assert d.call.name in ("host_force_reclaim_page_guest", "hole_punch", "reclaim_dying_guest_page")
+    assert any(c.what == "contents" and c.model == "ZERO" for c in d.cells)
+
+
+def test_reference_with_a_wrong_errno_is_caught(monkeypatch):
+    real = pkvm.pkvm_finalize_teardown_vm
+    monkeypatch.setattr(pkvm, "pkvm_finalize_teardown_vm",
+                        lambda hv, handle: -errno.EINVAL if real(hv, handle) == -errno.EBUSY else real(hv, handle))
+    d = explore_conformance(SMALL, limit=1).disagreements[0]
+    assert (d.kind, d.call.name, d.model_errno, d.reference_errno) == (
+        "errno", "finalize_teardown_vm", -errno.EBUSY, -errno.EINVAL)
+    assert d.trace == [] and d.cells == []  # from the initial state, nothing changed on either side
+
+
+def test_reference_that_writes_before_failing_is_caught(monkeypatch):
+    real = mem_protect.pkvm_host_unshare_hyp
+
+    def sloppy(hv, pfn):
+        if 0 <= pfn < hv.nr_ram_pages:
+            mem_protect.set_host_state(hv.hyp_vmemmap, pfn, mem_protect.OWNED)
+        return real(hv, pfn)
+
+    monkeypatch.setattr(mem_protect, "pkvm_host_unshare_hyp", sloppy)
+    found = explore_conformance(SMALL, limit=1).disagreements
+    assert found[0].kind == "changed-on-failure"
+    assert found[0].call.name == "host_unshare_hyp"
+    assert any(c.what == "host" for c in found[0].cells)
+
+
+def test_reference_that_crashes_is_caught(monkeypatch):
+    monkeypatch.setattr(Hypervisor, "hyp_pin_shared_mem", lambda hv, pfn: 1 // 0)
+    d = explore_conformance(SMALL, limit=1).disagreements[0]
+    assert d.kind == "reference-error" and "ZeroDivisionError" in d.note
+
+
+def test_reference_that_never_maps_the_host_is_caught_by_walks_and_shrunk(monkeypatch):
+    """A reference whose host stage-2 never gets an identity mapping: a 100-call walk shrinks
+    to the shortest disagreement, one host_write from the initial state."""
+    monkeypatch.setattr(mem_protect, "host_stage2_idmap_locked", lambda hv, pfn: None)
+    report = walk([SMALL_WALK], walks=2, steps=100)
+    (d,) = report.disagreements
+    assert (d.call.name, d.trace) == ("host_write", [])
+    assert [(c.what, c.model, c.reference) for c in d.cells] == [("host stage-2", "identity", "0")]
+
+
+# -- the checker itself -------------------------------------------------------------------------------
+
+def test_edge_checker_replays_edges_of_unreduced_bfs():
+    checker = EdgeChecker(SMALL)
+    s0 = initial_state(SMALL)
+    call = Call("host_share_hyp", (0,))
+    outcome = step(SMALL, s0, call)
+    checker(s0, call, outcome)
+    assert checker.disagreements == [] and checker.trace(outcome.state) == [call]
+    checker(s0, Call("host_share_hyp", (5,)), step(SMALL, s0, Call("host_share_hyp", (5,))))
+    assert checker.failing == 1 and checker.checked == 2
+
+
+def test_diff_shows_only_differing_cells_in_kernel_vocabulary():
+    s0 = initial_state(SMALL)
+    s1 = step(SMALL, s0, Call("host_donate_guest", (0, 1, 0))).state
+    cells = diff_states(SMALL, s0, s1)
+    assert [(c.where, c.what) for c in cells] == [
+        ("page 0", "host"), ("page 0", "vm0"), ("page 0", "host stage-2"), ("vm0 gfn 1", "stage-2")]
+    assert cells[2].reference == "DONATION:GUEST(vm0,gfn1)"
+    assert cells[3].reference == "OWNED -> pfn 0 RWX (page)"
+    text = Disagreement("state", Call("host_donate_guest", (0, 1, 0)), 0, 0, cells).text()
+    assert "host_donate_guest(pfn=0, gfn=1, vm=0): model ok, reference ok [state]" in text
+
+
+@pytest.mark.parametrize("issue", sorted(KNOWN_MODEL_ISSUES))
+@pytest.mark.xfail(strict=True, reason="known model bug, reported; walks avoid it until fixed")
+def test_known_model_issue_is_still_there(issue):
+    """Each known model issue the walks avoid. When the model is fixed this XPASSes and fails:
+    remove the entry from KNOWN_MODEL_ISSUES."""
+    config = Config()
+    examples = {"finalize_unknown_handle": Call("finalize_teardown_vm", (len(config.guests),))}
+    call = examples[issue]
+    assert conformance.avoided(config, call) == issue
+    outcome = step(config, initial_state(config), call)  # raises while the bug is there
+    hv = conformance.reference_for(config)
+    assert outcome.errno == conformance.invoke(hv, call)

@@ -51,8 +51,8 @@ def main() -> None:
             seconds = time.perf_counter() - start
             unreduced = unreduced_counts(result) if symmetry else {"states": "", "edges": ""}
             stepper_rate = ""
-            if hasattr(result, "_stepper") and result._stepper is not None:
-                st = result._stepper
+            if result.stepper is not None:
+                st = result.stepper
                 stepper_rate = f"{st.hits / max(st.hits + st.misses, 1):.0%}"
             witnessed = sum(result.sometimes.values())
             table.add_row(

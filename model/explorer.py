@@ -325,6 +325,13 @@ class Exploration:
     graph_checks: dict
     witnesses: dict = field(default_factory=dict)
     stopped: str | None = None  # why an incomplete search ended: max_depth, max_states, violation
+    # The search's own bookkeeping, for traces and counts.
+    parent: list = field(default_factory=list, repr=False)  # BFS tree: parent node, -1 at root
+    via: list = field(default_factory=list, repr=False)  # index of the call from the parent
+    transitions: dict = field(default_factory=dict, repr=False)
+    sym: Symmetry | None = field(default=None, repr=False)
+    stepper: Stepper | None = field(default=None, repr=False)
+    props: dict = field(default_factory=dict, repr=False)
 
     def summary(self, traces: Callable | None = None) -> dict:
         """Plain JSON-able data; `traces(violation)` turns each trace into data (default: calls)."""
@@ -753,11 +760,11 @@ def _explore(config: Config, *, transitions, max_depth, max_states, symmetry, pr
         config=config, graph=graph, states=states, calls=cs, depth_of=depth_of, depth=depth,
         complete=complete, seconds=seconds, edges=edges, tried=tried, violations=[],
         sometimes=sometimes, symmetry={}, graph_checks={}, witnesses=witnesses)
-    result._parent, result._via = parent, via
-    result._transitions = transitions
-    result._sym = sym
-    result._stepper = stepper
-    result._props = {p.name: p for p in props}
+    result.parent, result.via = parent, via
+    result.transitions = transitions
+    result.sym = sym
+    result.stepper = stepper
+    result.props = {p.name: p for p in props}
     result.stopped = stopped
     result.symmetry = {"enabled": symmetry, **sym.describe(), "states": len(states)}
 
@@ -828,7 +835,7 @@ def unreduced_counts(result: Exploration) -> dict:
 
     Exact when the reduction is sound (see `Symmetry`): every state of an orbit has the same
     number of successful calls, and the full graph holds the whole orbit of every node."""
-    sym: Symmetry = result._sym
+    sym: Symmetry = result.sym
     if sym.trivial:
         return {"states": len(result.states), "edges": result.edges}
     if sym.order > ORBIT_LIMIT:  # enumerating every renaming of every state would take too long
@@ -877,9 +884,9 @@ def _graph_properties(config: Config, graph: nx.DiGraph, states: list, found: di
 def _path(result: Exploration, node: int) -> list[tuple[int, int]]:
     """(node, call index into it) along the BFS tree from the root, root excluded."""
     path = []
-    while result._parent[node] != -1:
-        path.append((node, result._via[node]))
-        node = result._parent[node]
+    while result.parent[node] != -1:
+        path.append((node, result.via[node]))
+        node = result.parent[node]
     path.reverse()
     return path
 
@@ -892,8 +899,8 @@ def _trace(result: Exploration, where: tuple, prop: str | None) -> list:
     replayed: from the concrete state, the first call (in `calls` order) of the same transition
     whose successor has the next node's representative is taken. The last step of a step
     violation is the first call from the last state that violates the property."""
-    config, transitions = result.config, result._transitions
-    canon = result._sym.canonical
+    config, transitions = result.config, result.transitions
+    canon = result.sym.canonical
     node = where[1]
     state = initial_state(config)
     trace = []
@@ -922,7 +929,7 @@ def _trace(result: Exploration, where: tuple, prop: str | None) -> list:
     if where[0] == "step":
         ci = where[2]
         name = result.calls[ci].name
-        props = result._props
+        props = result.props
         pre = Concrete(config, state)
         for call in [result.calls[ci]] + [c for c in result.calls if c.name == name]:
             outcome = step(config, state, call, transitions)

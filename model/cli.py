@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = ("prove", "mutants", "explore", "diagram")
+SUBCOMMANDS = ("prove", "mutants", "explore", "diagram", "conform")
 
 
 class UsageError(Exception):

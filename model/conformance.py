@@ -117,6 +117,12 @@ class Disagreement:
             lines.extend(f"  {c.where:{w1}}  {c.what:{w2}}  {c.model:{w3}}  {c.reference}" for c in self.cells)
         return "\n".join(lines)
 
+    def signature(self) -> tuple:
+        """What kind of disagreement this is, ignoring where and after what: (kind, call name,
+        both errnos, the differing fields)."""
+        return (self.kind, self.call.name if self.call else None, self.model_errno,
+                self.reference_errno, tuple(sorted({c.what for c in self.cells})))
+
     def to_data(self) -> dict:
         return {
             "kind": self.kind, "where": self.where,
@@ -423,6 +429,7 @@ def explore_conformance(config: Config, *, transitions: dict[str, Transition] = 
             checker.disagreements.append(Disagreement(
                 "model-error", crashing, None, None, trace=checker.trace(src),
                 note=f"the model raised {err!r} (the explorer stopped)"))
+    states = states or len(checker._seen)  # stopped early: the states reached so far
     return ExplorationReport(config, states, checker.checked, checker.failing, checker.skipped,
                              complete, time.perf_counter() - start, checker.disagreements)
 

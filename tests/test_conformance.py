@@ -175,3 +175,64 @@ def test_known_model_issue_is_still_there(issue):
     outcome = step(config, initial_state(config), call)  # raises while the bug is there
     hv = conformance.reference_for(config)
     assert outcome.errno == conformance.invoke(hv, call)
+
+
+# -- the command line ------------------------------------------------------------------------------
+
+def conform_cli(argv):
+    """`pkvm-model conform ...` through the conform subcommand's own parser."""
+    from model.cli import _Parser
+    from model.commands import conform as command
+
+    parser = _Parser(prog="pkvm-model")
+    command.register(parser.add_subparsers(dest="command", required=True, parser_class=_Parser))
+    args = parser.parse_args(["conform", *argv])
+    return args.run(args)
+
+
+def test_conform_is_a_subcommand():
+    from model.cli import SUBCOMMANDS
+    assert "conform" in SUBCOMMANDS
+
+
+def test_conform_agrees_and_exits_0(capsys):
+    assert conform_cli(["--pages", "1", "--gfns", "1", "--walks", "3", "--walk-steps", "50"]) == 0
+    out = capsys.readouterr().out
+    assert "exploration  1 RAM pages (vm0 protected, vm1 np)" in out
+    assert "scenarios    12 files" in out and "model and reference agree" in out
+
+
+def test_conform_json(capsys):
+    import json
+    assert conform_cli(["--pages", "1", "--gfns", "1", "--walks", "0", "--no-scenarios", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["disagreements"] == 0 and data["exploration"]["complete"]
+    assert data["exploration"]["edges_checked"] > 0 and "walks" not in data
+
+
+def test_conform_catches_a_mutant_and_exits_1(capsys):
+    assert conform_cli(["--mutant", "unshare_hyp_ignores_pins", "--walks", "0", "--no-scenarios"]) == 1
+    out = capsys.readouterr().out
+    assert "host_unshare_hyp(pfn=0): model ok, reference -EBUSY [errno]" in out
+    assert "after 2 call(s): host_share_hyp(pfn=0); hyp_pin_shared_mem(pfn=0)" in out
+    assert "more like it" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--mutant", "nope"], "unknown mutant 'nope'"),
+    (["--walks", "-1"], "--walks must be at least 0"),
+    (["--walk-steps", "0"], "--walk-steps must be at least 1"),
+    (["--scenarios", "/nonexistent/dir"], "is not a directory"),
+    (["--pages", "0"], "need at least one RAM page"),
+])
+def test_conform_bad_input_is_a_usage_error(argv, message):
+    from model.cli import UsageError
+    with pytest.raises(UsageError, match=message):
+        conform_cli(argv)
+
+
+def test_conform_names_a_malformed_scenario_line(tmp_path):
+    from model.cli import UsageError
+    (tmp_path / "x.scn").write_text("machine ram=1\nhost_write pfn=0 -> maybe\n")
+    with pytest.raises(UsageError, match=r"x\.scn:2: expected result 'maybe'"):
+        conform_cli(["--scenarios", str(tmp_path), "--no-explore", "--walks", "0"])

@@ -1,0 +1,168 @@
+"""`pkvm-model conform`: the model held against the reference hypervisor, three ways.
+
+1. every edge of the unreduced exploration of a small machine (default 2 RAM pages, vm0
+   protected, vm1 not) replayed on the reference;
+2. long random walks (hypothesis) on larger machines: 16 pages x 5 VMs, 1024 pages x 4 VMs with
+   2 MiB blocks, 16 pages x 4 VMs with narrowed counters;
+3. every scenario file (the shipped ones, or those of --scenarios DIR).
+
+Exit 0 when model and reference agree everywhere, 1 on any disagreement (each shown with the
+call, both errnos and a diff of the two states), 2 on bad input. With --mutant NAME the model
+side runs that seeded bug: conformance must disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    from model.commands.explore import add_config_arguments
+
+    parser = subparsers.add_parser(
+        "conform", help="hold the model against the reference hypervisor",
+        description="Replays every explored edge, long random walks and scenario files on the "
+                    "reference hypervisor and the model side by side; reports every disagreement.")
+    add_config_arguments(parser)
+    parser.add_argument("--max-states", type=int, metavar="S",
+                        help="stop the exploration after S states")
+    parser.add_argument("--no-explore", action="store_true", help="skip the exploration")
+    parser.add_argument("--walks", type=int, default=40, metavar="N",
+                        help="random walks, spread over the walk machines (default 40; 0: none)")
+    parser.add_argument("--walk-steps", type=int, default=300, metavar="K",
+                        help="calls per walk (default 300)")
+    parser.add_argument("--seed", type=int, metavar="S",
+                        help="seed of the walks (default: the same walks every run)")
+    parser.add_argument("--scenarios", metavar="DIR",
+                        help="run the *.scn files of DIR (default: the shipped scenarios)")
+    parser.add_argument("--no-scenarios", action="store_true", help="skip the scenario files")
+    parser.add_argument("--limit", type=int, default=10, metavar="D",
+                        help="stop the exploration after D disagreements (default 10)")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.set_defaults(run=run)
+
+
+def _scenario_paths(args) -> list[Path]:
+    from model.cli import UsageError
+    from model.conformance import shipped_scenarios
+
+    if args.no_scenarios:
+        return []
+    if args.scenarios is None:
+        return shipped_scenarios()
+    folder = Path(args.scenarios)
+    if not folder.is_dir():
+        raise UsageError(f"--scenarios: {args.scenarios} is not a directory")
+    paths = sorted(folder.glob("*.scn"))
+    if not paths:
+        raise UsageError(f"--scenarios: no *.scn file in {args.scenarios}")
+    return paths
+
+
+def conform(args) -> dict:
+    """Run the three ways the arguments ask for; plain data (see `render`)."""
+    from model import conformance as c
+    from model.cli import UsageError
+    from model.commands.explore import config_from_args
+    from model.mutants import mutant_config
+
+    config, transitions = config_from_args(args)
+    for name, low in (("walks", 0), ("walk_steps", 1), ("limit", 1), ("max_states", 1)):
+        value = getattr(args, name)
+        if value is not None and value < low:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
+    discipline = not args.no_host_discipline  # what the user asked for; a mutant may drop it
+    paths = _scenario_paths(args)
+    try:
+        scenarios = [c.load_scenario(p) for p in paths]  # malformed files stop everything first
+    except c.ScenarioError as err:
+        raise UsageError(str(err)) from None
+
+    out: dict = {"mutant": args.mutant}
+    if not args.no_explore:
+        report = c.explore_conformance(config, transitions=transitions, discipline=discipline,
+                                       limit=args.limit, max_states=args.max_states)
+        out["exploration"] = {**report.to_data(), "texts": _texts(report.disagreements)}
+    if args.walks:
+        machines = [mutant_config(args.mutant, m) for m in c.WALK_CONFIGS]
+        if args.no_host_discipline:
+            from dataclasses import replace
+            machines = [replace(m, host_discipline=False) for m in machines]
+        report = c.walk(machines, walks=args.walks, steps=args.walk_steps,
+                        transitions=transitions, discipline=discipline, seed=args.seed)
+        out["walks"] = {**report.to_data(), "texts": _texts(report.disagreements)}
+    if scenarios:
+        start = time.perf_counter()
+        reports = [c.run_scenario(s, transitions=transitions,
+                                  config=mutant_config(args.mutant, s.config)) for s in scenarios]
+        out["scenarios"] = {
+            "files": len(reports), "lines": sum(r.lines for r in reports),
+            "calls": sum(r.calls for r in reports),
+            "seconds": round(time.perf_counter() - start, 3),
+            "per_file": [{"path": r.path, "lines": r.lines, "calls": r.calls,
+                          "disagreements": len(r.disagreements)} for r in reports],
+            "disagreements": [d.to_data() for r in reports for d in r.disagreements],
+            "texts": _texts([d for r in reports for d in r.disagreements]),
+        }
+    out["disagreements"] = sum(len(out[w]["disagreements"]) for w in ("exploration", "walks", "scenarios")
+                               if w in out)
+    return out
+
+
+def _texts(disagreements) -> list[str]:
+    """One text per kind of disagreement (the first found: the shortest trace), with a count of
+    the others like it."""
+    groups: dict = {}
+    for d in disagreements:
+        groups.setdefault(d.signature(), []).append(d)
+    out = []
+    for same in groups.values():
+        text = same[0].text()
+        if len(same) > 1:
+            text += f"\n  ({len(same) - 1} more like it)"
+        out.append(text)
+    return out
+
+
+def run(args) -> int:
+    data = conform(args)
+    if args.json:
+        print(json.dumps({k: {f: v for f, v in way.items() if f != "texts"} if isinstance(way, dict)
+                          else way for k, way in data.items()}, indent=2))
+    else:
+        print(render(data))
+    return 1 if data["disagreements"] else 0
+
+
+def render(data: dict) -> str:
+    """The report as text: one line per way, then every disagreement."""
+    subject = f"mutant {data['mutant']}" if data["mutant"] else "model"
+    lines = [f"conformance of the {subject} against the reference hypervisor"]
+    texts = []
+    if "exploration" in data:
+        e = data["exploration"]
+        guests = ", ".join(f"vm{v} {'protected' if p else 'np'}" for v, p in enumerate(e["guests"]))
+        lines.append(f"  exploration  {e['pages']} RAM pages ({guests}): {e['states']:,} states, "
+                     f"{e['edges_checked']:,} edges checked ({e['failing_calls']:,} failing calls "
+                     f"bit-for-bit unchanged), {e['seconds']:.1f} s"
+                     f"{'' if e['complete'] else ' (stopped early)'}: "
+                     f"{len(e['disagreements'])} disagreement(s)")
+        texts += e["texts"]
+    if "walks" in data:
+        w = data["walks"]
+        lines.append(f"  walks        {w['walks']} walks on {len(w['machines'])} machines: "
+                     f"{w['calls']:,} calls, {w['seconds']:.1f} s: "
+                     f"{len(w['disagreements'])} disagreement(s)")
+        texts += w["texts"]
+    if "scenarios" in data:
+        s = data["scenarios"]
+        lines.append(f"  scenarios    {s['files']} files, {s['lines']} lines ({s['calls']} calls), "
+                     f"{s['seconds']:.1f} s: {len(s['disagreements'])} disagreement(s)")
+        texts += s["texts"]
+    verdict = "agree" if not data["disagreements"] else f"disagree {data['disagreements']} time(s)"
+    lines.append(f"model and reference {verdict}")
+    return "\n".join(lines + [""] + [t + "\n" for t in texts] if texts else lines)
+

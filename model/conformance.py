@@ -312,7 +312,8 @@ class EdgeChecker:
         s0 = initial_state(config)
         root = reference_for(config)
         self._refs: dict[State, Hypervisor] = {}
-        self._seen: set = {s0}
+        self._seen: set = {s0}  # states given a reference
+        self._diverged: set = set()  # states the model reached only through disagreeing edges
         self._parent: dict[State, tuple] = {s0: None}
         self._src = None
         self._pristine: Hypervisor | None = None
@@ -353,13 +354,21 @@ class EdgeChecker:
             self._work = None
         pristine = self._pristine
         if pristine is None:
+            if src not in self._diverged:
+                raise RuntimeError(
+                    "EdgeChecker: an edge from a state no checked edge reached; conformance needs "
+                    "the unreduced exploration, explore(config, symmetry=False, on_edge=checker)")
             self.skipped += 1  # the source was reached only through disagreeing edges
+            if outcome.errno == 0 and outcome.state not in self._seen:
+                self._diverged.add(outcome.state)
             return
         self.checked += 1
         if self.discipline and call.name == "finalize_teardown_vm":
             breach = discipline_breach(pristine, call)
             if breach is not None:
                 breach.model_errno = outcome.errno
+                if outcome.errno == 0 and outcome.state not in self._seen:
+                    self._diverged.add(outcome.state)
                 self._record(breach, src)
                 return
         work = self._work if self._work is not None else pristine.clone()
@@ -368,6 +377,8 @@ class EdgeChecker:
             self.failing += 1
         self._work = work if ref_errno and d is None else None
         if d is not None:
+            if outcome.errno == 0 and outcome.state not in self._seen:
+                self._diverged.add(outcome.state)
             self._record(d, src)
             return
         target = outcome.state

@@ -236,3 +236,18 @@ def test_conform_names_a_malformed_scenario_line(tmp_path):
     (tmp_path / "x.scn").write_text("machine ram=1\nhost_write pfn=0 -> maybe\n")
     with pytest.raises(UsageError, match=r"x\.scn:2: expected result 'maybe'"):
         conform_cli(["--scenarios", str(tmp_path), "--no-explore", "--walks", "0"])
+
+
+def test_edge_checker_refuses_the_symmetry_reduced_exploration():
+    from model.explorer import explore
+    with pytest.raises(RuntimeError, match="symmetry=False"):
+        explore(Config(), symmetry=True, properties=[], on_edge=EdgeChecker(Config()))
+
+
+def test_sources_reached_only_by_disagreeing_edges_are_skipped(monkeypatch):
+    """A reference whose pins never count: every state with a pin is reached only through
+    disagreeing edges, so the calls from it are skipped (not replayed, not an error)."""
+    monkeypatch.setattr(mem_protect, "hyp_set_page_count", lambda vmemmap, pfn, count: None)
+    report = explore_conformance(SMALL, limit=None)
+    assert report.complete and report.skipped > 0
+    assert {d.call.name for d in report.disagreements} == {"hyp_pin_shared_mem"}

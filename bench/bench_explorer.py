@@ -58,7 +58,8 @@ def main() -> None:
             table.add_row(
                 name, "on" if symmetry else "off", f"{len(result.states):,}", f"{result.edges:,}",
                 f"{seconds:.1f}", f"{len(result.states) / seconds:,.0f}", stepper_rate,
-                f"{unreduced['states']:,}" if symmetry else "", f"{unreduced['edges']:,}" if symmetry else "",
+                f"{unreduced['states']:,}" if symmetry else "",
+                f"{unreduced['edges']:,}" if symmetry else "",
                 str(len(result.violations)), f"{witnessed}/{len(result.sometimes)}",
                 "no" if result.graph_checks.get("nothing_stranded") else "YES")
             console.print(f"{name}, symmetry {'on' if symmetry else 'off'}: "

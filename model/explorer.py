@@ -148,7 +148,8 @@ class Symmetry:
                         and not self.gfn_symmetry)
         gfn_perms = itertools.permutations(range(self.gfns)) if self.gfn_symmetry else [None]
         self.gfn_perm_count = len(list(gfn_perms))
-        self.order = len(self.page_perms) * len(self.guest_perms) * self.gfn_perm_count ** self.guests
+        self.order = (len(self.page_perms) * len(self.guest_perms)
+                      * self.gfn_perm_count ** self.guests)
 
     def _region_perms(self, lo: int, hi: int) -> list[tuple]:
         size = hi - lo
@@ -197,7 +198,8 @@ class Symmetry:
         """Whether the page and gfn renamings are defined on the state (no multi-page leaf)."""
         for leaves in state.s2:
             for leaf in leaves:
-                if leaf.span != 1 or leaf.size != 1 or (self.gfn_symmetry and leaf.gfn >= self.gfns):
+                if leaf.span != 1 or leaf.size != 1 or (
+                        self.gfn_symmetry and leaf.gfn >= self.gfns):
                     return False
         return True
 
@@ -526,7 +528,8 @@ class Stepper(_ReadKeyed):
             if post is reads:
                 outcome, answer = Outcome(errno, state), (errno, ())
             else:
-                written = tuple((i, post[i]) for i in range(len(_FIELDS)) if post[i] is not state[i])
+                written = tuple((i, post[i]) for i in range(len(_FIELDS))
+                                if post[i] is not state[i])
                 outcome = Outcome(errno, post if written else state)
                 answer = (errno, written)
                 if any(_FIELDS[i] not in reads.read for i, _v in written):
@@ -686,7 +689,10 @@ def _explore(config: Config, *, transitions, max_depth, max_states, symmetry, pr
             checks = [p for p in step_always if p.name not in found]
             for ci in range_calls:
                 try:
-                    outcome = stepper(ci) if stepper is not None else step(config, s, cs[ci], transitions)
+                    if stepper is not None:
+                        outcome = stepper(ci)
+                    else:
+                        outcome = step(config, s, cs[ci], transitions)
                 except Exception as err:  # noqa: BLE001 - reported with its trace, not hidden
                     if "call_completes" not in found:
                         found["call_completes"] = ("crash", node, ci)
@@ -738,7 +744,8 @@ def _explore(config: Config, *, transitions, max_depth, max_states, symmetry, pr
                     out[target] = [ci]
                 else:
                     targets.append(ci)
-            graph.add_edges_from((node, target, {"calls": tuple(cis)}) for target, cis in out.items())
+            graph.add_edges_from((node, target, {"calls": tuple(cis)})
+                                 for target, cis in out.items())
             if node < symmetry_check and not sym.trivial and stopped != "max_states":
                 _check_equivariance(config, stepper or Stepper(config, transitions, cs), cs, sym,
                                     s, step_always)

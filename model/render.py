@@ -241,7 +241,8 @@ def render_violations(result: Exploration, limit: int | None = None) -> list:
         key = tuple((s.call, s.errno) for s in v.trace)
         if key in shown:  # the same run breaks several properties: name them, draw it once
             out.append(Panel(Text.assemble(("violated: ", "bold red"), (v.property, "bold"),
-                                           f" — {v.doc}", (f" (same trace as {shown[key]})", "dim")),
+                                           f" — {v.doc}",
+                                           (f" (same trace as {shown[key]})", "dim")),
                              border_style="red", expand=False))
             continue
         shown[key] = v.property

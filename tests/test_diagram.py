@@ -79,7 +79,8 @@ def test_cli_writes_svg_and_png(tmp_path, main):
     assert main(["diagram", "--view", "page", "--format", "svg", "-o", str(svg)]) == 0
     assert svg.read_text().lstrip().startswith("<?xml") and "host_donate_guest" in svg.read_text()
     png = tmp_path / "page.png"
-    assert main(["diagram", "--format", "png", "-o", str(png), "--pages", "1", "--guests", "1"]) == 0
+    argv = ["diagram", "--format", "png", "-o", str(png), "--pages", "1", "--guests", "1"]
+    assert main(argv) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -28,7 +28,8 @@ def add_config_arguments(parser: argparse.ArgumentParser, pages: int = 2, gfns: 
     group.add_argument("--gfns", type=int, default=gfns, metavar="F",
                        help=f"guest frame numbers tried per VM (default {gfns})")
     group.add_argument("--no-host-discipline", action="store_true",
-                       help="let the host finalize a VM that still holds pages (the stranding hazard)")
+                       help="let the host finalize a VM that still holds pages "
+                            "(the stranding hazard)")
     group.add_argument("--mutant", metavar="NAME",
                        help="explore a seeded bug of the mutant catalog instead of the model")
 
@@ -53,7 +54,8 @@ def config_from_args(args) -> tuple[Config, dict]:
         except ImportError as err:
             raise UsageError(f"no mutant catalog: {err}") from None
         if args.mutant not in MUTANTS:
-            raise UsageError(f"unknown mutant {args.mutant!r}; one of: {', '.join(sorted(MUTANTS))}")
+            raise UsageError(f"unknown mutant {args.mutant!r}; "
+                             f"one of: {', '.join(sorted(MUTANTS))}")
         config = mutant_config(args.mutant, config)
         if args.no_host_discipline:
             config = replace(config, host_discipline=False)

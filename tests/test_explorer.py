@@ -181,12 +181,17 @@ def _mutant_names():
     return sorted(MUTANTS)
 
 
+TWO_PAGES = Config(ram=2, guests=(True, False), gfns=1)  # the two RAM pages are symmetric
+
+
+@pytest.mark.parametrize("machine", ["gfns", "pages"])
 @pytest.mark.parametrize("name", _mutant_names())
-def test_mutant_violations_are_the_same_with_and_without_symmetry(name):
+def test_mutant_violations_are_the_same_with_and_without_symmetry(name, machine):
     from model.mutants import mutant_config, mutant_transitions
-    config = mutant_config(name, ONE_PAGE)
+    base, depth = (ONE_PAGE, 7) if machine == "gfns" else (TWO_PAGES, 4)
+    config = mutant_config(name, base)
     protocol = mutant_transitions(name)
-    runs = [explore(config, transitions=protocol, symmetry=sym, max_depth=7)
+    runs = [explore(config, transitions=protocol, symmetry=sym, max_depth=depth)
             for sym in (True, False)]
     assert _violations(runs[0]) == _violations(runs[1])
     for v in runs[0].violations:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 from model.states import (
-    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, VALID_STATES, Config, Leaf, Life, State, find_leaf,
+    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, VALID_STATES, Config, Leaf, Life, State, find_leaf,
 )
 
 _NO_LEAF = Leaf(0, 1, 1, NOPAGE, 0, 0)
@@ -101,9 +101,10 @@ class Concrete:
     def exists_entry(self, pred):
         return any(pred(vm, g) for vm, g in self._entries())
 
-    def count_entries(self, pred):
-        """How many valid or poisoned (vm, gfn) entries satisfy pred."""
-        return sum(1 for vm, g in self._entries() if pred(vm, g))
+    def borrowers(self, p):
+        """How many guest entries borrow page p (SHARED_BORROWED leaves mapping it)."""
+        return sum(1 for vm, g in self._entries()
+                   if self.e_state(vm, g) == SHARED_BORROWED and self.e_pfn(vm, g) == p)
 
     # -- checks ------------------------------------------------------------------------------
     def _live(self):
@@ -178,7 +179,7 @@ class Concrete:
         column = self._pages.get(field)
         if column is None:
             column = self._pages[field] = list(getattr(self.pre, field))
-        for p in range(lo, lo + n):
+        for p in range(max(lo, 0), min(lo + n, self.n)):  # holes have no metadata to write
             column[p] = value_of(p)
 
     def set_life(self, vm, value):

@@ -77,8 +77,7 @@ def sharing_pairs(s):
         s.Implies(s.host(p) == SHARED_BORROWED,
                   s.exists_entry(lambda v, g: s.And(s.e_state(v, g) == SHARED_OWNED,
                                                     s.e_pfn(v, g) == p))),
-        s.count(p) == s.count_entries(lambda v, g: s.And(s.e_state(v, g) == SHARED_BORROWED,
-                                                         s.e_pfn(v, g) == p)))))
+        s.count(p) == s.borrowers(p))))
     entries = s.forall_entries(lambda v, g: s.And(
         s.Implies(s.e_state(v, g) == SHARED_BORROWED,
                   s.And(s.host(s.e_pfn(v, g)) == SHARED_OWNED, s.count(s.e_pfn(v, g)) > 0)),
@@ -112,14 +111,26 @@ def hyp_mappings(s):
 
 
 def range_hygiene(s):
-    """Only RAM is ever touched, counters never overflow, and leaves are one page or one np block."""
+    """Only RAM is ever touched, counters never overflow, and leaves are one page or one whole np block."""
     untouched = s.forall_pages(lambda p: s.Implies(s.Not(_ram(s, p)), s.And(
         *[s.page(f, p) == PAGE_INIT[f] for f in PAGE_FIELDS])))
     counters = s.forall_pages(lambda p: s.And(s.count(p) >= 0, s.count(p) <= s.count_max))
     leaves = s.forall_entries(lambda v, g: s.Implies(s.is_valid(s.e_state(v, g)), s.And(
         _ram(s, s.e_pfn(v, g)),
         s.Or(s.e_size(v, g) == 1, s.And(s.e_size(v, g) == BLOCK_PAGES, s.Not(s.protected(v)))))))
-    return s.And(untouched, counters, leaves)
+    blocks = s.forall_entries(lambda v, g: s.Implies(
+        s.And(s.is_valid(s.e_state(v, g)), s.e_size(v, g) == BLOCK_PAGES),
+        _whole_block(s, v, g)))
+    return s.And(untouched, counters, leaves, blocks)
+
+
+def _whole_block(s, v, g):
+    """Every entry of g's aligned block maps the matching page of one aligned block, alike."""
+    offset = g % BLOCK_PAGES
+    return s.And(s.e_pfn(v, g) % BLOCK_PAGES == offset, s.all_gfns(
+        v, g - offset, BLOCK_PAGES, lambda g2: s.And(
+            s.e_state(v, g2) == s.e_state(v, g), s.e_size(v, g2) == BLOCK_PAGES,
+            s.e_prot(v, g2) == s.e_prot(v, g), s.e_pfn(v, g2) - g2 == s.e_pfn(v, g) - g)))
 
 
 def guest_kinds(s):
@@ -156,6 +167,24 @@ def nothing_stranded(s):
     return s.And(entries, pages)
 
 
+def type_ok(s):
+    """Every field holds a value of its kind (the strengthening every other invariant leans on)."""
+    def one_of(x, values):
+        return s.Or(*[x == v for v in values])
+    pages = s.forall_pages(lambda p: s.And(
+        one_of(s.host(p), (OWNED, SHARED_OWNED, SHARED_BORROWED, NOPAGE)),
+        one_of(s.hyp(p), (OWNED, SHARED_BORROWED, NOPAGE)),
+        one_of(s.ffa(p), (SHARED_BORROWED, NOPAGE)),
+        one_of(s.pte_kind(p), tuple(PteKind)), one_of(s.pte_type(p), tuple(Annotation)),
+        one_of(s.pte_owner(p), tuple(Owner)), s.pte_handle(p) >= 0, s.pte_gfn(p) >= 0,
+        s.contents(p) >= 0))
+    vms = s.forall_vms(lambda v: one_of(s.life(v), tuple(Life)))
+    entries = s.forall_entries(lambda v, g: s.And(
+        one_of(s.e_state(v, g), (OWNED, SHARED_OWNED, SHARED_BORROWED, POISON)),
+        s.e_pfn(v, g) >= 0, s.e_prot(v, g) >= 0, s.e_size(v, g) >= 1))
+    return s.And(pages, vms, entries)
+
+
 def _always(fn, step=False):
     doc = fn.__doc__.strip()
     if step:
@@ -164,7 +193,7 @@ def _always(fn, step=False):
 
 
 ALWAYS = [
-    _always(single_owner), _always(sharing_pairs), _always(pins), _always(identity_map),
+    _always(type_ok), _always(single_owner), _always(sharing_pairs), _always(pins), _always(identity_map),
     _always(hyp_mappings), _always(range_hygiene), _always(guest_kinds),
     _always(check_then_commit, step=True), _always(confidentiality), _always(nothing_stranded),
 ]

@@ -366,7 +366,8 @@ def hole_punch(s, vm, gfn):
         yield from host_force_reclaim_page_guest(s, s.e_pfn(vm, gfn))
     with s.when(s.Not(s.protected(vm))):
         size = s.e_size(vm, gfn)
-        yield from host_unshare_guest(s, gfn - gfn % size, size, vm)
+        base = s.If(size == BLOCK_PAGES, gfn - gfn % BLOCK_PAGES, gfn)
+        yield from host_unshare_guest(s, base, size, vm)
 
 
 # -- memory accesses ---------------------------------------------------------------------------

@@ -1,0 +1,75 @@
+"""Proof results as plain data and as rich renderables (a property x transition table, and
+counterexamples with the changed cells marked). Nothing here prints."""
+
+from __future__ import annotations
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from model.prover import INIT, Result
+
+STYLE = {"proved": "green", "violated": "bold red", "unknown": "yellow"}
+MARK = {"proved": "✓", "violated": "✗", "unknown": "?"}
+
+
+def report_data(results: list[Result], transitions: list[str], properties: list[str],
+                seconds: float, mutant: str | None = None) -> dict:
+    """The machine-readable report of `pkvm-model prove --json`."""
+    statuses = {r.status for r in results}
+    result = "violated" if "violated" in statuses else "unknown" if "unknown" in statuses else "proved"
+    return {
+        "result": result,
+        "mutant": mutant,
+        "seconds": round(seconds, 3),
+        "transitions": transitions,
+        "properties": properties,
+        "obligations": [{"property": r.property, "transition": r.transition, "status": r.status,
+                         "seconds": round(r.seconds, 3), "counterexample": r.counterexample}
+                        for r in results],
+    }
+
+
+def render_table(data: dict) -> Table:
+    """One row per transition (and the initial state), one column per property."""
+    cell = {(o["transition"], o["property"]): o for o in data["obligations"]}
+    table = Table(title=f"proof obligations ({data['result']}, {data['seconds']:.1f} s)",
+                  show_lines=False)
+    table.add_column("transition", style="bold")
+    for p in data["properties"]:
+        table.add_column(p.replace("_", "\n"), justify="center")
+    for t in [INIT] + data["transitions"]:
+        row = []
+        for p in data["properties"]:
+            o = cell.get((t, p))
+            if o is None:
+                row.append(Text("·", style="dim"))
+            else:
+                row.append(Text(f"{MARK[o['status']]} {o['seconds']:.2f}", style=STYLE[o["status"]]))
+        table.add_row(t, *row)
+    return table
+
+
+def render_counterexample(o: dict, doc: str) -> Panel:
+    """Pre- and post-state of the pages and entries involved; changed cells in red."""
+    cex = o["counterexample"]
+    parts = [Text(f"{cex['call']} -> {cex.get('errno', '')}", style="bold"),
+             Text(f"machine: {cex['machine']}", style="dim")]
+    for title, rows in (("page", cex.get("pages", {})), ("entry", cex.get("entries", {}))):
+        for key, cells in rows.items():
+            table = Table(title=f"{title} {key}", title_justify="left", show_header=True)
+            table.add_column("")
+            fields = list(dict.fromkeys([*cells["pre"], *cells["post"]]))
+            for f in fields:
+                table.add_column(f)
+            for label in ("pre", "post"):
+                values = []
+                for f in fields:
+                    value = str(cells[label].get(f, ""))
+                    style = "bold red" if f in cells["changed"] and label == "post" else ""
+                    values.append(Text(value, style=style))
+                table.add_row(label, *values)
+            parts.append(table)
+    parts.append(Text(f"violates {o['property']}: {doc}", style="bold red"))
+    return Panel(Group(*parts), title=f"counterexample: {o['property']} / {o['transition']}")

@@ -45,6 +45,8 @@ _CONTENTS = {"ZERO": Contents.ZERO, "HOST": Contents.HOST, "HYP": Contents.HYP,
              "PUBLIC": Contents.PUBLIC}
 _LIFE = {life.name: life for life in Life}
 _STATES = tuple(PageState)  # indexed by value: OWNED 0 .. POISON 4
+_LEAF_ATTRS = ~(rpte.KVM_PTE_ADDR_MASK | rpte.KVM_PTE_TYPE | rpte.KVM_PTE_VALID)
+_HOST_ATTRS = rpte.stage2_set_prot_attr(rpte.KVM_PGTABLE_PROT_RWX)  # PKVM_HOST_MEM_PROT
 
 
 class Unrepresentable(Exception):
@@ -115,6 +117,9 @@ def _host_entry(pfn: int, level: int, pte: int) -> tuple:
         if level != rpte.KVM_PGTABLE_LAST_LEVEL or rpte.kvm_pte_to_phys(pte) != pfn << rpte.PAGE_SHIFT:
             raise Unrepresentable(f"host stage-2 maps pfn {pfn} with {pte:#x} at level {level}: "
                                   "not a page-sized identity mapping")
+        if pte & _LEAF_ATTRS != _HOST_ATTRS:
+            raise Unrepresentable(f"host stage-2 maps pfn {pfn} with {pte:#x}: not RWX without "
+                                  "software bits (PKVM_HOST_MEM_PROT)")
         return (PteKind.VALID, Annotation.NONE, Owner.HOST, 0, 0)
     kind = rpte.kvm_invalid_pte_type(pte)
     if kind not in (Annotation.DONATION, Annotation.POISONED, Annotation.LOCKED):
@@ -131,8 +136,11 @@ def _guest_leaf(vm: int, gfn: int, level: int, pte: int) -> Leaf:
         size = _LEVEL_PAGES.get(level)
         if size is None:
             raise Unrepresentable(f"vm{vm} stage-2 has a level-{level} leaf at gfn {gfn}")
-        return Leaf(gfn, size, size, _STATES[rpte.pkvm_getstate(pte)],
-                    rpte.kvm_pgtable_stage2_pte_prot(pte), rpte.kvm_pte_to_phys(pte) >> rpte.PAGE_SHIFT)
+        state, prot = rpte.pkvm_getstate(pte), rpte.kvm_pgtable_stage2_pte_prot(pte)
+        if pte & _LEAF_ATTRS != rpte.pkvm_mkstate(rpte.stage2_set_prot_attr(prot), state):
+            raise Unrepresentable(f"vm{vm} stage-2 leaf at gfn {gfn} is {pte:#x}: attribute bits "
+                                  "beyond permissions and page state")
+        return Leaf(gfn, size, size, _STATES[state], prot, rpte.kvm_pte_to_phys(pte) >> rpte.PAGE_SHIFT)
     if rpte.kvm_invalid_pte_type(pte) == rpte.KVM_GUEST_INVALID_PTE_TYPE_POISONED and level == 3:
         return Leaf(gfn, 1, 1, POISON, 0, 0)
     raise Unrepresentable(f"vm{vm} stage-2 entry at gfn {gfn} (level {level}) is {pte:#x}: "
@@ -174,7 +182,8 @@ def abstract(hv: Hypervisor, config: Config | None = None) -> State:
         if not rpte.kvm_pte_valid(pte):
             raise Unrepresentable(f"hyp stage-1 entry {pte:#x} at pfn {pfn} is not valid")
         if (level != rpte.KVM_PGTABLE_LAST_LEVEL or pfn >= n
-                or rpte.kvm_pte_to_phys(pte) != pfn << rpte.PAGE_SHIFT):
+                or rpte.kvm_pte_to_phys(pte) != pfn << rpte.PAGE_SHIFT
+                or pte & _LEAF_ATTRS != rpte.PAGE_HYP):
             raise Unrepresentable(f"hyp stage-1 maps VA of pfn {pfn} with {pte:#x} at level {level}")
         mapped[pfn] = True
     life, s2 = [], []

@@ -579,6 +579,73 @@ def targeted_calls(config: Config, state: State, late: bool) -> list[Call]:
     return [c for c in out if c.name in TRANSITIONS and not avoided(config, c)]
 
 
+def side_by_side(config: Config, transitions: dict[str, Transition], disciplined: bool,
+                 state: State, hv: Hypervisor, call: Call) -> tuple[Outcome | None, Disagreement | None]:
+    """One call on the model (in `state`) and on `hv` (changed in place): the model's outcome
+    (None: the host never makes the call) and the disagreement, if any."""
+    try:
+        outcome = step(config, state, call, transitions)
+    except Exception as err:  # noqa: BLE001 - a model crash is a finding
+        try:
+            answer = invoke(hv.clone(), call)
+        except Exception:  # noqa: BLE001
+            answer = None
+        return None, Disagreement("model-error", call, None, answer, note=f"the model raised {err!r}")
+    if outcome is None:
+        return None, None
+    if disciplined:
+        breach = discipline_breach(hv, call)
+        if breach is not None:
+            breach.model_errno = outcome.errno
+            return outcome, breach
+    d, _ = compare_call(config, state, outcome, hv, call)
+    return outcome, d
+
+
+def replay(config: Config, calls: list[Call], transitions: dict[str, Transition] = TRANSITIONS,
+           discipline: bool | None = None) -> Disagreement | None:
+    """The first disagreement of a call sequence run from the initial state, if any (calls the
+    host never makes are skipped); its trace is the calls before it."""
+    disciplined = config.host_discipline if discipline is None else discipline
+    transitions = unbounded(transitions)
+    state, hv, done = initial_state(config), reference_for(config), []
+    for call in calls:
+        outcome, d = side_by_side(config, transitions, disciplined, state, hv, call)
+        if d is not None:
+            d.trace = done
+            return d
+        if outcome is not None:
+            done.append(call)
+            state = outcome.state
+    return None
+
+
+def minimize(config: Config, d: Disagreement, transitions: dict[str, Transition] = TRANSITIONS,
+             discipline: bool | None = None) -> Disagreement:
+    """A shortest-found sequence still showing the same kind of disagreement on the same call:
+    chunks of the trace, then single calls, are dropped while the disagreement survives (the
+    result is 1-minimal: dropping any one call loses it)."""
+    seq = list(d.trace) + [d.call]
+    want = (d.kind, d.call.name)
+    best = d
+    chunk = max(1, len(seq) // 2)
+    while True:
+        i = 0
+        while i < len(seq) - 1:  # the disagreeing call itself stays last
+            candidate = seq[:i] + seq[i + chunk:]
+            if len(candidate) < 1 or candidate[-1] != seq[-1]:
+                i += chunk
+                continue
+            found = replay(config, candidate, transitions, discipline)
+            if found is not None and (found.kind, found.call.name) == want:
+                seq, best = list(found.trace) + [found.call], found
+            else:
+                i += chunk
+        if chunk == 1:
+            return best
+        chunk //= 2
+
+
 class WalkDisagreement(AssertionError):
     """Raised inside a walk; carries the disagreement with the (shrunk) sequence as its trace."""
 
@@ -622,27 +689,14 @@ def walk_machine(config: Config, transitions: dict[str, Transition] = TRANSITION
             self.targeted_call(data)
 
         def make(self, call):
-            try:
-                outcome = step(config, self.state, call, transitions)
-            except Exception as err:  # noqa: BLE001 - a model crash is a finding
-                raise WalkDisagreement(Disagreement(
-                    "model-error", call, None, invoke(self.hv, call), trace=list(self.calls),
-                    note=f"the model raised {err!r}")) from None
-            if outcome is None:
-                return  # the (disciplined) host never makes this call here
-            tally[0] += 1
-            if disciplined:
-                breach = discipline_breach(self.hv, call)
-                if breach is not None:
-                    breach.model_errno = outcome.errno
-                    breach.trace = list(self.calls)
-                    raise WalkDisagreement(breach)
-            d, _ = compare_call(config, self.state, outcome, self.hv, call)
+            outcome, d = side_by_side(config, transitions, disciplined, self.state, self.hv, call)
             if d is not None:
                 d.trace = list(self.calls)
                 raise WalkDisagreement(d)
-            self.calls.append(call)
-            self.state = outcome.state
+            if outcome is not None:
+                tally[0] += 1
+                self.calls.append(call)
+                self.state = outcome.state
 
     return ConformanceWalk
 
@@ -663,11 +717,14 @@ class WalkReport:
 
 def walk(configs: Iterable[Config] = WALK_CONFIGS, *, walks: int = 30, steps: int = 300,
          transitions: dict[str, Transition] = TRANSITIONS, discipline: bool | None = None,
-         seed: int | None = None) -> WalkReport:
-    """`walks` random walks of `steps` calls, spread over the configs; a disagreement is shrunk
-    to its shortest sequence and ends the walks of that machine."""
+         seed: int | None = None, shrink_seconds: float = 20, stop_at_first: bool = False
+         ) -> WalkReport:
+    """`walks` random walks of `steps` calls, spread over the configs. A disagreement ends the
+    walks of that machine (of all machines with `stop_at_first`); hypothesis shrinks it (for at
+    most `shrink_seconds`: long walks replay slowly), then `minimize` drops every call it can."""
     from hypothesis import HealthCheck, settings
     from hypothesis import seed as hypothesis_seed
+    from hypothesis.internal.conjecture import engine
     from hypothesis.reporting import with_reporter
     from hypothesis.stateful import get_state_machine_test
 
@@ -687,13 +744,20 @@ def walk(configs: Iterable[Config] = WALK_CONFIGS, *, walks: int = 30, steps: in
                               suppress_health_check=list(HealthCheck)))
         if seed is not None:
             run = hypothesis_seed(seed + index)(run)
+        cap = getattr(engine, "MAX_SHRINKING_SECONDS", None)
         try:
+            engine.MAX_SHRINKING_SECONDS = shrink_seconds
             with with_reporter(lambda _text: None):
                 run()
         except WalkDisagreement as err:
-            d = err.disagreement
+            d = minimize(config, err.disagreement, transitions, discipline)
             d.where = f"walk on {_machine_text(config)}"
             found.append(d)
+            if stop_at_first:
+                break
+        finally:
+            if cap is not None:
+                engine.MAX_SHRINKING_SECONDS = cap
     return WalkReport(walks, counter[0], time.perf_counter() - start, found,
                       [_machine_text(c) for c in configs])
 

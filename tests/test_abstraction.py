@@ -94,6 +94,13 @@ def test_a_non_identity_host_mapping_is_unrepresentable():
         abstract(hv)
 
 
+def test_a_host_mapping_with_other_permissions_is_unrepresentable():
+    hv = reference_for(Config())
+    pgtable.kvm_pgtable_map(hv.host_mmu, 0, pte.PAGE_SIZE, 0, pte.stage2_set_prot_attr(pte.KVM_PGTABLE_PROT_R))
+    with pytest.raises(Unrepresentable, match="PKVM_HOST_MEM_PROT"):
+        abstract(hv)
+
+
 def test_a_mapping_beyond_the_machine_is_unrepresentable():
     hv = reference_for(Config())
     host_stage2_idmap_locked(hv, 1000)

@@ -36,6 +36,9 @@ def register(subparsers) -> None:
                         help="calls per walk (default 300)")
     parser.add_argument("--seed", type=int, metavar="S",
                         help="seed of the walks (default: the same walks every run)")
+    parser.add_argument("--shrink-seconds", type=float, default=20, metavar="T",
+                        help="how long hypothesis may shrink a disagreeing walk before the "
+                             "call-by-call minimization (default 20)")
     parser.add_argument("--scenarios", metavar="DIR",
                         help="run the *.scn files of DIR (default: the shipped scenarios)")
     parser.add_argument("--no-scenarios", action="store_true", help="skip the scenario files")
@@ -70,7 +73,8 @@ def conform(args) -> dict:
     from model.mutants import mutant_config
 
     config, transitions = config_from_args(args)
-    for name, low in (("walks", 0), ("walk_steps", 1), ("limit", 1), ("max_states", 1)):
+    for name, low in (("walks", 0), ("walk_steps", 1), ("limit", 1), ("max_states", 1),
+                      ("shrink_seconds", 0)):
         value = getattr(args, name)
         if value is not None and value < low:
             raise UsageError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
@@ -92,7 +96,8 @@ def conform(args) -> dict:
             from dataclasses import replace
             machines = [replace(m, host_discipline=False) for m in machines]
         report = c.walk(machines, walks=args.walks, steps=args.walk_steps,
-                        transitions=transitions, discipline=discipline, seed=args.seed)
+                        transitions=transitions, discipline=discipline, seed=args.seed,
+                        shrink_seconds=args.shrink_seconds, stop_at_first=args.mutant is not None)
         out["walks"] = {**report.to_data(), "texts": _texts(report.disagreements)}
     if scenarios:
         start = time.perf_counter()

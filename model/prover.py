@@ -4,14 +4,18 @@ for every number of pages and guests (the machine and all indexes are unbounded 
 For each (property, transition) pair the prover asks z3 whether some state satisfying *all*
 invariants (plus the ghost bijection of `model/symbolic.py`) can step to a state violating the
 property. Unsat is a proof; the conjunction of all invariants is then inductive. Each query is
-split into the succeeding and the failing call, and tried in two tiers:
+split into the succeeding and the failing call, and tried in up to three tiers:
 
+0. quantified, briefly: the invariants as plain universally quantified formulas. Unsat is a
+   proof; most obligations end here.
 1. ground: the invariants of the pre-state are instantiated only at the terms the query is about
    (arguments, the pages and entries they reach, the witnesses of the violated property, the
    annotations of those pages). Instances of true facts are true, so unsat here is a proof, and
    it comes in milliseconds.
-2. full: the invariants as universally quantified formulas (with the same instances beside them,
-   to guide z3). Unsat is a proof, sat is a real counterexample, unknown is reported as such.
+2. guided: the quantified invariants with the same instances beside them, to guide z3.
+Unsat is a proof in every tier; sat is a counterexample only in tiers 0 and 2 (tier 1 assumed
+less than the invariants say, so its models need not be real states); a query no tier settles is
+reported as unknown.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ GHOST = Property("ghost_borrowers", "always",
                  "slots [0, count) of a page are a bijection with the guest entries borrowing it",
                  state=ghost_invariant)
 INIT = "init"
+QUICK_MS = 2000  # the plain quantified query settles most obligations at once
 
 
 @dataclass(frozen=True)
@@ -102,78 +107,120 @@ class _Query:
 
     def __init__(self, prop: Property, t: Transition, discipline: bool):
         self.m = m = Machine()
-        self.t = t
+        self.t, self.prop = t, prop
         self.pre = SymbolicState.fresh("")
         self.args = [z3.Int(p) for p in t.params]
         self.step = run(t, m, self.pre, self.args)
         self.post = self.step.post_state()
-        post_view = Symbolic(m, self.post)
-        post_view.witness_mode = True
-        pre_view = Symbolic(m, self.pre)
-        if prop.state:
-            self.goal = prop.state(post_view)
-        else:
-            self.goal = prop.step(t.name, self.step.errno, pre_view, post_view)
-        self.witnesses = post_view.witnesses
-        self.pages, self.entries = self._terms(pre_view, post_view)
         self.guard = [*m.axioms(), *[a >= 0 for a in self.args]]
         if discipline and t.discipline:
-            self.guard.append(t.discipline(pre_view, *self.args))
+            self.guard.append(t.discipline(Symbolic(m, self.pre), *self.args))
+        self._pools_cache = None
 
-    def _terms(self, pre: Symbolic, post: Symbolic):
-        """The pages and entries this query is about: where the invariants get instantiated."""
-        named = dict(zip(self.t.params, self.args))
-        pages, entries = [], []
-        if "pfn" in named:
-            pages.append(named["pfn"])
-        if "vm" in named and "gfn" in named:
-            entries.append((named["vm"], named["gfn"]))
-        for ws in self.witnesses.values():
-            if len(ws) == 1:
+    @property
+    def pools(self) -> dict:
+        """Built on first use: the quantified tier does without them."""
+        if self._pools_cache is None:
+            self.goal(None)  # names the witnesses, which the pools need
+            self._pools_cache = self._pools()
+            _, named = self.facts(True)  # and the hypothesis' Skolem terms name more entries
+            self._pools_cache = self._pools(named)
+        return self._pools_cache
+
+    def goal(self, pools, ground_only=False):
+        """The property in the post-state, its top-level quantifiers at witnesses."""
+        post = Symbolic(self.m, self.post)
+        post.witness_mode, post.pools, post.ground_only = True, pools, ground_only
+        if self.prop.state:
+            goal = self.prop.state(post)
+        else:
+            goal = self.prop.step(self.t.name, self.step.errno, Symbolic(self.m, self.pre), post)
+        self.witnesses = post.witnesses
+        return goal
+
+    def _pools(self, named=()) -> dict:
+        """The terms this query is about, per kind: where the invariants get instantiated."""
+        pre, post = Symbolic(self.m, self.pre), Symbolic(self.m, self.post)
+        args = dict(zip(self.t.params, self.args))
+        pages, entries, extra = [], [], {"gfn": [], "vm": [], "slot": []}
+        if "pfn" in args:
+            pages.append(args["pfn"])
+        for key, ws in self.witnesses.items():
+            kind = key.rstrip("0123456789")
+            if kind == "page":
                 pages.append(ws[0])
-            else:
+            elif kind == "entry":
                 entries.append(ws)
+            else:
+                extra[kind].append(ws[0])
         pages += [k for k, *_ in self.step.ranges]
+        entries += list(named)
+        if "vm" in args and "gfn" in args:
+            vm, gfn = args["vm"], args["gfn"]
+            entries += [(vm, gfn), (vm, gfn - gfn % BLOCK_PAGES)]
         for v, g in list(entries):
-            pages += [pre.e_pfn(v, g), post.e_pfn(v, g)]
+            pages.append(pre.e_pfn(v, g))
+        if "vm" in args and "gfn" in args:  # the entry of vm's leaf at gfn that maps page q
+            entries += [(vm, gfn + (q - pre.e_pfn(vm, gfn))) for q in list(pages)]
         arrays = self.pre.arrays
         for p in list(pages):
             entries.append((pre.pte_handle(p), pre.pte_gfn(p)))
-            last = z3.Select(arrays["nb"], p) - 1
-            entries.append((z3.Select(arrays["holder_v"], p, last),
-                            z3.Select(arrays["holder_g"], p, last)))
-        if "vm" in named and "gfn" in named:
-            vm, gfn = named["vm"], named["gfn"]
-            block_base = gfn - gfn % BLOCK_PAGES
-            entries.append((vm, block_base))
-            pages.append(pre.e_pfn(vm, block_base))
-        return pages, entries
+            for i in [z3.Select(arrays["nb"], p) - 1] + extra["slot"]:
+                entries.append((z3.Select(arrays["holder_v"], p, i),
+                                z3.Select(arrays["holder_g"], p, i)))
+        slots = [z3.IntVal(0)] + [z3.Select(arrays["slot"], v, g) for v, g in entries] \
+            + [z3.Select(arrays["nb"], p) - 1 for p in pages]
+        return {"page": _unique(pages), "entry": _unique(entries),
+                "gfn": _unique(extra["gfn"] + [g for _, g in entries]),
+                "vm": _unique(extra["vm"] + [v for v, _ in entries]),
+                "slot": _unique(extra["slot"] + slots)}
 
     def facts(self, ground_only: bool):
+        """The invariants of the pre-state, the range witnesses' definitions, the guards; and
+        the entries the hypothesis' Skolem terms name (the goal's existentials may need them)."""
         view = Symbolic(self.m, self.pre)
-        view.hints = {"pages": self.pages, "entries": self.entries}
-        view.ground_only = ground_only
+        view.pools, view.ground_only = self.pools, ground_only
         invariants = [p.state(view) for p in state_properties()]
-        side = self.step.side_facts(self.pages, ground_only)
-        return [*self.guard, *invariants, *side]
+        side = self.step.side_facts(self.pools["page"], ground_only)
+        named = [xs for kind, xs in view.skolems if kind == "entry"]
+        return [*self.guard, *invariants, *side], named
 
-    def ask(self, case, ground_only: bool, timeout_ms: int):
-        return _check([*self.facts(ground_only), case, z3.Not(self.goal)], timeout_ms)
+    def ask(self, case, tier: str, timeout_ms: int):
+        """tier: "ground" (instances only), "quantified" (plain), "guided" (both)."""
+        if tier == "quantified":
+            view = Symbolic(self.m, self.pre)
+            facts = [*self.guard, *[p.state(view) for p in state_properties()],
+                     *self.step.side_facts()]
+            return _check([*facts, case, z3.Not(self.goal(None))], timeout_ms)
+        facts, _ = self.facts(tier == "ground")
+        goal = self.goal(self.pools, tier == "ground")
+        return _check([*facts, case, z3.Not(goal)], timeout_ms)
+
+
+def _unique(terms: list) -> list:
+    """The terms without structural duplicates, in their first order."""
+    seen, out = set(), []
+    for t in terms:
+        key = tuple(x.get_id() for x in t) if isinstance(t, tuple) else t.get_id()
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
 
 
 def _discharge_step(ob: Obligation, t: Transition, discipline: bool, timeout_ms: int):
     q = _Query(_property(ob.property), t, discipline)
     status = "proved"
     for case in (q.step.errno == 0, q.step.errno != 0):
-        verdict, _ = q.ask(case, ground_only=True, timeout_ms=timeout_ms)
-        if verdict == z3.unsat:
-            continue
-        verdict, solver = q.ask(case, ground_only=False, timeout_ms=timeout_ms)
-        if verdict == z3.unsat:
-            continue
-        if verdict == z3.sat:
-            return "violated", counterexample(q, solver.model())
-        status = "unknown"
+        for tier, limit in (("quantified", min(QUICK_MS, timeout_ms)), ("ground", timeout_ms),
+                            ("guided", timeout_ms)):
+            verdict, solver = q.ask(case, tier, limit)
+            if verdict == z3.unsat:
+                break
+            if verdict == z3.sat and tier != "ground":
+                return "violated", counterexample(q, solver.model())
+        else:
+            status = "unknown"
     return status, None
 
 
@@ -243,11 +290,13 @@ def _entry_cells(view: Symbolic, ev, v, g) -> dict:
 
 def counterexample(q: _Query, model) -> dict:
     """The pre- and post-state of the pages and entries involved, in kernel vocabulary."""
-    ev = lambda x: model.eval(x, model_completion=True).as_long()
+    def ev(x):
+        value = model.eval(x, model_completion=True)
+        return z3.is_true(value) if z3.is_bool(value) else value.as_long()
     pre, post = Symbolic(q.m, q.pre), Symbolic(q.m, q.post)
-    pfns = sorted({ev(p) for p in q.pages if ev(p) >= 0})[:6]
-    entries = sorted({(ev(v), ev(g)) for v, g in q.entries if ev(v) >= 0 and ev(g) >= 0
-                      and ev(pre.is_guest(z3.IntVal(ev(v))))})[:6]
+    pfns = sorted({ev(p) for p in q.pools["page"] if ev(p) >= 0})[:6]
+    entries = sorted({(ev(v), ev(g)) for v, g in q.pools["entry"] if ev(v) >= 0 and ev(g) >= 0
+                      and z3.is_true(model.eval(pre.is_guest(z3.IntVal(ev(v)))))})[:6]
     pages = {}
     for p in pfns:
         before, after = _page_cells(pre, ev, p), _page_cells(post, ev, p)

@@ -90,8 +90,11 @@ class Symbolic:
         self.pin_max = U16_MAX
         self.count_max = U32_MAX
         self.witness_mode = False  # instantiate top-level quantifiers with witnesses
-        self.hints: dict | None = None  # {"pages": [...], "entries": [(v, g), ...]}
-        self.ground_only = False  # with hints: the instances alone, without the quantifier
+        self.pools: dict | None = None  # terms per kind to instantiate quantifiers at
+        self.ground_only = False  # with pools: the instances alone, without the quantifiers
+        self.skolems: list = []  # (kind, terms) named by skolemized existentials
+        self._outer: list = []  # the variables (or instance terms) of enclosing quantifiers
+        self._sites = 0
         self.witnesses: dict[str, tuple] = {}
         self._depth = 0
 
@@ -113,64 +116,85 @@ class Symbolic:
     def is_valid(state):
         return z3.Or(*[state == v for v in VALID_STATES])
 
-    def _quantify(self, names, guard, body, universal=True):
-        """A quantifier over naturals; at top level in witness mode, fresh witnesses instead,
-        and with `hints`, the ground instances at the hinted terms beside the quantifier."""
-        if universal and self.hints is not None and self._depth == 0:
-            terms = self.hints["entries" if len(names) == 2 else "pages"]
-            if len(names) <= 2:
-                xs = [fresh(n) for n in names]
-                whole = z3.ForAll(xs, z3.Implies(z3.And(*[x >= 0 for x in xs], guard(*xs)),
-                                                 self._nested(body, xs)))
-                ground = []
-                for t in terms:
-                    t = t if isinstance(t, tuple) else (t,)
-                    ground.append(z3.Implies(z3.And(*[x >= 0 for x in t], guard(*t)),
-                                             self._nested(body, t)))
-                return z3.And(*ground) if self.ground_only else z3.And(whole, *ground)
-        if universal and self.witness_mode and self._depth == 0:
-            xs = [fresh(f"w_{n}") for n in names]
-            self.witnesses[f"{''.join(names)}{len(self.witnesses)}"] = tuple(xs)
-            bounds = z3.And(*[x >= 0 for x in xs], guard(*xs))
-            return z3.Implies(bounds, self._nested(body, xs))
-        xs = [fresh(n) for n in names]
-        inner = self._nested(body, xs)
-        bounds = z3.And(*[x >= 0 for x in xs], guard(*xs))
-        if universal:
-            return z3.ForAll(xs, z3.Implies(bounds, inner))
-        return z3.Exists(xs, z3.And(bounds, inner))
+    def _quantify(self, kind, guard, body, universal=True):
+        """A quantifier over naturals of one kind (page, entry, vm, gfn, slot).
+
+        In witness mode (the goal, where every universal stands in a positive position), a
+        universal becomes fresh witnesses: refuting the goal at them refutes it. With term
+        `pools`, a universal of the hypothesis gets its ground instances at the pool's terms
+        beside it (instead of it, when `ground_only`), and an existential of the goal becomes
+        the disjunction of its instances (when `ground_only`). Both replacements only weaken
+        what is assumed, so an unsat answer remains a proof."""
+        arity = 2 if kind == "entry" else 1
+        bound = lambda xs: z3.And(*[x >= 0 for x in xs], guard(*xs))
+        if universal and self.witness_mode:
+            xs = [z3.Int(f"w_{kind}{len(self.witnesses)}_{i}") for i in range(arity)]
+            self.witnesses[f"{kind}{len(self.witnesses)}"] = tuple(xs)
+            return z3.Implies(bound(xs), self._nested(body, xs))
+        pool = [t if isinstance(t, tuple) else (t,) for t in self.pools.get(kind, ())] \
+            if self.pools else []
+        if self.pools and universal and not self.witness_mode and (
+                self._depth == 0 or kind != "entry"):
+            ground = [z3.Implies(bound(t), self._nested(body, t)) for t in pool]
+            if self.ground_only:
+                return z3.And(*ground)
+            return z3.And(self._quantifier(arity, bound, body, True), *ground)
+        if self.pools and not universal and self.witness_mode and self.ground_only:
+            return z3.Or(*[z3.And(bound(t), self._nested(body, t)) for t in pool])
+        if self.pools and not universal and not self.witness_mode:
+            return self._skolemize(kind, arity, bound, body)
+        return self._quantifier(arity, bound, body, universal)
+
+    def _skolemize(self, kind, arity, bound, body):
+        """An existential of the hypothesis, as Skolem functions of the enclosing variables
+        (equisatisfiable), so that the terms it names can be instantiated elsewhere."""
+        outer = [x for xs in self._outer for x in xs]
+        site = self._sites
+        self._sites += 1
+        xs = tuple(z3.Function(f"sk{site}_{i}", *([INT] * len(outer)), INT)(*outer)
+                   if outer else z3.Int(f"sk{site}_{i}") for i in range(arity))
+        self.skolems.append((kind, xs))
+        return z3.And(bound(xs), self._nested(body, xs))
+
+    def _quantifier(self, arity, bound, body, universal):
+        xs = [fresh("x") for _ in range(arity)]
+        inner = z3.Implies(bound(xs), self._nested(body, xs)) if universal else \
+            z3.And(bound(xs), self._nested(body, xs))
+        return z3.ForAll(xs, inner) if universal else z3.Exists(xs, inner)
 
     def _nested(self, body, xs):
         self._depth += 1
+        self._outer.append(tuple(xs))
         try:
             return body(*xs)
         finally:
             self._depth -= 1
+            self._outer.pop()
 
     def _entry(self, v, g):
         return z3.And(v >= 0, g >= 0, self.is_guest(v), self.e_state(v, g) != NOPAGE)
 
     def forall_pages(self, pred):
-        return self._quantify(["p"], lambda p: p >= 0, pred)
+        return self._quantify("page", lambda p: p >= 0, pred)
 
     def exists_page(self, pred):
-        return self._quantify(["p"], lambda p: p < self.machine.ram + self.machine.mmio, pred,
+        return self._quantify("page", lambda p: p < self.machine.ram + self.machine.mmio, pred,
                               universal=False)
 
     def forall_vms(self, pred):
-        return self._quantify(["v"], self.is_guest, pred)
+        return self._quantify("vm", self.is_guest, pred)
 
     def forall_entries(self, pred):
-        return self._quantify(["v", "g"], self._entry, pred)
+        return self._quantify("entry", self._entry, pred)
 
     def exists_entry(self, pred):
-        return self._quantify(["v", "g"], self._entry, pred, universal=False)
+        return self._quantify("entry", self._entry, pred, universal=False)
 
     def all_pages(self, lo, n, pred):
-        return self._quantify(["j"], lambda j: z3.And(j >= lo, j < lo + n), pred)
+        return self._quantify("page", lambda j: z3.And(j >= lo, j < lo + n), pred)
 
     def all_gfns(self, vm, lo, n, pred):
-        return self._quantify(["j"], lambda j: z3.And(j >= lo, j < lo + n), pred)
+        return self._quantify("gfn", lambda j: z3.And(j >= lo, j < lo + n), pred)
 
     # -- reads -------------------------------------------------------------------------------
     def page(self, field, p):
@@ -215,7 +239,7 @@ class Symbolic:
         return z3.Select(self.state.arrays["nb"], p)
 
     def no_valid_leaf(self, vm):
-        return self._quantify(["g"], lambda g: g >= 0,
+        return self._quantify("gfn", lambda g: g >= 0,
                               lambda g: z3.Not(self.is_valid(self.e_state(vm, g))))
 
     def same_state(self, other: Symbolic):
@@ -238,7 +262,7 @@ def ghost_invariant(s: Symbolic):
                holder(s.e_pfn(v, g), slot(v, g))[0] == v,
                holder(s.e_pfn(v, g), slot(v, g))[1] == g)))
     slots = s.forall_pages(lambda p: z3.And(s.borrowers(p) >= 0, s._quantify(
-        ["i"], lambda i: i < s.borrowers(p), lambda i: z3.And(
+        "slot", lambda i: i < s.borrowers(p), lambda i: z3.And(
             s.is_guest(holder(p, i)[0]), holder(p, i)[1] >= 0,
             s.e_state(*holder(p, i)) == SHARED_BORROWED, s.e_pfn(*holder(p, i)) == p,
             slot(*holder(p, i)) == i))))

@@ -230,7 +230,7 @@ class Concrete:
         return self.pre == other.pre
 
     def no_valid_leaf(self, vm):
-        return not any(leaf.state != POISON for leaf in self.pre.s2[vm])
+        return not self.is_guest(vm) or not any(leaf.state != POISON for leaf in self.pre.s2[vm])
 
     def post(self) -> State:
         """The successor state: the pre-state with every write applied."""

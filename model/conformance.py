@@ -486,29 +486,9 @@ def _walk_values(config: Config) -> dict:
 _WALK_WEIGHTS = {"start_teardown_vm": 0, "finalize_teardown_vm": 1, "reclaim_dying_guest_page": 2}
 
 
-# Calls the walks do not make while a known model bug makes the model crash on them (each
-# reported; tests/test_conformance.py has a strict xfail per entry that fails once it is fixed).
-KNOWN_MODEL_ISSUES = {
-    "finalize_unknown_handle": (
-        "finalize_teardown_vm of a handle naming no guest: the host-discipline guard "
-        "(_holds_nothing -> Concrete.no_valid_leaf) indexes s2[vm] before check_vm_exists "
-        "runs (IndexError); the contract's answer is -ENOENT",
-        lambda config, call: call.name == "finalize_teardown_vm" and config.host_discipline
-        and not 0 <= call.args[0] < len(config.guests)),
-}
-
-
-def avoided(config: Config, call: Call) -> str | None:
-    """The known model issue a call would trip over, if any."""
-    for name, (_doc, trips) in KNOWN_MODEL_ISSUES.items():
-        if trips(config, call):
-            return name
-    return None
-
-
 def call_strategy(config: Config, transitions: dict[str, Transition] = TRANSITIONS):
     """A hypothesis strategy of calls with arguments drawn from fixed, boundary-heavy value sets
-    (mostly rejections), skipping KNOWN_MODEL_ISSUES."""
+    (mostly rejections)."""
     from hypothesis import strategies as st
 
     values = {kind: pick(v) for kind, v in _walk_values(config).items()}
@@ -518,7 +498,7 @@ def call_strategy(config: Config, transitions: dict[str, Transition] = TRANSITIO
         return st.tuples(*[values[p] for p in transitions[name].params]).map(
             lambda args: Call(name, args))
 
-    return pick(names).flatmap(args_of).filter(lambda call: not avoided(config, call))
+    return pick(names).flatmap(args_of)
 
 
 def pick(values: list):
@@ -576,7 +556,7 @@ def targeted_calls(config: Config, state: State, late: bool) -> list[Call]:
         out.append(Call("host_write", (p,)))
     if late:
         out += [Call("start_teardown_vm", (vm,)) for vm in running]
-    return [c for c in out if c.name in TRANSITIONS and not avoided(config, c)]
+    return [c for c in out if c.name in TRANSITIONS]
 
 
 def side_by_side(config: Config, transitions: dict[str, Transition], disciplined: bool,

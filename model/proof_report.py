@@ -15,9 +15,11 @@ MARK = {"proved": "✓", "violated": "✗", "unknown": "?"}
 
 
 def report_data(results: list[Result], transitions: list[str], properties: list[str],
-                seconds: float, mutant: str | None = None) -> dict:
+                seconds: float, mutant: str | None = None, reach=()) -> dict:
     """The machine-readable report of `pkvm-model prove --json`."""
     statuses = {r.status for r in results}
+    if any(not r.witnessed for _, r in reach):
+        statuses.add("violated")  # a vacuous model: something that must be reachable is not
     result = "violated" if "violated" in statuses else "unknown" if "unknown" in statuses else "proved"
     return {
         "result": result,
@@ -28,7 +30,25 @@ def report_data(results: list[Result], transitions: list[str], properties: list[
         "obligations": [{"property": r.property, "transition": r.transition, "status": r.status,
                          "seconds": round(r.seconds, 3), "counterexample": r.counterexample}
                         for r in results],
+        "bmc": [{"property": r.property, "machine": machine, "depth": r.depth,
+                 "witnessed": r.witnessed, "seconds": round(r.seconds, 3), "path": r.path}
+                for machine, r in reach],
     }
+
+
+def render_bmc(rows: list[dict]) -> Table:
+    """What bounded model checking found reachable, and by which path."""
+    table = Table(title="bounded model checking (what induction cannot show)")
+    for col in ("property", "machine", "depth", "reached", "path"):
+        table.add_column(col)
+    for r in rows:
+        machine = f"{r['machine']['ram']} page, {'+'.join(r['machine']['guests'])}" + (
+            "" if r["machine"]["host_discipline"] else ", no host discipline")
+        table.add_row(r["property"], machine, str(r["depth"]),
+                      Text("yes" if r["witnessed"] else "NO",
+                           style="green" if r["witnessed"] else "bold red"),
+                      "\n".join(r["path"]))
+    return table
 
 
 def render_table(data: dict) -> Table:

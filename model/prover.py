@@ -27,11 +27,15 @@ from dataclasses import dataclass
 import z3
 
 from model.properties import ALWAYS, Property
-from model.states import BLOCK_PAGES, Annotation, Contents, Life, Owner, PageState, PteKind
+from model.concrete import Concrete
+from model.states import (
+    BLOCK_PAGES, PAGE_FIELDS, PAGE_INIT, Annotation, Config, Contents, Leaf, Life, Owner,
+    PageState, PteKind, State, describe_contents, describe_pte, find_leaf,
+)
 from model.symbolic import (
     Machine, Symbolic, SymbolicState, fresh, ghost_invariant, initial, run,
 )
-from model.transitions import TRANSITIONS, Transition
+from model.transitions import TRANSITIONS, Call, Transition, step
 
 GHOST = Property("ghost_borrowers", "always",
                  "slots [0, count) of a page are a bijection with the guest entries borrowing it",
@@ -79,13 +83,13 @@ def _check(solver_facts, timeout_ms: int):
 
 
 def discharge(ob: Obligation, transitions: dict[str, Transition] = TRANSITIONS,
-              discipline: bool = True, timeout_ms: int = 20000) -> Result:
+              discipline: bool = True, timeout_ms: int = 60000) -> Result:
     """Prove one obligation, or find a counterexample to it."""
     start = time.perf_counter()
     if ob.transition == INIT:
         status, cex = _discharge_init(ob)
     else:
-        status, cex = _discharge_step(ob, transitions[ob.transition], discipline, timeout_ms)
+        status, cex = _discharge_step(ob, transitions, discipline, timeout_ms)
     return Result(ob.property, ob.transition, status, time.perf_counter() - start, cex)
 
 
@@ -208,10 +212,11 @@ def _unique(terms: list) -> list:
     return out
 
 
-def _discharge_step(ob: Obligation, t: Transition, discipline: bool, timeout_ms: int):
-    q = _Query(_property(ob.property), t, discipline)
+def _discharge_step(ob: Obligation, transitions: dict[str, Transition], discipline: bool,
+                    timeout_ms: int):
+    q = _Query(_property(ob.property), transitions[ob.transition], discipline)
     status = "proved"
-    for case in (q.step.errno == 0, q.step.errno != 0):
+    for case in _cases(q):
         for tier, limit in (("quantified", min(QUICK_MS, timeout_ms)), ("ground", timeout_ms),
                             ("guided", timeout_ms)):
             verdict, solver = q.ask(case, tier, limit)
@@ -219,13 +224,32 @@ def _discharge_step(ob: Obligation, t: Transition, discipline: bool, timeout_ms:
                 break
             if verdict == z3.sat and tier != "ground":
                 return "violated", counterexample(q, solver.model())
+            if verdict == z3.sat:
+                real = concretize(q, solver.model(), transitions)
+                if real is not None:
+                    return "violated", real
         else:
             status = "unknown"
     return status, None
 
 
+def _cases(q: _Query) -> list:
+    """The failing call, and the succeeding one split by leaf size (a page or a 2 MiB block),
+    which z3 settles far faster one at a time."""
+    args = dict(zip(q.t.params, q.args))
+    if "nr" in args:
+        size = args["nr"]
+    elif "vm" in args and "gfn" in args:
+        size = Symbolic(q.m, q.pre).e_size(args["vm"], args["gfn"])
+    else:
+        return [q.step.errno == 0, q.step.errno != 0]
+    ok = q.step.errno == 0
+    return [z3.And(ok, size == 1), z3.And(ok, size == BLOCK_PAGES),
+            z3.And(ok, size != 1, size != BLOCK_PAGES), q.step.errno != 0]
+
+
 def discharge_all(obs: list[Obligation], mutant: str | None = None, discipline: bool = True,
-                  timeout_ms: int = 20000, jobs: int = 2) -> list[Result]:
+                  timeout_ms: int = 60000, jobs: int = 2) -> list[Result]:
     """Every obligation, on `jobs` processes (z3 terms cannot cross processes: each rebuilds)."""
     work = [(ob, mutant, discipline, timeout_ms) for ob in obs]
     if jobs <= 1:
@@ -312,3 +336,123 @@ def counterexample(q: _Query, model) -> dict:
     args = ", ".join(f"{p}={ev(a)}" for p, a in zip(q.t.params, q.args))
     return {"call": f"{q.t.name}({args})", "errno": ev(q.step.errno),
             "machine": _machine(model, q.m), "pages": pages, "entries": guest}
+
+
+def concretize(q: _Query, model, transitions: dict[str, Transition]) -> dict | None:
+    """A ground-tier model made into a concrete state of a small machine: the pages and guests
+    the query is about, renumbered. When that state satisfies every invariant (checked
+    concretely) and the call really breaks the property there, the counterexample is real."""
+    def ev(x):
+        value = model.eval(x, model_completion=True)
+        return z3.is_true(value) if z3.is_bool(value) else value.as_long()
+    pre = Symbolic(q.m, q.pre)
+    ram, mmio, guests = ev(q.m.ram), ev(q.m.mmio), ev(q.m.guests)
+    named = dict(zip(q.t.params, (ev(a) for a in q.args)))
+    pfns = {ev(p) for p in q.pools["page"]}
+    if "pfn" in named and named.get("nr", 1) <= 8:
+        pfns |= set(range(named["pfn"], named["pfn"] + named.get("nr", 1)))
+    entries = {(ev(v), ev(g)) for v, g in q.pools["entry"]}
+    vms = {v for v, _ in entries} | {named.get("vm", -1)}
+    vms |= {ev(pre.pte_handle(p)) for p in pfns if ev(pre.pte_owner(p)) == Owner.GUEST}
+    vms = sorted(v for v in vms if 0 <= v < guests)
+    live = [(v, g) for v, g in entries if v in vms and g >= 0
+            and ev(pre.e_state(v, g)) != PageState.NOPAGE]
+    if any(ev(pre.e_size(v, g)) != 1 for v, g in live if ev(pre.e_state(v, g)) != PageState.POISON):
+        return None  # a 2 MiB block does not fit a small machine
+    pfns |= {ev(pre.e_pfn(v, g)) for v, g in live}
+    rams = sorted(p for p in pfns if 0 <= p < ram)
+    if not rams:
+        rams = [0] if ram > 0 else []
+    new_pfn = {p: i for i, p in enumerate(rams)}
+    new_vm = {v: i for i, v in enumerate(vms)}
+    small = Config(ram=len(rams), mmio=1, guests=tuple(ev(pre.protected(v)) for v in vms),
+                   gfns=1, hole_pfns=1)
+
+    def pfn_of(p):
+        if p in new_pfn:
+            return new_pfn[p]
+        return small.ram if ram <= p < ram + mmio else small.ram + 1
+
+    fields = {f: [] for f in PAGE_FIELDS}
+    for p in rams:
+        for f in PAGE_FIELDS:
+            value = ev(pre.page(f, p))
+            if f == "pte_handle" and ev(pre.pte_owner(p)) == Owner.GUEST:
+                value = new_vm.get(value, len(vms))
+            if f == "contents" and value >= Contents.SECRET_BASE:
+                value = Contents.SECRET_BASE + new_vm.get(value - Contents.SECRET_BASE, len(vms))
+            fields[f].append(value)
+    for f in PAGE_FIELDS:  # the MMIO page, untouched
+        fields[f].append(PAGE_INIT[f])
+    s2 = []
+    for v in vms:
+        leaves = []
+        for vv, g in sorted(live):
+            if vv != v:
+                continue
+            state = ev(pre.e_state(v, g))
+            if state == PageState.POISON:
+                leaves.append(Leaf(g, 1, 1, state, 0, 0))
+            else:
+                leaves.append(Leaf(g, 1, 1, state, ev(pre.e_prot(v, g)),
+                                   new_pfn[ev(pre.e_pfn(v, g))]))
+        s2.append(tuple(leaves))
+    state = State(*[tuple(fields[f]) for f in PAGE_FIELDS],
+                  life=tuple(ev(pre.life(v)) for v in vms), s2=tuple(s2))
+    args = tuple(pfn_of(a) if p == "pfn" else new_vm.get(a, len(vms)) if p == "vm" else a
+                 for p, a in named.items())
+    call = Call(q.t.name, args)
+    view = Concrete(small, state)
+    if not all(p.state(view) for p in ALWAYS if p.state):
+        return None  # the projection is no reachable-looking state: no verdict
+    outcome = step(small, state, call, transitions)
+    if outcome is None:
+        return None
+    post = Concrete(small, outcome.state)
+    if q.prop.state:
+        broken = not q.prop.state(post)
+    else:
+        broken = not q.prop.step(call.name, outcome.errno, view, post)
+    if not broken:
+        return None
+    return concrete_counterexample(small, state, call, outcome)
+
+
+def concrete_counterexample(config: Config, pre: State, call: Call, outcome) -> dict:
+    """A counterexample on a concrete machine, in the same shape as the symbolic one."""
+    pages = {}
+    for p in range(config.pages):
+        before, after = _concrete_cells(config, pre, p), _concrete_cells(config, outcome.state, p)
+        pages[str(p)] = {"pre": before, "post": after,
+                         "changed": sorted(k for k in before if before[k] != after[k])}
+    entries = {}
+    for v in range(len(config.guests)):
+        kind = "(protected)" if config.guests[v] else ""
+        gfns = sorted({leaf.gfn for leaf in pre.s2[v]} | {leaf.gfn for leaf in outcome.state.s2[v]})
+        for g in gfns:
+            before, after = _leaf_cells(pre, v, g), _leaf_cells(outcome.state, v, g)
+            entries[f"vm{v}{kind} gfn{g}"] = {
+                "pre": before, "post": after,
+                "changed": sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))}
+    return {"call": str(call), "errno": outcome.errno,
+            "machine": {"ram": config.ram, "mmio": config.mmio, "guests": len(config.guests)},
+            "pages": pages, "entries": entries}
+
+
+def _concrete_cells(config: Config, state: State, p: int) -> dict:
+    return {"host": PageState(state.host[p]).name, "hyp": PageState(state.hyp[p]).name,
+            "ffa": PageState(state.ffa[p]).name, "pins": state.pins[p], "count": state.count[p],
+            "host_pte": describe_pte(state, p), "hyp_mapped": bool(state.hyp_mapped[p]),
+            "contents": describe_contents(state.contents[p])}
+
+
+def _leaf_cells(state: State, v: int, g: int) -> dict:
+    leaf = find_leaf(state.s2[v], g)
+    cells = {"life": Life(state.life[v]).name}
+    if leaf is None:
+        return {**cells, "state": "NOPAGE"}
+    cells["state"] = PageState(leaf.state).name
+    if leaf.state != PageState.POISON:
+        cells.update(pfn=leaf.pfn + g - leaf.gfn, size=leaf.size, prot=leaf.prot)
+    return cells
+

@@ -14,8 +14,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("mutants", help="check that every seeded bug is caught")
     p.add_argument("--json", action="store_true", help="print the machine-readable report")
     p.add_argument("--only", action="append", metavar="NAME", help="only this mutant (repeatable)")
-    p.add_argument("--timeout", type=float, default=20.0, metavar="SECONDS",
-                   help="z3 time limit per query (default 20)")
+    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                   help="z3 time limit per query (default 60)")
     p.add_argument("--jobs", type=int, default=2, metavar="N", help="processes (default 2)")
     p.add_argument("--prove", action="store_true",
                    help="also run the prover on the mutated transition's obligations (slow)")

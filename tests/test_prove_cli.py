@@ -1,0 +1,62 @@
+"""`pkvm-model prove` and `pkvm-model mutants`: reports, exit codes, bad input."""
+
+import json
+
+import pytest
+
+from model.cli import main
+
+
+def run_json(capsys, argv):
+    code = main(argv)
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_prove_one_transition_json(capsys):
+    code, data = run_json(capsys, ["prove", "--transition", "host_share_hyp", "--json", "--no-bmc"])
+    assert code == 0
+    assert data["result"] == "proved"
+    assert data["transitions"] == ["host_share_hyp"]
+    assert {o["property"] for o in data["obligations"]} >= {"single_owner", "check_then_commit"}
+    assert all(o["status"] == "proved" and o["counterexample"] is None for o in data["obligations"])
+
+
+def test_prove_mutant_gives_counterexample(capsys):
+    code, data = run_json(capsys, ["prove", "--mutant", "unshare_hyp_ignores_pins",
+                                   "--transition", "host_unshare_hyp", "--json", "--no-bmc"])
+    assert code == 1
+    assert data["result"] == "violated"
+    bad = [o for o in data["obligations"] if o["status"] == "violated"]
+    assert {o["property"] for o in bad} >= {"pins"}
+    cex = bad[0]["counterexample"]
+    assert cex["call"].startswith("host_unshare_hyp(pfn=")
+    assert any(page["changed"] for page in cex["pages"].values())
+
+
+def test_prove_renders_counterexample(capsys):
+    assert main(["prove", "--mutant", "unshare_hyp_ignores_pins",
+                 "--transition", "host_unshare_hyp", "--no-bmc"]) == 1
+    out = capsys.readouterr().out
+    assert "counterexample: pins / host_unshare_hyp" in out
+    assert "violates pins: Only a page the hypervisor borrows can be pinned" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["prove", "--mutant", "no_such_bug"], "unknown mutant 'no_such_bug'"),
+    (["prove", "--transition", "host_share_everything"], "unknown transition"),
+    (["prove", "--bogus"], "unrecognized arguments"),
+    (["prove", "--timeout", "0"], "--timeout must be positive"),
+    (["mutants", "--only", "nope"], "unknown mutant 'nope'"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_and_exit_2(capsys, argv, needle):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert needle in err and err.count("\n") == 1
+
+
+def test_mutants_json_names_the_killer(capsys):
+    code, data = run_json(capsys, ["mutants", "--only", "share_guest_to_protected", "--json"])
+    assert code == 0
+    (row,) = data["mutants"]
+    assert row["killed"] and row["killed_by"] == "explore" and row["property"] == "guest_kinds"

@@ -60,3 +60,19 @@ def test_mutants_json_names_the_killer(capsys):
     assert code == 0
     (row,) = data["mutants"]
     assert row["killed"] and row["killed_by"] == "explore" and row["property"] == "guest_kinds"
+
+
+def test_explore_with_conformance(capsys):
+    code, data = run_json(capsys, ["explore", "--pages", "1", "--guests", "1", "--gfns", "1",
+                                   "--conformance", "--json"])
+    assert code == 0
+    assert data["conformance"]["edges_checked"] > 1000
+    assert data["conformance"]["disagreements"] == []
+
+
+def test_explore_with_conformance_catches_a_mutant(capsys):
+    code, data = run_json(capsys, ["explore", "--pages", "1", "--guests", "1", "--gfns", "1",
+                                   "--mutant", "force_reclaim_no_zeroing", "--conformance",
+                                   "--all-violations", "--json"])
+    assert code == 1
+    assert data["conformance"]["disagreements"]

@@ -86,6 +86,9 @@ def register(subparsers) -> None:
     parser.add_argument("--save-graph", metavar="FILE",
                         help="write the reachable graph (.graphml, .json node-link, .dot)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--conformance", action="store_true",
+                        help="replay every explored call on the reference hypervisor and compare "
+                             "(turns symmetry off: the reduction is sound for the model only)")
     parser.set_defaults(run=run)
 
 
@@ -171,6 +174,13 @@ def run(args, on_edge=None) -> int:
     from model.render import exploration_data, render_summary, render_violations
 
     on_edge = on_edge or getattr(args, "on_edge", None)
+    checker = None
+    if args.conformance:
+        from model.conformance import EdgeChecker
+
+        args.symmetry = False
+        checker = on_edge = EdgeChecker(config_from_args(args)[0],
+                                        discipline=not args.no_host_discipline)
     console = _console()
     show_progress = not args.json and sys.stdout.isatty()
     progress = _Progress(console) if show_progress else None
@@ -182,6 +192,9 @@ def run(args, on_edge=None) -> int:
     if args.save_graph:
         save_graph(result, args.save_graph)
     data = exploration_data(result)
+    if checker is not None:
+        data["conformance"] = {"edges_checked": checker.checked, "failing_calls": checker.failing,
+                               "disagreements": [d.to_data() for d in checker.disagreements]}
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -193,4 +206,9 @@ def run(args, on_edge=None) -> int:
                         f"{result.config.gfns} gfns"))
         for renderable in render_violations(result):
             console.print(renderable)
-    return 1 if result.violations else 0
+        if checker is not None:
+            console.print(f"conformance: {checker.checked} calls replayed on the reference, "
+                          f"{len(checker.disagreements)} disagreements")
+            for d in checker.disagreements:
+                console.print(d.text())
+    return 1 if result.violations or (checker is not None and checker.disagreements) else 0

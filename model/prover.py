@@ -255,7 +255,7 @@ def discharge_all(obs: list[Obligation], mutant: str | None = None, discipline: 
     if jobs <= 1:
         return [_work(w) for w in work]
     with ProcessPoolExecutor(jobs) as pool:
-        return list(pool.map(_work, work, chunksize=4))
+        return list(pool.map(_work, work, chunksize=1))
 
 
 def _work(item) -> Result:

@@ -33,30 +33,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
-from model import abstraction
 from model.abstraction import Unrepresentable, abstract, invoke, reference_for
 from model.reference import Hypervisor
 from model.reference import pte as rpte
 from model.states import (
-    BLOCK_PAGES, IPA_PAGES, PA_PAGES, PAGE_FIELDS, POISON, PROT_R, PROT_W, PROT_X, U16_MAX,
-    U32_MAX, Config, Contents, Leaf, Life, Owner, PageState, State, describe_contents,
+    BLOCK_PAGES, IPA_PAGES, PA_PAGES, POISON, PROT_R, PROT_W, PROT_X, U16_MAX,
+    U32_MAX, Config, Leaf, Life, PageState, State, describe_contents,
     describe_pte, guest_view, initial_state,
 )
-from model.transitions import EHWPOISON, TRANSITIONS, Call, Outcome, Transition, calls, step
-import errno as _errno
+from model.transitions import (
+    ERRNO_NAMES, TRANSITIONS, Call, Outcome, Transition, calls, errno_name, step,
+)
 
-ERRNO_NAMES = {**{-code: name for code, name in _errno.errorcode.items()}, -EHWPOISON: "EHWPOISON"}
 ERRNO_CODES = {name: code for code, name in ERRNO_NAMES.items()}
 
 
 def errno_text(errno: int | None) -> str:
     """`ok`, `-EPERM`, ... (or `-` when a side did not answer)."""
-    if errno is None:
-        return "-"
-    if errno == 0:
-        return "ok"
-    name = ERRNO_NAMES.get(errno)
-    return f"-{name}" if name else str(errno)
+    return "-" if errno is None else errno_name(errno)
 
 
 def call_text(call: Call) -> str:

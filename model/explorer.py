@@ -33,7 +33,6 @@ results come back as an `Exploration` (with `summary()` as plain JSON-able data)
 
 from __future__ import annotations
 
-import errno as _errno
 import itertools
 import operator
 import time
@@ -47,21 +46,17 @@ from model.properties import ALWAYS, SOMETIMES, Property
 from model.states import (
     BLOCK_PAGES, OWNED, POISON, Config, Contents, Leaf, Life, Owner, State, initial_state,
 )
-from model.transitions import EHWPOISON, TRANSITIONS, Call, Outcome, Transition, calls, step
+from model.transitions import (
+    ERRNO_NAMES, TRANSITIONS, Call, Outcome, Transition, calls, step,
+)
+from model.transitions import errno_name as kernel_errno_name
 
 ORBIT_LIMIT = 20_000  # group orders past which unreduced counts are not rebuilt from orbits
-ERRNO_NAMES = {**{-code: name for code, name in _errno.errorcode.items()}, -EHWPOISON: "EHWPOISON"}
 
 
 def errno_name(errno: int | None) -> str:
-    """`ok` for success, else the kernel's name of the (negative) errno, e.g. `-EPERM`; a call
-    that crashed the model (errno None) `raised`."""
-    if errno is None:
-        return "raised"
-    if errno == 0:
-        return "ok"
-    name = ERRNO_NAMES.get(errno)
-    return f"-{name}" if name else str(errno)
+    """The call's result as the kernel names it; a call that crashed the model (None) `raised`."""
+    return "raised" if errno is None else kernel_errno_name(errno)
 
 
 # -- graph properties (not expressible on one state or one edge) --------------------------------

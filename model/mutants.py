@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from model.states import NOPAGE, OWNED, SHARED_OWNED, Config
+from model.states import OWNED, SHARED_OWNED, Config
 from model.transitions import TRANSITIONS, Transition
 
 

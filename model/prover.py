@@ -33,7 +33,7 @@ from model.states import (
     PageState, PteKind, State, describe_contents, describe_pte, find_leaf,
 )
 from model.symbolic import (
-    Machine, Symbolic, SymbolicState, fresh, ghost_invariant, initial, run,
+    Machine, Symbolic, SymbolicState, ghost_invariant, initial, run,
 )
 from model.transitions import TRANSITIONS, Call, Transition, step
 
@@ -144,7 +144,7 @@ class _Query:
 
     def _pools(self, named=()) -> dict:
         """The terms this query is about, per kind: where the invariants get instantiated."""
-        pre, post = Symbolic(self.m, self.pre), Symbolic(self.m, self.post)
+        pre = Symbolic(self.m, self.pre)
         args = dict(zip(self.t.params, self.args))
         pages, entries, extra = [], [], {"gfn": [], "vm": [], "slot": []}
         if "pfn" in args:
@@ -266,8 +266,16 @@ def _work(item) -> Result:
 
 # -- counterexamples ---------------------------------------------------------------------------
 
+def _evaluator(model):
+    """Values of terms in a z3 model: Python ints, or bools for Boolean terms."""
+    def ev(x):
+        value = model.eval(x, model_completion=True)
+        return z3.is_true(value) if z3.is_bool(value) else value.as_long()
+    return ev
+
+
 def _machine(model, m: Machine) -> dict:
-    ev = lambda x: model.eval(x, model_completion=True).as_long()
+    ev = _evaluator(model)
     return {"ram": ev(m.ram), "mmio": ev(m.mmio), "guests": ev(m.guests)}
 
 
@@ -314,9 +322,7 @@ def _entry_cells(view: Symbolic, ev, v, g) -> dict:
 
 def counterexample(q: _Query, model) -> dict:
     """The pre- and post-state of the pages and entries involved, in kernel vocabulary."""
-    def ev(x):
-        value = model.eval(x, model_completion=True)
-        return z3.is_true(value) if z3.is_bool(value) else value.as_long()
+    ev = _evaluator(model)
     pre, post = Symbolic(q.m, q.pre), Symbolic(q.m, q.post)
     pfns = sorted({ev(p) for p in q.pools["page"] if ev(p) >= 0})[:6]
     entries = sorted({(ev(v), ev(g)) for v, g in q.pools["entry"] if ev(v) >= 0 and ev(g) >= 0
@@ -342,9 +348,7 @@ def concretize(q: _Query, model, transitions: dict[str, Transition]) -> dict | N
     """A ground-tier model made into a concrete state of a small machine: the pages and guests
     the query is about, renumbered. When that state satisfies every invariant (checked
     concretely) and the call really breaks the property there, the counterexample is real."""
-    def ev(x):
-        value = model.eval(x, model_completion=True)
-        return z3.is_true(value) if z3.is_bool(value) else value.as_long()
+    ev = _evaluator(model)
     pre = Symbolic(q.m, q.pre)
     ram, mmio, guests = ev(q.m.ram), ev(q.m.mmio), ev(q.m.guests)
     named = dict(zip(q.t.params, (ev(a) for a in q.args)))

@@ -22,6 +22,15 @@ from model.states import (
 )
 
 EHWPOISON = getattr(_errno, "EHWPOISON", 133)  # Linux's value; Python's errno may lack it
+ERRNO_NAMES = {**{-code: name for code, name in _errno.errorcode.items()}, -EHWPOISON: "EHWPOISON"}
+
+
+def errno_name(errno: int) -> str:
+    """`ok` for success, else the kernel's name of the (negative) errno, e.g. `-EPERM`."""
+    if errno == 0:
+        return "ok"
+    name = ERRNO_NAMES.get(errno)
+    return f"-{name}" if name else str(errno)
 
 # Argument kinds, so explorers and parsers know what each parameter ranges over.
 PFN, NR, GFN, VM, PROT = "pfn", "nr", "gfn", "vm", "prot"

@@ -13,7 +13,6 @@ side runs that seeded bug: conformance must disagree.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path

@@ -20,6 +20,8 @@ from model.states import Config
 from model.symbolic import Machine, Symbolic, SymbolicState, initial, run
 from model.transitions import TRANSITIONS, Transition, domain
 
+RLIMIT = 400_000_000  # z3 resource units per search: deterministic, unlike a clock
+
 
 @dataclass
 class Reach:
@@ -81,10 +83,10 @@ class Unrolling:
                                       prop.step(name, runs[name][1].errno, pre, post)))
         return z3.Or(*options)
 
-    def search(self, prop: Property, timeout_ms: int = 60000) -> Reach:
+    def search(self, prop: Property, rlimit: int = RLIMIT) -> Reach:
         start = time.perf_counter()
         solver = z3.Solver()
-        solver.set("timeout", timeout_ms)
+        solver.set("rlimit", rlimit)
         solver.add(*self.facts, self.reaches(prop))
         found = solver.check() == z3.sat
         path = self._path(solver.model()) if found else []
@@ -120,14 +122,14 @@ CHECKS = (
 )
 
 
-def run_checks(transitions: dict[str, Transition] = TRANSITIONS, timeout_ms: int = 120000):
+def run_checks(transitions: dict[str, Transition] = TRANSITIONS, rlimit: int = RLIMIT):
     """Every default BMC check: (check description, Reach) pairs."""
     from model.properties import PROPERTIES
 
     out = []
     for name, config, depth in CHECKS:
         prop = stranding() if name == "stranding_hazard" else PROPERTIES[name]
-        reach = Unrolling(config, depth, transitions).search(prop, timeout_ms)
+        reach = Unrolling(config, depth, transitions).search(prop, rlimit)
         machine = {"ram": config.ram, "guests": ["protected" if g else "np" for g in config.guests],
                    "host_discipline": config.host_discipline}
         out.append((machine, reach))

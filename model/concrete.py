@@ -125,6 +125,9 @@ class Concrete:
         finally:
             self._guards.pop()
 
+    def note_call(self, name, args):
+        """A nested call runs inline; concretely there is nothing to note."""
+
     # -- reads of the pre-state --------------------------------------------------------------
     def page(self, field, p):
         if 0 <= p < self.n:

@@ -28,7 +28,8 @@ def report_data(results: list[Result], transitions: list[str], properties: list[
         "transitions": transitions,
         "properties": properties,
         "obligations": [{"property": r.property, "transition": r.transition, "status": r.status,
-                         "seconds": round(r.seconds, 3), "counterexample": r.counterexample}
+                         "seconds": round(r.seconds, 3), "counterexample": r.counterexample,
+                         "via": list(r.via)}
                         for r in results],
         "bmc": [{"property": r.property, "machine": machine, "depth": r.depth,
                  "witnessed": r.witnessed, "seconds": round(r.seconds, 3), "path": r.path}
@@ -66,8 +67,13 @@ def render_table(data: dict) -> Table:
             if o is None:
                 row.append(Text("·", style="dim"))
             else:
-                row.append(Text(f"{MARK[o['status']]} {o['seconds']:.2f}", style=STYLE[o["status"]]))
+                via = "*" if o["via"] and o["status"] == "proved" else ""
+                row.append(Text(f"{MARK[o['status']]} {o['seconds']:.2f}{via}",
+                                style=STYLE[o["status"]]))
         table.add_row(t, *row)
+    callees = sorted({c for o in data["obligations"] if o["status"] == "proved" for c in o["via"]})
+    if callees:
+        table.caption = f"* proved through the same obligation of {', '.join(callees)} (a nested call)"
     return table
 
 

@@ -14,14 +14,22 @@ split into the succeeding and the failing call, and tried in up to three tiers:
    it comes in milliseconds.
 2. guided: the quantified invariants with the same instances beside them, to guide z3.
 Unsat is a proof in every tier; sat is a counterexample only in tiers 0 and 2 (tier 1 assumed
-less than the invariants say, so its models need not be real states); a query no tier settles is
-reported as unknown.
+less than the invariants say, so its models need not be real states, and is made concrete and
+checked before it is reported); a query no tier settles is reported as unknown.
+
+A transition that makes another call whole (`delegate` in `model/transitions.py`, e.g. the hole
+punch of a non-protected guest is `host_unshare_guest` on the leaf) is proved modularly on that
+branch: z3 shows the branch succeeds exactly when the callee does, with the same post-state, and
+the callee's own obligation for the property does the rest (`Result.via` names it).
+
+Every query runs under z3's resource limit, not a clock, and every obligation in a freshly
+forked process, so the same command gives the same statuses on a loaded machine or an idle one.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import z3
@@ -41,10 +49,11 @@ GHOST = Property("ghost_borrowers", "always",
                  "slots [0, count) of a page are a bijection with the guest entries borrowing it",
                  state=ghost_invariant)
 INIT = "init"
-QUICK_MS = 2000  # the plain quantified query settles most obligations at once
+QUICK = 5_000_000  # z3 resource units: the plain quantified query settles most obligations
+BUDGET = 200_000_000  # z3 resource units per query of the other tiers (deterministic)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Obligation:
     property: str
     transition: str  # a transition name, or INIT
@@ -57,6 +66,7 @@ class Result:
     status: str  # "proved", "violated" or "unknown"
     seconds: float
     counterexample: dict | None = None
+    via: tuple[str, ...] = ()  # callees whose obligation for this property the proof relies on
 
 
 def state_properties() -> list[Property]:
@@ -75,30 +85,31 @@ def _property(name: str) -> Property:
     return next(p for p in ALWAYS + [GHOST] if p.name == name)
 
 
-def _check(solver_facts, timeout_ms: int):
+def _check(solver_facts, rlimit: int):
     solver = z3.Solver()
-    solver.set("timeout", timeout_ms)
+    solver.set("rlimit", rlimit)
     solver.add(*solver_facts)
     return solver.check(), solver
 
 
-def discharge(ob: Obligation, transitions: dict[str, Transition] = TRANSITIONS,
-              discipline: bool = True, timeout_ms: int = 60000) -> Result:
-    """Prove one obligation, or find a counterexample to it."""
+def _discharge_one(ob: Obligation, transitions: dict[str, Transition], discipline: bool,
+                   budget: int, modular: bool = True) -> Result:
+    """One obligation, possibly through its callees' obligations (see `Result.via`)."""
     start = time.perf_counter()
+    via = ()
     if ob.transition == INIT:
-        status, cex = _discharge_init(ob)
+        status, cex = _discharge_init(ob, budget)
     else:
-        status, cex = _discharge_step(ob, transitions, discipline, timeout_ms)
-    return Result(ob.property, ob.transition, status, time.perf_counter() - start, cex)
+        status, cex, via = _discharge_step(ob, transitions, discipline, budget, modular)
+    return Result(ob.property, ob.transition, status, time.perf_counter() - start, cex, via)
 
 
-def _discharge_init(ob: Obligation):
+def _discharge_init(ob: Obligation, budget: int):
     m = Machine()
     view = Symbolic(m, initial(m))
     view.witness_mode = True
     goal = _property(ob.property).state(view)
-    verdict, solver = _check([*m.axioms(), z3.Not(goal)], 20000)
+    verdict, solver = _check([*m.axioms(), z3.Not(goal)], budget)
     if verdict == z3.unsat:
         return "proved", None
     if verdict == z3.sat:
@@ -189,16 +200,40 @@ class _Query:
         named = [xs for kind, xs in view.skolems if kind == "entry"]
         return [*self.guard, *invariants, *side], named
 
-    def ask(self, case, tier: str, timeout_ms: int):
+    def plain_facts(self) -> list:
+        """The hypothesis with the invariants as plain quantified formulas."""
+        view = Symbolic(self.m, self.pre)
+        return [*self.guard, *[p.state(view) for p in state_properties()], *self.step.side_facts()]
+
+    def ask(self, case, tier: str, rlimit: int):
         """tier: "ground" (instances only), "quantified" (plain), "guided" (both)."""
         if tier == "quantified":
-            view = Symbolic(self.m, self.pre)
-            facts = [*self.guard, *[p.state(view) for p in state_properties()],
-                     *self.step.side_facts()]
-            return _check([*facts, case, z3.Not(self.goal(None))], timeout_ms)
+            return _check([*self.plain_facts(), case, z3.Not(self.goal(None))], rlimit)
         facts, _ = self.facts(tier == "ground")
         goal = self.goal(self.pools, tier == "ground")
-        return _check([*facts, case, z3.Not(goal)], timeout_ms)
+        return _check([*facts, case, z3.Not(goal)], rlimit)
+
+    def page_leaves(self):
+        """Every leaf the query names is one page: a model that fits a small machine."""
+        pre = Symbolic(self.m, self.pre)
+        return z3.And(*[z3.Implies(pre.is_valid(pre.e_state(v, g)), pre.e_size(v, g) == 1)
+                        for v, g in self.pools["entry"]])
+
+    def refines(self, call, transitions: dict[str, Transition], discipline: bool,
+                rlimit: int) -> bool:
+        """Whether, when this call succeeds on the branch of the nested `call`, the callee is
+        called within its own obligations' assumptions, succeeds, and leaves the same state
+        (ghost included): then the callee's proof of a state property covers the branch."""
+        name, args, guard = call
+        callee = transitions[name]
+        inner = run(callee, self.m, self.pre, list(args))
+        same = [self.post.arrays[f] == inner.post[f] for f in self.post.arrays]
+        goal = [inner.errno == 0, *[a >= 0 for a in args], *same]
+        if discipline and callee.discipline:
+            goal.append(callee.discipline(Symbolic(self.m, self.pre), *args))
+        facts = [*self.plain_facts(), *inner.side_facts(), self.step.errno == 0, guard]
+        verdict, _ = _check([*facts, z3.Not(z3.And(*goal))], rlimit)
+        return verdict == z3.unsat
 
 
 def _unique(terms: list) -> list:
@@ -213,55 +248,106 @@ def _unique(terms: list) -> list:
 
 
 def _discharge_step(ob: Obligation, transitions: dict[str, Transition], discipline: bool,
-                    timeout_ms: int):
+                    budget: int, modular: bool):
     q = _Query(_property(ob.property), transitions[ob.transition], discipline)
-    status = "proved"
-    for case in _cases(q):
-        for tier, limit in (("quantified", min(QUICK_MS, timeout_ms)), ("ground", timeout_ms),
-                            ("guided", timeout_ms)):
-            verdict, solver = q.ask(case, tier, limit)
+    status, via = "proved", []
+    for case, call in _cases(q, modular and q.prop.state is not None):
+        if call is not None and q.refines(call, transitions, discipline, budget):
+            via.append(call[0])
+            continue
+        for tier, limit in (("quantified", min(QUICK, budget)), ("ground", budget),
+                            ("guided", budget // 4)):  # guided rarely settles what ground left
+            if tier == "ground":
+                verdict, real = _ground(q, case, transitions, limit)
+                if real is not None:
+                    return "violated", real, ()
+            else:
+                verdict, solver = q.ask(case, tier, limit)
+                if verdict == z3.sat:
+                    return "violated", counterexample(q, solver.model()), ()
             if verdict == z3.unsat:
                 break
-            if verdict == z3.sat and tier != "ground":
-                return "violated", counterexample(q, solver.model())
-            if verdict == z3.sat:
-                real = concretize(q, solver.model(), transitions)
-                if real is not None:
-                    return "violated", real
         else:
             status = "unknown"
-    return status, None
+    return status, None, tuple(dict.fromkeys(via))
 
 
-def _cases(q: _Query) -> list:
-    """The failing call, and the succeeding one split by leaf size (a page or a 2 MiB block),
-    which z3 settles far faster one at a time."""
+def _ground(q: _Query, case, transitions: dict[str, Transition], limit: int):
+    """The ground tier: (verdict, concrete counterexample or None). A model z3 finds is made
+    concrete; when it does not fit a small machine, z3 is asked once more for a model whose
+    leaves are all single pages (unsat there proves nothing)."""
+    verdict, solver = q.ask(case, "ground", limit)
+    if verdict != z3.sat:
+        return verdict, None
+    real = concretize(q, solver.model(), transitions)
+    if real is None:
+        again, solver = _check([*solver.assertions(), q.page_leaves()], limit)
+        if again == z3.sat:
+            real = concretize(q, solver.model(), transitions)
+    return verdict, real
+
+
+def _cases(q: _Query, modular: bool) -> list:
+    """(case, nested call or None): the failing call; the succeeding one on each branch that
+    makes a nested call whole (when `modular`); and the rest split by leaf size (a page or a
+    2 MiB block), which z3 settles far faster one at a time."""
+    ok, fail = q.step.errno == 0, q.step.errno != 0
+    calls = q.step.calls if modular else []
+    nested = [(z3.And(ok, guard), (name, args, guard)) for name, args, guard in calls]
+    ok = z3.And(ok, *[z3.Not(guard) for _, _, guard in calls])
     args = dict(zip(q.t.params, q.args))
     if "nr" in args:
         size = args["nr"]
     elif "vm" in args and "gfn" in args:
         size = Symbolic(q.m, q.pre).e_size(args["vm"], args["gfn"])
     else:
-        return [q.step.errno == 0, q.step.errno != 0]
-    ok = q.step.errno == 0
-    return [z3.And(ok, size == 1), z3.And(ok, size == BLOCK_PAGES),
-            z3.And(ok, size != 1, size != BLOCK_PAGES), q.step.errno != 0]
+        return [*nested, (ok, None), (fail, None)]
+    return [*nested, (z3.And(ok, size == 1), None), (z3.And(ok, size == BLOCK_PAGES), None),
+            (z3.And(ok, size != 1, size != BLOCK_PAGES), None), (fail, None)]
+
+
+def discharge(ob: Obligation, mutant: str | None = None, discipline: bool = True,
+              budget: int = BUDGET) -> Result:
+    """Prove one obligation (and whatever callee obligations its proof relies on), or find a
+    counterexample to it."""
+    return discharge_all([ob], mutant, discipline, budget, jobs=1)[0]
 
 
 def discharge_all(obs: list[Obligation], mutant: str | None = None, discipline: bool = True,
-                  timeout_ms: int = 60000, jobs: int = 2) -> list[Result]:
-    """Every obligation, on `jobs` processes (z3 terms cannot cross processes: each rebuilds)."""
-    work = [(ob, mutant, discipline, timeout_ms) for ob in obs]
-    if jobs <= 1:
-        return [_work(w) for w in work]
-    with ProcessPoolExecutor(jobs) as pool:
-        return list(pool.map(_work, work, chunksize=1))
+                  budget: int = BUDGET, jobs: int = 2) -> list[Result]:
+    """Every obligation, each in a freshly forked process (`jobs` at a time): z3's answers
+    depend on what its context has seen, and a fresh fork of the same parent is the same
+    context every time."""
+    def run_all(todo, modular=True):
+        if not todo:
+            return {}
+        work = [(ob, mutant, discipline, budget, modular) for ob in todo]
+        with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1) as pool:
+            return dict(zip(todo, pool.map(_work, work, chunksize=1)))
+    return _settle(obs, run_all)
+
+
+def _settle(obs: list[Obligation], run_all) -> list[Result]:
+    """Run the obligations, then the callee obligations their proofs rely on; a proof whose
+    callee is not proved is redone directly, without the callee."""
+    results = run_all(obs)
+    while missing := sorted({Obligation(r.property, t) for r in results.values() for t in r.via}
+                            - results.keys()):
+        results.update(run_all(missing))
+
+    def sound(ob: Obligation) -> bool:
+        r = results[ob]
+        return r.status == "proved" and all(sound(Obligation(r.property, t)) for t in r.via)
+
+    redo = [ob for ob in obs if results[ob].via and not sound(ob)]
+    redone = run_all(redo, False) if redo else {}
+    return [redone.get(ob, results[ob]) for ob in obs]
 
 
 def _work(item) -> Result:
     from model.mutants import mutant_transitions  # noqa: PLC0415 (mutants import the model)
-    ob, mutant, discipline, timeout_ms = item
-    return discharge(ob, mutant_transitions(mutant), discipline, timeout_ms)
+    ob, mutant, discipline, budget, modular = item
+    return _discharge_one(ob, mutant_transitions(mutant), discipline, budget, modular)
 
 
 # -- counterexamples ---------------------------------------------------------------------------
@@ -344,13 +430,11 @@ def counterexample(q: _Query, model) -> dict:
             "machine": _machine(model, q.m), "pages": pages, "entries": guest}
 
 
-def concretize(q: _Query, model, transitions: dict[str, Transition]) -> dict | None:
-    """A ground-tier model made into a concrete state of a small machine: the pages and guests
-    the query is about, renumbered. When that state satisfies every invariant (checked
-    concretely) and the call really breaks the property there, the counterexample is real."""
-    ev = _evaluator(model)
+def _projection(q: _Query, ev) -> tuple[set, list, list]:
+    """What a model's small machine keeps: the pages, the live guest entries and the guests
+    the query names (and the pages those entries map, the guests annotations name)."""
     pre = Symbolic(q.m, q.pre)
-    ram, mmio, guests = ev(q.m.ram), ev(q.m.mmio), ev(q.m.guests)
+    guests = ev(q.m.guests)
     named = dict(zip(q.t.params, (ev(a) for a in q.args)))
     pfns = {ev(p) for p in q.pools["page"]}
     if "pfn" in named and named.get("nr", 1) <= 8:
@@ -359,11 +443,23 @@ def concretize(q: _Query, model, transitions: dict[str, Transition]) -> dict | N
     vms = {v for v, _ in entries} | {named.get("vm", -1)}
     vms |= {ev(pre.pte_handle(p)) for p in pfns if ev(pre.pte_owner(p)) == Owner.GUEST}
     vms = sorted(v for v in vms if 0 <= v < guests)
-    live = [(v, g) for v, g in entries if v in vms and g >= 0
-            and ev(pre.e_state(v, g)) != PageState.NOPAGE]
+    live = sorted((v, g) for v, g in entries if v in vms and g >= 0
+                  and ev(pre.e_state(v, g)) != PageState.NOPAGE)
+    pfns |= {ev(pre.e_pfn(v, g)) for v, g in live}
+    return pfns, live, vms
+
+
+def concretize(q: _Query, model, transitions: dict[str, Transition]) -> dict | None:
+    """A ground-tier model made into a concrete state of a small machine: the pages and guests
+    the query is about, renumbered. When that state satisfies every invariant (checked
+    concretely) and the call really breaks the property there, the counterexample is real."""
+    ev = _evaluator(model)
+    pre = Symbolic(q.m, q.pre)
+    ram, mmio = ev(q.m.ram), ev(q.m.mmio)
+    named = dict(zip(q.t.params, (ev(a) for a in q.args)))
+    pfns, live, vms = _projection(q, ev)
     if any(ev(pre.e_size(v, g)) != 1 for v, g in live if ev(pre.e_state(v, g)) != PageState.POISON):
         return None  # a 2 MiB block does not fit a small machine
-    pfns |= {ev(pre.e_pfn(v, g)) for v, g in live}
     rams = sorted(p for p in pfns if 0 <= p < ram)
     if not rams:
         rams = [0] if ram > 0 else []

@@ -277,6 +277,7 @@ class SymbolicStep(Symbolic):
         self.post = dict(pre.arrays)
         self.errno = z3.IntVal(0)
         self.ranges: list = []  # (witness, lo, n, fails) of each range check, see `side_facts`
+        self.calls: list = []  # (callee name, args, guard) of each nested call, see `note_call`
         self._guards: list = []
 
     # -- checks ------------------------------------------------------------------------------
@@ -315,6 +316,10 @@ class SymbolicStep(Symbolic):
                                z3.And(k == -1, none_fail(lo + n))))
             facts.append(z3.Implies(k != -1, z3.And(k >= lo, k < lo + n, fails(k))))
         return facts
+
+    def note_call(self, name, args):
+        """A nested call, made when `guard` holds (and the call succeeds as a whole)."""
+        self.calls.append((name, tuple(args), self._live()))
 
     def fold(self, errno):
         """A yielded check: the call's errno is the first non-zero one."""

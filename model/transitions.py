@@ -112,6 +112,13 @@ def set_states(s, field, pfn, nr, state):
     s.set_range(field, pfn, nr, lambda _p: state)
 
 
+def delegate(s, callee, *args):
+    """One call making another, whole (the host's hole punch is a kernel hypercall): the view
+    notes it, so that the prover can reuse the callee's proofs for this branch."""
+    s.note_call(callee.__name__, args)
+    yield from callee(s, *args)
+
+
 def check_guest_page_leaf(s, vm, gfn):
     """A guest's own hypercall on gfn needs a valid, unpoisoned, page-sized leaf."""
     yield s.require(s.e_state(vm, gfn) != POISON, EHWPOISON)
@@ -372,11 +379,11 @@ def hole_punch(s, vm, gfn):
     yield from check_vm(s, vm, Life.RUNNING, Life.DYING)
     yield s.require(s.is_valid(s.e_state(vm, gfn)), ENOENT)
     with s.when(s.protected(vm)):
-        yield from host_force_reclaim_page_guest(s, s.e_pfn(vm, gfn))
+        yield from delegate(s, host_force_reclaim_page_guest, s.e_pfn(vm, gfn))
     with s.when(s.Not(s.protected(vm))):
         size = s.e_size(vm, gfn)
         base = s.If(size == BLOCK_PAGES, gfn - gfn % BLOCK_PAGES, gfn)
-        yield from host_unshare_guest(s, base, size, vm)
+        yield from delegate(s, host_unshare_guest, base, size, vm)
 
 
 # -- memory accesses ---------------------------------------------------------------------------

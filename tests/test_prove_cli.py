@@ -45,7 +45,7 @@ def test_prove_renders_counterexample(capsys):
     (["prove", "--mutant", "no_such_bug"], "unknown mutant 'no_such_bug'"),
     (["prove", "--transition", "host_share_everything"], "unknown transition"),
     (["prove", "--bogus"], "unrecognized arguments"),
-    (["prove", "--timeout", "0"], "--timeout must be positive"),
+    (["prove", "--budget", "0"], "--budget must be positive"),
     (["mutants", "--only", "nope"], "unknown mutant 'nope'"),
     (["frobnicate"], "invalid choice"),
 ])

@@ -9,20 +9,23 @@ import time
 from rich.console import Console
 from rich.table import Table
 
+from model.prover import BUDGET
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("mutants", help="check that every seeded bug is caught")
     p.add_argument("--json", action="store_true", help="print the machine-readable report")
     p.add_argument("--only", action="append", metavar="NAME", help="only this mutant (repeatable)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="z3 time limit per query (default 60)")
+    p.add_argument("--budget", type=int, default=BUDGET // 10**6, metavar="MILLIONS",
+                   help="with --prove: z3 resource limit per query, in millions of z3's "
+                        f"deterministic resource units (default {BUDGET // 10**6})")
     p.add_argument("--jobs", type=int, default=2, metavar="N", help="processes (default 2)")
     p.add_argument("--prove", action="store_true",
                    help="also run the prover on the mutated transition's obligations (slow)")
     p.set_defaults(run=run)
 
 
-def hunt(name: str, timeout_ms: int, jobs: int, prove: bool = True) -> dict:
+def hunt(name: str, budget: int, jobs: int, prove: bool = True) -> dict:
     """Explore 2 pages x 2 guests for the bug; with `prove`, also try to prove the mutated
     transition's obligations (each violated one is a kill with an unbounded counterexample)."""
     from model.explorer import explore
@@ -36,7 +39,7 @@ def hunt(name: str, timeout_ms: int, jobs: int, prove: bool = True) -> dict:
     obs = [o for o in obligations(transitions) if o.transition == mutant.transition and prove]
     start = time.perf_counter()
     results = discharge_all(obs, mutant=name, discipline=config.host_discipline,
-                            timeout_ms=timeout_ms, jobs=jobs)
+                            budget=budget, jobs=jobs)
     proof = [f"{r.property}/{r.transition}" for r in results if r.status == "violated"]
     prove_seconds = time.perf_counter() - start
     found = explore(config, transitions=transitions, stop_on_violation=True, graph_checks=True)
@@ -64,10 +67,10 @@ def run(args) -> int:
     unknown = [n for n in names if n not in MUTANTS]
     if unknown:
         raise UsageError(f"unknown mutant {unknown[0]!r}; one of: {', '.join(sorted(MUTANTS))}")
-    if args.timeout <= 0 or args.jobs < 1:
-        raise UsageError("--timeout must be positive and --jobs at least 1")
+    if args.budget <= 0 or args.jobs < 1:
+        raise UsageError("--budget must be positive and --jobs at least 1")
     start = time.perf_counter()
-    rows = [hunt(n, int(args.timeout * 1000), args.jobs, args.prove) for n in names]
+    rows = [hunt(n, args.budget * 10**6, args.jobs, args.prove) for n in names]
     survivors = [r["mutant"] for r in rows if not r["killed"]]
     if args.json:
         json.dump({"mutants": rows, "survivors": survivors,

@@ -8,6 +8,8 @@ import time
 
 from rich.console import Console
 
+from model.prover import BUDGET
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("prove", help="prove every invariant inductive with z3 (unbounded)")
@@ -15,8 +17,10 @@ def register(subparsers) -> None:
     p.add_argument("--mutant", metavar="NAME", help="prove a seeded bug of the catalog instead")
     p.add_argument("--transition", action="append", metavar="NAME",
                    help="only the obligations of this transition (repeatable)")
-    p.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
-                   help="z3 time limit per query (default 60)")
+    p.add_argument("--budget", type=int, default=BUDGET // 10**6, metavar="MILLIONS",
+                   help="z3 resource limit per query, in millions of z3's deterministic "
+                        f"resource units (default {BUDGET // 10**6}); unlike a clock, the "
+                        "same on a loaded machine")
     p.add_argument("--jobs", type=int, default=2, metavar="N", help="processes (default 2)")
     p.add_argument("--allow-unknown", action="store_true",
                    help="exit 0 when nothing is violated, even if z3 settled some obligation "
@@ -37,8 +41,8 @@ def run(args) -> int:
 
     if args.mutant is not None and args.mutant not in MUTANTS:
         raise UsageError(f"unknown mutant {args.mutant!r}; one of: {', '.join(sorted(MUTANTS))}")
-    if args.timeout <= 0 or args.jobs < 1:
-        raise UsageError("--timeout must be positive and --jobs at least 1")
+    if args.budget <= 0 or args.jobs < 1:
+        raise UsageError("--budget must be positive and --jobs at least 1")
     transitions = mutant_transitions(args.mutant)
     names = list(transitions)
     for t in args.transition or []:
@@ -51,7 +55,7 @@ def run(args) -> int:
            (o.transition == "init" and not args.transition)]
     start = time.perf_counter()
     results = discharge_all(obs, mutant=args.mutant, discipline=discipline,
-                            timeout_ms=int(args.timeout * 1000), jobs=args.jobs)
+                            budget=args.budget * 10**6, jobs=args.jobs)
     properties = list(dict.fromkeys(o.property for o in obs))
     reach = [] if args.no_bmc or args.transition else run_checks(transitions)
     data = report_data(results, names, properties, time.perf_counter() - start, args.mutant,

@@ -50,7 +50,7 @@ GHOST = Property("ghost_borrowers", "always",
                  state=ghost_invariant)
 INIT = "init"
 QUICK = 5_000_000  # z3 resource units: the plain quantified query settles most obligations
-BUDGET = 200_000_000  # z3 resource units per query of the other tiers (deterministic)
+BUDGET = 100_000_000  # z3 resource units per query of the other tiers (deterministic)
 
 
 @dataclass(frozen=True, order=True)

@@ -76,3 +76,29 @@ def test_explore_with_conformance_catches_a_mutant(capsys):
                                    "--all-violations", "--json"])
     assert code == 1
     assert data["conformance"]["disagreements"]
+
+
+def test_hole_punch_is_proved_through_its_nested_calls(capsys):
+    code, data = run_json(capsys, ["prove", "--transition", "hole_punch", "--json", "--no-bmc"])
+    assert code == 0
+    by_property = {o["property"]: o for o in data["obligations"]}
+    assert set(by_property["sharing_pairs"]["via"]) == {"host_unshare_guest",
+                                                        "host_force_reclaim_page_guest"}
+    assert by_property["check_then_commit"]["via"] == []  # a step property is proved directly
+
+
+def test_a_proof_through_an_unproved_callee_is_redone_directly():
+    from model.prover import Obligation, Result, _settle
+
+    calls = []
+
+    def run_all(obs, modular=True):
+        calls.append((sorted(o.transition for o in obs), modular))
+        if not modular:
+            return {o: Result(o.property, o.transition, "violated", 0.0, {"call": "x"}) for o in obs}
+        return {o: Result(o.property, o.transition, "violated", 0.0) if o.transition == "callee"
+                else Result(o.property, o.transition, "proved", 0.0, via=("callee",)) for o in obs}
+
+    (result,) = _settle([Obligation("pins", "caller")], run_all)
+    assert calls == [(["caller"], True), (["callee"], True), (["caller"], False)]
+    assert result.status == "violated"

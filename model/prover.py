@@ -250,11 +250,10 @@ def _unique(terms: list) -> list:
 def _discharge_step(ob: Obligation, transitions: dict[str, Transition], discipline: bool,
                     budget: int, modular: bool):
     q = _Query(_property(ob.property), transitions[ob.transition], discipline)
-    status, via = "proved", []
-    for case, call in _cases(q, modular and q.prop.state is not None):
-        if call is not None and q.refines(call, transitions, discipline, budget):
-            via.append(call[0])
-            continue
+    nested = [call for call in q.step.calls
+              if modular and q.prop.state and q.refines(call, transitions, discipline, budget)]
+    status = "proved"
+    for case in _cases(q, [guard for _, _, guard in nested]):
         for tier, limit in (("quantified", min(QUICK, budget)), ("ground", budget),
                             ("guided", budget // 4)):  # guided rarely settles what ground left
             if tier == "ground":
@@ -269,7 +268,7 @@ def _discharge_step(ob: Obligation, transitions: dict[str, Transition], discipli
                 break
         else:
             status = "unknown"
-    return status, None, tuple(dict.fromkeys(via))
+    return status, None, tuple(dict.fromkeys(name for name, _, _ in nested))
 
 
 def _ground(q: _Query, case, transitions: dict[str, Transition], limit: int):
@@ -287,23 +286,21 @@ def _ground(q: _Query, case, transitions: dict[str, Transition], limit: int):
     return verdict, real
 
 
-def _cases(q: _Query, modular: bool) -> list:
-    """(case, nested call or None): the failing call; the succeeding one on each branch that
-    makes a nested call whole (when `modular`); and the rest split by leaf size (a page or a
-    2 MiB block), which z3 settles far faster one at a time."""
-    ok, fail = q.step.errno == 0, q.step.errno != 0
-    calls = q.step.calls if modular else []
-    nested = [(z3.And(ok, guard), (name, args, guard)) for name, args, guard in calls]
-    ok = z3.And(ok, *[z3.Not(guard) for _, _, guard in calls])
+def _cases(q: _Query, covered: list) -> list:
+    """The failing call, and the succeeding one outside the `covered` branches (those of nested
+    calls proved through their callee), split by leaf size (a page or a 2 MiB block), which z3
+    settles far faster one at a time."""
+    ok = z3.And(q.step.errno == 0, *[z3.Not(guard) for guard in covered])
+    fail = q.step.errno != 0
     args = dict(zip(q.t.params, q.args))
     if "nr" in args:
         size = args["nr"]
     elif "vm" in args and "gfn" in args:
         size = Symbolic(q.m, q.pre).e_size(args["vm"], args["gfn"])
     else:
-        return [*nested, (ok, None), (fail, None)]
-    return [*nested, (z3.And(ok, size == 1), None), (z3.And(ok, size == BLOCK_PAGES), None),
-            (z3.And(ok, size != 1, size != BLOCK_PAGES), None), (fail, None)]
+        return [ok, fail]
+    return [z3.And(ok, size == 1), z3.And(ok, size == BLOCK_PAGES),
+            z3.And(ok, size != 1, size != BLOCK_PAGES), fail]
 
 
 def discharge(ob: Obligation, mutant: str | None = None, discipline: bool = True,

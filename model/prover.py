@@ -19,8 +19,8 @@ checked before it is reported); a query no tier settles is reported as unknown.
 
 A transition that makes another call whole (`delegate` in `model/transitions.py`, e.g. the hole
 punch of a non-protected guest is `host_unshare_guest` on the leaf) is proved modularly on that
-branch: z3 shows the branch succeeds exactly when the callee does, with the same post-state, and
-the callee's own obligation for the property does the rest (`Result.via` names it).
+branch: z3 shows that whenever the branch succeeds, so does the callee, with the same
+post-state, and the callee's own obligation for the property does the rest (`Result.via`).
 
 Every query runs under z3's resource limit, not a clock, and every obligation in a freshly
 forked process, so the same command gives the same statuses on a loaded machine or an idle one.

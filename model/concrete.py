@@ -233,6 +233,7 @@ class Concrete:
         return self.pre == other.pre
 
     def no_valid_leaf(self, vm):
+        """No guest named vm, or none of its entries is valid."""
         return not self.is_guest(vm) or not any(leaf.state != POISON for leaf in self.pre.s2[vm])
 
     def post(self) -> State:

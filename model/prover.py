@@ -118,7 +118,7 @@ def _discharge_init(ob: Obligation, budget: int):
 
 
 class _Query:
-    """One (property, transition) question, built once and asked in both tiers."""
+    """One (property, transition) question, built once and asked in every tier."""
 
     def __init__(self, prop: Property, t: Transition, discipline: bool):
         self.m = m = Machine()
@@ -427,11 +427,13 @@ def counterexample(q: _Query, model) -> dict:
             "machine": _machine(model, q.m), "pages": pages, "entries": guest}
 
 
-def _projection(q: _Query, ev) -> tuple[set, list, list]:
-    """What a model's small machine keeps: the pages, the live guest entries and the guests
-    the query names (and the pages those entries map, the guests annotations name)."""
+def concretize(q: _Query, model, transitions: dict[str, Transition]) -> dict | None:
+    """A ground-tier model made into a concrete state of a small machine: the pages and guests
+    the query is about, renumbered. When that state satisfies every invariant (checked
+    concretely) and the call really breaks the property there, the counterexample is real."""
+    ev = _evaluator(model)
     pre = Symbolic(q.m, q.pre)
-    guests = ev(q.m.guests)
+    ram, mmio, guests = ev(q.m.ram), ev(q.m.mmio), ev(q.m.guests)
     named = dict(zip(q.t.params, (ev(a) for a in q.args)))
     pfns = {ev(p) for p in q.pools["page"]}
     if "pfn" in named and named.get("nr", 1) <= 8:
@@ -440,23 +442,11 @@ def _projection(q: _Query, ev) -> tuple[set, list, list]:
     vms = {v for v, _ in entries} | {named.get("vm", -1)}
     vms |= {ev(pre.pte_handle(p)) for p in pfns if ev(pre.pte_owner(p)) == Owner.GUEST}
     vms = sorted(v for v in vms if 0 <= v < guests)
-    live = sorted((v, g) for v, g in entries if v in vms and g >= 0
-                  and ev(pre.e_state(v, g)) != PageState.NOPAGE)
-    pfns |= {ev(pre.e_pfn(v, g)) for v, g in live}
-    return pfns, live, vms
-
-
-def concretize(q: _Query, model, transitions: dict[str, Transition]) -> dict | None:
-    """A ground-tier model made into a concrete state of a small machine: the pages and guests
-    the query is about, renumbered. When that state satisfies every invariant (checked
-    concretely) and the call really breaks the property there, the counterexample is real."""
-    ev = _evaluator(model)
-    pre = Symbolic(q.m, q.pre)
-    ram, mmio = ev(q.m.ram), ev(q.m.mmio)
-    named = dict(zip(q.t.params, (ev(a) for a in q.args)))
-    pfns, live, vms = _projection(q, ev)
+    live = [(v, g) for v, g in entries if v in vms and g >= 0
+            and ev(pre.e_state(v, g)) != PageState.NOPAGE]
     if any(ev(pre.e_size(v, g)) != 1 for v, g in live if ev(pre.e_state(v, g)) != PageState.POISON):
         return None  # a 2 MiB block does not fit a small machine
+    pfns |= {ev(pre.e_pfn(v, g)) for v, g in live}
     rams = sorted(p for p in pfns if 0 <= p < ram)
     if not rams:
         rams = [0] if ram > 0 else []

@@ -239,8 +239,9 @@ class Symbolic:
         return z3.Select(self.state.arrays["nb"], p)
 
     def no_valid_leaf(self, vm):
-        return self._quantify("gfn", lambda g: g >= 0,
-                              lambda g: z3.Not(self.is_valid(self.e_state(vm, g))))
+        """No guest named vm, or none of its entries is valid."""
+        return z3.Or(z3.Not(self.is_guest(vm)), self._quantify(
+            "gfn", lambda g: g >= 0, lambda g: z3.Not(self.is_valid(self.e_state(vm, g)))))
 
     def same_state(self, other: Symbolic):
         return self.state.same_as(other.state)
@@ -318,7 +319,7 @@ class SymbolicStep(Symbolic):
         return facts
 
     def note_call(self, name, args):
-        """A nested call, made when `guard` holds (and the call succeeds as a whole)."""
+        """A nested call, with the guard of the branch that makes it."""
         self.calls.append((name, tuple(args), self._live()))
 
     def fold(self, errno):

@@ -9,17 +9,14 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from model.prover import BUDGET
+from model.commands.prove import add_prover_arguments, check_prover_arguments
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("mutants", help="check that every seeded bug is caught")
     p.add_argument("--json", action="store_true", help="print the machine-readable report")
     p.add_argument("--only", action="append", metavar="NAME", help="only this mutant (repeatable)")
-    p.add_argument("--budget", type=int, default=BUDGET // 10**6, metavar="MILLIONS",
-                   help="with --prove: z3 resource limit per query, in millions of z3's "
-                        f"deterministic resource units (default {BUDGET // 10**6})")
-    p.add_argument("--jobs", type=int, default=2, metavar="N", help="processes (default 2)")
+    add_prover_arguments(p)
     p.add_argument("--prove", action="store_true",
                    help="also run the prover on the mutated transition's obligations (slow)")
     p.set_defaults(run=run)
@@ -67,8 +64,7 @@ def run(args) -> int:
     unknown = [n for n in names if n not in MUTANTS]
     if unknown:
         raise UsageError(f"unknown mutant {unknown[0]!r}; one of: {', '.join(sorted(MUTANTS))}")
-    if args.budget <= 0 or args.jobs < 1:
-        raise UsageError("--budget must be positive and --jobs at least 1")
+    check_prover_arguments(args)
     start = time.perf_counter()
     rows = [hunt(n, args.budget * 10**6, args.jobs, args.prove) for n in names]
     survivors = [r["mutant"] for r in rows if not r["killed"]]

@@ -17,17 +17,29 @@ def register(subparsers) -> None:
     p.add_argument("--mutant", metavar="NAME", help="prove a seeded bug of the catalog instead")
     p.add_argument("--transition", action="append", metavar="NAME",
                    help="only the obligations of this transition (repeatable)")
-    p.add_argument("--budget", type=int, default=BUDGET // 10**6, metavar="MILLIONS",
-                   help="z3 resource limit per query, in millions of z3's deterministic "
-                        f"resource units (default {BUDGET // 10**6}); unlike a clock, the "
-                        "same on a loaded machine")
-    p.add_argument("--jobs", type=int, default=2, metavar="N", help="processes (default 2)")
+    add_prover_arguments(p)
     p.add_argument("--allow-unknown", action="store_true",
                    help="exit 0 when nothing is violated, even if z3 settled some obligation "
                         "neither way (they are still listed as unknown)")
     p.add_argument("--no-bmc", action="store_true",
                    help="skip the bounded reachability checks (what induction cannot show)")
     p.set_defaults(run=run)
+
+
+def add_prover_arguments(p) -> None:
+    """--budget and --jobs, shared with `pkvm-model mutants --prove`."""
+    p.add_argument("--budget", type=int, default=BUDGET // 10**6, metavar="MILLIONS",
+                   help="z3 resource limit per query, in millions of z3's deterministic "
+                        f"resource units (default {BUDGET // 10**6}); unlike a clock, the "
+                        "same on a loaded machine")
+    p.add_argument("--jobs", type=int, default=2, metavar="N", help="processes (default 2)")
+
+
+def check_prover_arguments(args) -> None:
+    from model.cli import UsageError
+
+    if args.budget <= 0 or args.jobs < 1:
+        raise UsageError("--budget must be positive and --jobs at least 1")
 
 
 def run(args) -> int:
@@ -41,8 +53,7 @@ def run(args) -> int:
 
     if args.mutant is not None and args.mutant not in MUTANTS:
         raise UsageError(f"unknown mutant {args.mutant!r}; one of: {', '.join(sorted(MUTANTS))}")
-    if args.budget <= 0 or args.jobs < 1:
-        raise UsageError("--budget must be positive and --jobs at least 1")
+    check_prover_arguments(args)
     transitions = mutant_transitions(args.mutant)
     names = list(transitions)
     for t in args.transition or []:

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import z3
 
 from model.properties import Property
-from model.states import Config
-from model.symbolic import Machine, Symbolic, SymbolicState, initial, run
-from model.transitions import TRANSITIONS, Transition, domain
+from model.symbolic import run
+from model.transitions import errno_name
 
 RLIMIT = 400_000_000  # z3 resource units per search: deterministic, unlike a clock
 
@@ -36,15 +35,14 @@ class Unrolling:
     """`depth` symbolic steps from the initial state of `config`'s machine, each call's arguments
     drawn from the configuration's domains (those of the explorer)."""
 
-    def __init__(self, config: Config, depth: int,
-                 transitions: dict[str, Transition] = TRANSITIONS):
-        self.config, self.depth = config, depth
-        self.m = m = Machine("_bmc")
-        self.facts = [m.ram == config.ram, m.mmio == config.mmio,
-                      m.guests == len(config.guests),
-                      *[z3.Select(m.protected, v) == flag for v, flag in enumerate(config.guests)]]
+    def __init__(self, profile, config, depth: int):
+        self.profile, self.config, self.depth = profile, config, depth
+        hooks = self.hooks = profile.prover
+        transitions = profile.transitions
+        self.m = m = hooks.machine("_bmc")
+        self.facts = hooks.fix_machine(m, config)
         self.names = list(transitions)
-        self.states = [initial(m)]
+        self.states = [hooks.initial(m)]
         self.steps = []  # per step: (selector, {name: (args, SymbolicStep)})
         for i in range(depth):
             pre = self.states[-1]
@@ -54,15 +52,15 @@ class Unrolling:
             for name in self.names:
                 t = transitions[name]
                 args = [z3.Int(f"{name}.{p}@{i}") for p in t.params]
-                step = run(t, m, pre, args)
-                self.facts += [z3.Or(*[a == x for x in domain(config, p)])
+                step = run(t, hooks.stepping(m, pre, transitions), args)
+                self.facts += [z3.Or(*[a == x for x in profile.domain(config, p)])
                                for a, p in zip(args, t.params)]
-                self.facts += step.side_facts(ground_only=True, pages=range(config.pages + 1))
-                if config.host_discipline and t.discipline:
+                self.facts += step.side_facts(ground_only=True, pages=hooks.range_pages(config))
+                if profile.disciplined(config) and t.discipline:
                     self.facts.append(z3.Implies(choice == self.names.index(name),
-                                                 t.discipline(Symbolic(m, pre), *args)))
+                                                 t.discipline(hooks.reading(m, pre), *args)))
                 runs[name] = (args, step)
-            post = SymbolicState.fresh(f"@{i + 1}")
+            post = hooks.fresh_state(f"@{i + 1}")
             for field, arr in post.arrays.items():
                 chosen = pre.arrays[field]
                 for k, name in enumerate(self.names):
@@ -73,11 +71,12 @@ class Unrolling:
 
     def reaches(self, prop: Property) -> z3.BoolRef:
         """The property holds in some state (state property) or on some step (step property)."""
+        read = self.hooks.reading
         if prop.state:
-            return z3.Or(*[prop.state(Symbolic(self.m, s)) for s in self.states])
+            return z3.Or(*[prop.state(read(self.m, s)) for s in self.states])
         options = []
         for i, (choice, runs) in enumerate(self.steps):
-            pre, post = Symbolic(self.m, self.states[i]), Symbolic(self.m, self.states[i + 1])
+            pre, post = read(self.m, self.states[i]), read(self.m, self.states[i + 1])
             for k, name in enumerate(self.names):
                 options.append(z3.And(choice == k,
                                       prop.step(name, runs[name][1].errno, pre, post)))
@@ -98,40 +97,18 @@ class Unrolling:
             name = self.names[model.eval(choice, model_completion=True).as_long()]
             args, step = runs[name]
             values = ", ".join(f"{p}={model.eval(a, model_completion=True)}"
-                               for p, a in zip(TRANSITIONS[name].params, args))
-            errno = model.eval(step.errno, model_completion=True)
-            out.append(f"{name}({values}) -> {errno}")
+                               for p, a in zip(self.profile.transitions[name].params, args))
+            errno = model.eval(step.errno, model_completion=True).as_long()
+            out.append(f"{name}({values}) -> {errno_name(errno)}")
         return out
 
 
-def stranding(prop_name: str = "stranding_hazard") -> Property:
-    """Some page is stranded: the undisciplined host's hazard, which must be reachable."""
-    from model.properties import nothing_stranded
-
-    return Property(prop_name, "sometimes", "a torn-down VM still holds a page (no host discipline)",
-                    state=lambda s: s.Not(nothing_stranded(s)))
-
-
-# What BMC checks by default, on which machine, to which depth: the round trips and the
-# poisoned IPA (reachable only through several transitions in a row), and the stranding hazard.
-CHECKS = (
-    ("round_trip_protected", Config(ram=1, guests=(True,)), 3),
-    ("round_trip_np", Config(ram=1, guests=(False,)), 3),
-    ("protected_guest_POISON", Config(ram=1, guests=(True,)), 3),
-    ("stranding_hazard", Config(ram=1, guests=(True,), host_discipline=False), 3),
-)
-
-
-def run_checks(transitions: dict[str, Transition] = TRANSITIONS, rlimit: int = RLIMIT):
-    """Every default BMC check: (check description, Reach) pairs."""
-    from model.properties import PROPERTIES
-
+def run_checks(profile, rlimit: int = RLIMIT):
+    """Every bounded check of the profile (`profile.prover.bmc_checks`: property, machine and
+    depth): (machine description, Reach) pairs."""
     out = []
-    for name, config, depth in CHECKS:
-        prop = stranding() if name == "stranding_hazard" else PROPERTIES[name]
-        reach = Unrolling(config, depth, transitions).search(prop, rlimit)
-        machine = {"ram": config.ram, "guests": ["protected" if g else "np" for g in config.guests],
-                   "host_discipline": config.host_discipline}
-        out.append((machine, reach))
+    for prop, config, depth in profile.prover.bmc_checks(profile):
+        config = profile.adjust(config)
+        reach = Unrolling(profile, config, depth).search(prop, rlimit)
+        out.append((profile.presenter.machine_text(config), reach))
     return out
-

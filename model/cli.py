@@ -22,19 +22,30 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(profile_name: str = "pkvm") -> argparse.ArgumentParser:
+    """The parser, with the machine options of the chosen profile."""
+    from model.profiles import get
+
+    try:
+        profile = get(profile_name)
+    except KeyError as err:
+        raise UsageError(str(err).strip("'\"")) from None
     parser = _Parser(prog="pkvm-model",
-                     description="Model checker for the pKVM page-ownership protocol.")
+                     description="Model checker for page-ownership protocols of protected and "
+                                 "confidential KVM guests (profiles: pKVM, ...).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"model.commands.{name}")
-        module.register(sub)
+        module.register(sub, profile)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from model.commands.common import chosen_profile
+
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(chosen_profile(argv)).parse_args(argv)
         return args.run(args)
     except UsageError as err:
         print(f"pkvm-model: error: {err}", file=sys.stderr)

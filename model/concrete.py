@@ -1,36 +1,24 @@
-"""The concrete reading of the protocol: transitions and properties evaluated on one `State`.
+"""The concrete reading: the vocabulary transitions and properties are written in, on values.
 
-Transitions and properties are written once, against a small vocabulary (reads of the pre-state,
-`require` checks, guarded writes, boolean connectives and range quantifiers). This module gives
-that vocabulary plain Python values; `model/symbolic.py` gives it z3 terms. Reads always see the
-pre-state, writes build the post-state, and a write is applied as soon as it is reached, so a
-transition that writes before a failing check really leaves a changed state behind (which the
-check-then-commit property then catches).
+Every profile's concrete view derives from `ConcreteView`, which gives the logic (connectives,
+`If`), the checks (`require`, `each_page`, guarded by `when`) and nested calls; the profile adds
+the reads of its state and its writes. Reads always see the pre-state; a write is applied as
+soon as it is reached, so a transition that writes before a failing check really leaves a
+changed state behind (which check-then-commit then catches).
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 
-from model.states import (
-    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, VALID_STATES, Config, Leaf, Life, State, find_leaf,
-)
 
-_NO_LEAF = Leaf(0, 1, 1, NOPAGE, 0, 0)
+class ConcreteView:
+    """One state seen through the transition vocabulary (the profile adds reads and writes)."""
 
-
-class Concrete:
-    """One state seen through the transition vocabulary, with a write buffer for its successor."""
-
-    def __init__(self, config: Config, state: State):
+    def __init__(self, config, state, transitions: dict | None = None):
         self.config = config
         self.pre = state
-        self.n = config.pages
-        self.pin_max = config.pin_max
-        self.count_max = config.count_max
-        self._pages: dict[str, list] = {}
-        self._life: list | None = None
-        self._s2: dict[int, list] = {}
+        self.transitions = transitions or {}
         self._guards: list[bool] = []
 
     # -- logic -------------------------------------------------------------------------------
@@ -59,12 +47,18 @@ class Concrete:
         """Whether the single-bit mask is set in value."""
         return (value // mask) % 2 == 1
 
-    @staticmethod
-    def is_valid(state):
-        return state in VALID_STATES
+    # -- checks ------------------------------------------------------------------------------
+    def _live(self):
+        return all(self._guards)
 
-    def each_page(self, lo, n, errno_of):
-        """The errno of the first page of [lo, lo + n) whose check fails, else 0."""
+    def require(self, ok, errno, label=None):
+        """0 when ok (or when a `when` guard is off), else the negative errno."""
+        if not self._live() or ok:
+            return 0
+        return -errno
+
+    def each_page(self, lo, n, errno_of, label=None):
+        """The errno of the first index of [lo, lo + n) whose check fails, else 0."""
         if not self._live():
             return 0
         for p in range(lo, lo + n):
@@ -72,49 +66,6 @@ class Concrete:
             if err:
                 return err
         return 0
-
-    def all_pages(self, lo, n, pred):
-        return all(pred(p) for p in range(lo, lo + n))
-
-    def all_gfns(self, vm, lo, n, pred):
-        return all(pred(g) for g in range(lo, lo + n))
-
-    def forall_pages(self, pred):
-        return all(pred(p) for p in range(self.n))
-
-    def exists_page(self, pred):
-        return any(pred(p) for p in range(self.n))
-
-    def forall_vms(self, pred):
-        return all(pred(v) for v in range(len(self.config.guests)))
-
-    def _entries(self):
-        for vm, leaves in enumerate(self.pre.s2):
-            for leaf in leaves:
-                for g in range(leaf.gfn, leaf.gfn + leaf.span):
-                    yield vm, g
-
-    def forall_entries(self, pred):
-        """pred holds for every (vm, gfn) whose stage-2 entry is valid or poisoned."""
-        return all(pred(vm, g) for vm, g in self._entries())
-
-    def exists_entry(self, pred):
-        return any(pred(vm, g) for vm, g in self._entries())
-
-    def borrowers(self, p):
-        """How many guest entries borrow page p (SHARED_BORROWED leaves mapping it)."""
-        return sum(1 for vm, g in self._entries()
-                   if self.e_state(vm, g) == SHARED_BORROWED and self.e_pfn(vm, g) == p)
-
-    # -- checks ------------------------------------------------------------------------------
-    def _live(self):
-        return all(self._guards)
-
-    def require(self, ok, errno):
-        """0 when ok (or when a `when` guard is off), else the negative errno."""
-        if not self._live() or ok:
-            return 0
-        return -errno
 
     @contextmanager
     def when(self, cond):
@@ -128,139 +79,5 @@ class Concrete:
     def note_call(self, name, args):
         """A nested call runs inline; concretely there is nothing to note."""
 
-    # -- reads of the pre-state --------------------------------------------------------------
-    def page(self, field, p):
-        if 0 <= p < self.n:
-            return getattr(self.pre, field)[p]
-        return PAGE_INIT[field]
-
-    def host(self, p): return self.page("host", p)
-    def hyp(self, p): return self.page("hyp", p)
-    def ffa(self, p): return self.page("ffa", p)
-    def pins(self, p): return self.page("pins", p)
-    def count(self, p): return self.page("count", p)
-    def pte_kind(self, p): return self.page("pte_kind", p)
-    def pte_type(self, p): return self.page("pte_type", p)
-    def pte_owner(self, p): return self.page("pte_owner", p)
-    def pte_handle(self, p): return self.page("pte_handle", p)
-    def pte_gfn(self, p): return self.page("pte_gfn", p)
-    def hyp_mapped(self, p): return self.page("hyp_mapped", p)
-    def contents(self, p): return self.page("contents", p)
-
-    def region(self, p):
-        return self.config.region(p)
-
-    def is_guest(self, vm):
-        return 0 <= vm < len(self.config.guests)
-
-    def protected(self, vm):
-        return self.is_guest(vm) and self.config.guests[vm]
-
-    def life(self, vm):
-        return self.pre.life[vm] if self.is_guest(vm) else Life.TORN_DOWN
-
-    def _leaf(self, vm, g):
-        if not self.is_guest(vm):
-            return _NO_LEAF
-        return find_leaf(self.pre.s2[vm], g) or _NO_LEAF
-
-    def e_state(self, vm, g): return self._leaf(vm, g).state
-    def e_prot(self, vm, g): return self._leaf(vm, g).prot
-    def e_size(self, vm, g): return self._leaf(vm, g).size
-
-    def e_pfn(self, vm, g):
-        leaf = self._leaf(vm, g)
-        return leaf.pfn + (g - leaf.gfn) if leaf.state != POISON and leaf.state != NOPAGE else 0
-
-    # -- writes ------------------------------------------------------------------------------
-    def set(self, field, p, value):
-        self.set_range(field, p, 1, lambda _p: value)
-
-    def set_range(self, field, lo, n, value_of):
-        if not self._live():
-            return
-        column = self._pages.get(field)
-        if column is None:
-            column = self._pages[field] = list(getattr(self.pre, field))
-        for p in range(max(lo, 0), min(lo + n, self.n)):  # holes have no metadata to write
-            column[p] = value_of(p)
-
-    def set_life(self, vm, value):
-        if not self._live():
-            return
-        if self._life is None:
-            self._life = list(self.pre.life)
-        self._life[vm] = value
-
-    def _leaves(self, vm):
-        if vm not in self._s2:
-            self._s2[vm] = list(self.pre.s2[vm])
-        return self._s2[vm]
-
-    def map_leaf(self, vm, gfn, size, state, prot, pfn):
-        """Install one leaf over gfns [gfn, gfn + size) (callers check the range was empty)."""
-        if not self._live():
-            return
-        leaves = self._leaves(vm)
-        leaves[:] = _carve(leaves, gfn, size)
-        leaves.append(Leaf(gfn, size, size, state, prot, pfn))
-        leaves.sort()
-
-    def unmap_leaf(self, vm, gfn, size):
-        """Clear every entry of [gfn, gfn + size)."""
-        if not self._live():
-            return
-        leaves = self._leaves(vm)
-        leaves[:] = _carve(leaves, gfn, size)
-
-    def poison(self, vm, gfn):
-        """Replace a page leaf by a POISON marker."""
-        self.map_leaf(vm, gfn, 1, POISON, 0, 0)
-
-    def set_entry_state(self, vm, gfn, state):
-        """Change the page state bits of the page leaf at gfn, keeping its mapping."""
-        if not self._live():
-            return
-        leaf = self._leaf(vm, gfn)
-        self.map_leaf(vm, gfn, 1, state, leaf.prot, self.e_pfn(vm, gfn))
-
-    def clear_vm(self, vm):
-        if not self._live():
-            return
-        self._s2[vm] = []
-
-    def same_state(self, other: Concrete):
+    def same_state(self, other: ConcreteView):
         return self.pre == other.pre
-
-    def no_valid_leaf(self, vm):
-        """No guest named vm, or none of its entries is valid."""
-        return not self.is_guest(vm) or not any(leaf.state != POISON for leaf in self.pre.s2[vm])
-
-    def post(self) -> State:
-        """The successor state: the pre-state with every write applied."""
-        if not self._pages and self._life is None and not self._s2:
-            return self.pre
-        fields = [tuple(self._pages[f]) if f in self._pages else getattr(self.pre, f)
-                  for f in PAGE_FIELDS]
-        life = tuple(self._life) if self._life is not None else self.pre.life
-        s2 = self.pre.s2
-        if self._s2:
-            s2 = tuple(tuple(self._s2[v]) if v in self._s2 else s2[v] for v in range(len(s2)))
-        return State(*fields, life=life, s2=s2)
-
-
-def _carve(leaves: list, gfn: int, size: int) -> list:
-    """The leaves with gfns [gfn, gfn + size) cut out; entries outside keep their leaf size."""
-    out = []
-    for leaf in leaves:
-        end = leaf.gfn + leaf.span
-        if end <= gfn or gfn + size <= leaf.gfn:
-            out.append(leaf)
-            continue
-        if leaf.gfn < gfn:
-            out.append(leaf._replace(span=gfn - leaf.gfn))
-        if gfn + size < end:
-            cut = gfn + size - leaf.gfn
-            pfn = leaf.pfn + cut if leaf.state != POISON else 0
-            out.append(leaf._replace(gfn=gfn + size, span=end - gfn - size, pfn=pfn))
-    return out

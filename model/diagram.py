@@ -1,11 +1,13 @@
-"""Pictures of the protocol: the state machine of one page, or the whole reachable graph.
+"""Pictures of a protocol: a projected state machine (for pKVM, of one page), or the whole
+reachable graph.
 
-The `page` view is the one a design review wants: explore a small machine, then project every
-reachable state onto the views every entity has of page 0 — (host, hyp, ffa, vm0, vm1, ...) —
-and every successful call onto its transition name. Calls that leave page 0's views unchanged
-(self-loops of the projection) are left out. The `full` view draws the reachable graph itself,
-one node per state; past `FULL_LIMIT` states no reader can follow it, so it is refused with a
-pointer to the page view or a smaller machine.
+A projected view is the one a design review wants: explore a small machine, then project every
+reachable state onto the profile presenter's key for that view (for pKVM's `page` view: the
+views every entity has of page 0 — host, hyp, ffa, vm0, vm1, ...) and every successful call onto
+its transition name. Calls that leave the key unchanged (self-loops of the projection) are left
+out. The `full` view draws the reachable graph itself, one node per state; past `FULL_LIMIT`
+states no reader can follow it, so it is refused with a pointer to a projected view or a
+smaller machine.
 
 With a mutant, the graph drawn is the mutant's; nodes holding a state that violates an `always`
 property (states reachable only under the mutant: the model never violates one) are red, and
@@ -23,14 +25,9 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from model.concrete import Concrete
 from model.explorer import Exploration, explore
-from model.properties import ALWAYS
-from model.states import Config, Life, PageState, PteKind, State, describe_contents, views
 
 FULL_LIMIT = 150  # states: past this a drawing of the whole graph is unreadable
-ABBREV = {PageState.OWNED: "O", PageState.SHARED_OWNED: "SO", PageState.SHARED_BORROWED: "SB",
-          PageState.NOPAGE: "-", PageState.POISON: "X"}
 
 
 class DiagramError(Exception):
@@ -50,64 +47,24 @@ class Diagram:
     note: str = ""
 
 
-# -- labels --------------------------------------------------------------------------------------
-
-def page_views(config: Config, state: State, pfn: int = 0) -> tuple:
-    """(host, hyp, ffa, vm0, vm1, ...) views of one page, as PageState names."""
-    return tuple(PageState(v).name for v in views(config, state, pfn).values())
-
-
-def entities(config: Config) -> list[str]:
-    return ["host", "hyp", "ffa"] + [f"vm{v}" for v in range(len(config.guests))]
-
-
-def page_label(config: Config, key: tuple) -> str:
-    """Who holds the page and how, one entity per line (entities with NOPAGE left out)."""
-    lines = [f"{name} {view}" for name, view in zip(entities(config), key) if view != "NOPAGE"]
-    return "\n".join(lines) or "nobody"
-
-
-def state_label(config: Config, state: State) -> str:
-    """A compact one-state label: per RAM page the views (O, SO, SB, -) of host/hyp/ffa/vms,
-    non-default metadata; per VM its lifecycle when not running."""
-    parts = []
-    for p in range(config.ram):
-        v = "/".join(ABBREV[PageState(x)] for x in views(config, state, p).values())
-        extra = []
-        if state.pins[p]:
-            extra.append(f"pin{state.pins[p]}")
-        if state.count[p]:
-            extra.append(f"cnt{state.count[p]}")
-        if state.pte_kind[p] == PteKind.VALID:
-            extra.append("id")
-        if state.contents[p]:
-            extra.append(describe_contents(state.contents[p]))
-        parts.append(f"p{p} {v}" + (" " + " ".join(extra) if extra else ""))
-    for vm, life in enumerate(state.life):
-        if life != Life.RUNNING:
-            parts.append(f"vm{vm} {Life(life).name}")
-    return "\n".join(parts)
-
-
 # -- building ------------------------------------------------------------------------------------
 
-def _violations(config: Config, state: State) -> list[str]:
-    view = Concrete(config, state)
-    return [p.name for p in ALWAYS if p.state and not p.state(view)]
+def _violations(result: Exploration, state) -> list[str]:
+    view = result.profile.view(result.config, state)
+    return [p.name for p in result.profile.always if p.state and not p.state(view)]
 
 
-def page_diagram(result: Exploration, model: Exploration | None = None, pfn: int = 0) -> Diagram:
-    """Project an exploration onto the views of one page. `model`, when given, is the model's
-    exploration of the same machine: edges it lacks are drawn red (result is a mutant's)."""
-    config = result.config
-    kinds = ", ".join(f"vm{v} {'protected' if p else 'non-protected'}"
-                      for v, p in enumerate(config.guests))
-    d = Diagram(title=f"the state machine of one page (pfn {pfn}; {kinds})")
-    keys = [page_views(config, s, pfn) for s in result.states]
+def projected_diagram(result: Exploration, view: str, model: Exploration | None = None) -> Diagram:
+    """Project an exploration onto the presenter's key of one view. `model`, when given, is the
+    unchanged profile's exploration of the same machine: edges it lacks are drawn red (result is
+    a mutant's or an extension's)."""
+    config, presenter = result.config, result.profile.presenter
+    d = Diagram(title=presenter.view_title(view, config))
+    keys = [presenter.view_key(view, config, s) for s in result.states]
     for node, key in enumerate(keys):
-        d.nodes.setdefault(key, page_label(config, key))
+        d.nodes.setdefault(key, presenter.view_label(view, config, key))
         if model is not None:
-            bad = _violations(config, result.states[node])
+            bad = _violations(result, result.states[node])
             if bad:
                 d.red_nodes.setdefault(key, set()).update(bad)
     d.initial = keys[0]
@@ -117,10 +74,10 @@ def page_diagram(result: Exploration, model: Exploration | None = None, pfn: int
             names.setdefault((keys[u], keys[v]), set()).update(result.calls[c].name for c in calls)
     d.edges = {k: sorted(v) for k, v in names.items()}
     if model is not None:
-        ok = page_diagram(model, None, pfn)
+        ok = projected_diagram(model, view)
         d.red_edges = {(u, v, n) for (u, v), ns in d.edges.items() for n in ns
                        if n not in ok.edges.get((u, v), ())}
-    d.note = "calls that leave the page's views unchanged are not drawn"
+    d.note = "calls that leave the projection unchanged are not drawn"
     return d
 
 
@@ -128,16 +85,13 @@ def full_diagram(result: Exploration, model: Exploration | None = None,
                  limit: int = FULL_LIMIT) -> Diagram:
     """Every state and every successful call; refused past `limit` states."""
     if len(result.states) > limit:
-        raise DiagramError(
-            f"the full graph has {len(result.states):,} states; past {limit} no reader can "
-            "follow it: use --view page, a smaller machine (--pages 1 --guests 1 --gfns 1) "
-            "or --max-depth")
+        raise DiagramError(_too_large(result.profile, f"{len(result.states):,}", limit))
     config = result.config
     d = Diagram(title="reachable graph")
     for node, state in enumerate(result.states):
-        d.nodes[node] = state_label(config, state)
+        d.nodes[node] = result.profile.presenter.state_label(config, state)
         if model is not None:
-            bad = _violations(config, state)
+            bad = _violations(result, state)
             if bad:
                 d.red_nodes[node] = set(bad)
     d.initial = 0
@@ -156,29 +110,33 @@ def full_diagram(result: Exploration, model: Exploration | None = None,
     return d
 
 
-def build(config: Config, view: str = "page", transitions=None, model_config: Config | None = None,
+def _too_large(profile, states: str, limit: int) -> str:
+    views = ", ".join(f"--view {v}" for v in profile.presenter.view_names) or "a smaller machine"
+    return (f"the full graph has {states} states; past {limit} no reader can follow it: use "
+            f"{views}, a smaller machine or --max-depth")
+
+
+def build(profile, config, view: str, model=None, model_config=None,
           max_depth: int | None = None, limit: int = FULL_LIMIT) -> Diagram:
     """Explore (without symmetry: a diagram names pages and VMs) and draw one view.
 
-    With `transitions` (a mutant's protocol), `model_config` is the machine the model is
-    explored on for comparison (a mutant may change the configuration)."""
-    cap = None if view == "page" else limit + 1
-    model = explore(model_config or config, symmetry=False, max_depth=max_depth,
-                    max_states=cap, graph_checks=False)
-    result = model
-    if transitions is not None:
-        result = explore(config, transitions=transitions, symmetry=False, max_depth=max_depth,
-                         max_states=cap, graph_checks=False)
-    if view == "page":
-        return page_diagram(result, model if transitions is not None else None)
+    With `model` (the profile before a mutant or an extension changed it), `model_config` is
+    the machine the model is explored on for comparison (a mutant may change the machine)."""
+    if view != "full" and view not in profile.presenter.view_names:
+        raise DiagramError(f"unknown view {view!r}; one of: "
+                           f"{', '.join((*profile.presenter.view_names, 'full'))}")
+    cap = None if view != "full" else limit + 1
+    result = explore(profile, config, symmetry=False, max_depth=max_depth, max_states=cap,
+                     graph_checks=False)
+    base = None
+    if model is not None:
+        base = explore(model, model_config or config, symmetry=False, max_depth=max_depth,
+                       max_states=cap, graph_checks=False)
     if view == "full":
         if len(result.states) > limit:
-            raise DiagramError(
-                f"the full graph has more than {limit} states; past {limit} no reader can "
-                "follow it: use --view page, a smaller machine (--pages 1 --guests 1 --gfns 1) "
-                "or --max-depth")
-        return full_diagram(result, model if transitions is not None else None, limit)
-    raise DiagramError(f"unknown view {view!r}")
+            raise DiagramError(_too_large(profile, f"more than {limit}", limit))
+        return full_diagram(result, base, limit)
+    return projected_diagram(result, view, base)
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -194,7 +152,7 @@ def _ids(d: Diagram) -> dict:
 def dot(d: Diagram) -> str:
     """Graphviz DOT text."""
     ids = _ids(d)
-    out = ["digraph pkvm {",
+    out = ["digraph protocol {",
            "  graph [rankdir=LR, fontname=\"Helvetica\", fontsize=12, labelloc=t, "
            f"label={_q(d.title + (chr(10) + d.note if d.note else ''))}];",
            "  node [shape=box, style=\"rounded,filled\", fillcolor=\"#eef3fb\", "

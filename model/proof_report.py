@@ -15,7 +15,8 @@ MARK = {"proved": "✓", "violated": "✗", "unknown": "?"}
 
 
 def report_data(results: list[Result], transitions: list[str], properties: list[str],
-                seconds: float, mutant: str | None = None, reach=()) -> dict:
+                seconds: float, mutant: str | None = None, reach=(), profile: str = "pkvm",
+                extensions: tuple = ()) -> dict:
     """The machine-readable report of `pkvm-model prove --json`."""
     statuses = {r.status for r in results}
     if any(not r.witnessed for _, r in reach):
@@ -23,6 +24,8 @@ def report_data(results: list[Result], transitions: list[str], properties: list[
     result = "violated" if "violated" in statuses else "unknown" if "unknown" in statuses else "proved"
     return {
         "result": result,
+        "profile": profile,
+        "extensions": list(extensions),
         "mutant": mutant,
         "seconds": round(seconds, 3),
         "transitions": transitions,
@@ -43,9 +46,7 @@ def render_bmc(rows: list[dict]) -> Table:
     for col in ("property", "machine", "depth", "reached", "path"):
         table.add_column(col)
     for r in rows:
-        machine = f"{r['machine']['ram']} page, {'+'.join(r['machine']['guests'])}" + (
-            "" if r["machine"]["host_discipline"] else ", no host discipline")
-        table.add_row(r["property"], machine, str(r["depth"]),
+        table.add_row(r["property"], r["machine"], str(r["depth"]),
                       Text("yes" if r["witnessed"] else "NO",
                            style="green" if r["witnessed"] else "bold red"),
                       "\n".join(r["path"]))
@@ -78,24 +79,27 @@ def render_table(data: dict) -> Table:
 
 
 def render_counterexample(o: dict, doc: str) -> Panel:
-    """Pre- and post-state of the pages and entries involved; changed cells in red."""
+    """Pre- and post-state of the objects involved; changed cells in red."""
     cex = o["counterexample"]
     parts = [Text(f"{cex['call']} -> {cex.get('errno', '')}", style="bold"),
              Text(f"machine: {cex['machine']}", style="dim")]
-    for title, rows in (("page", cex.get("pages", {})), ("entry", cex.get("entries", {}))):
-        for key, cells in rows.items():
-            table = Table(title=f"{title} {key}", title_justify="left", show_header=True)
-            table.add_column("")
-            fields = list(dict.fromkeys([*cells["pre"], *cells["post"]]))
+    if not cex.get("concrete", True):
+        parts.append(Text("a state satisfying every invariant, not necessarily reachable",
+                          style="dim"))
+    for key, cells in cex.get("cells", {}).items():
+        table = Table(title=key, title_justify="left", show_header=True)
+        table.add_column("")
+        fields = list(dict.fromkeys([*cells["pre"], *cells["post"]]))
+        for f in fields:
+            table.add_column(f)
+        for label in ("pre", "post"):
+            values = []
             for f in fields:
-                table.add_column(f)
-            for label in ("pre", "post"):
-                values = []
-                for f in fields:
-                    value = str(cells[label].get(f, ""))
-                    style = "bold red" if f in cells["changed"] and label == "post" else ""
-                    values.append(Text(value, style=style))
-                table.add_row(label, *values)
-            parts.append(table)
+                value = cells[label].get(f, "")
+                value = "\n".join(value) if isinstance(value, list) else str(value)
+                style = "bold red" if f in cells["changed"] and label == "post" else ""
+                values.append(Text(value, style=style))
+            table.add_row(label, *values)
+        parts.append(table)
     parts.append(Text(f"violates {o['property']}: {doc}", style="bold red"))
     return Panel(Group(*parts), title=f"counterexample: {o['property']} / {o['transition']}")

@@ -1,235 +1,41 @@
-"""The state of a pKVM machine: what every entity sees of every page, and the entries enforcing it.
+"""What a state and a configuration are, for every protocol.
 
-A state is an immutable, hashable tuple of small tuples, so the explorer can hash millions of
-them. Per physical page it holds the host's, the hypervisor's and FF-A's view, the pin refcount,
-`host_share_guest_count`, the host stage-2 entry (zero, valid identity map, or invalid with an
-annotation), whether hyp stage-1 maps it and what it holds; per guest, its lifecycle and its
-stage-2 leaves. The static part of the machine (memory regions, guest kinds, the argument domains
-the explorer tries) is the `Config`.
+A profile's state is an immutable NamedTuple of hashable fields (tuples per page, per VM, per
+gfn, ...), so the explorer can hash millions of them, memoise a call on the fields it reads and
+share equal fields between states. Its configuration is a frozen dataclass: the static machine
+plus the argument domains a bounded exploration tries, with `validate()` naming what is wrong.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
-from typing import NamedTuple
+from typing import Protocol as _Protocol
 
 
-class PageState(IntEnum):
-    """One entity's view of one page: the kernel's 2-bit `enum pkvm_page_state`, plus POISON."""
-
-    OWNED = 0b00
-    SHARED_OWNED = 0b01
-    SHARED_BORROWED = 0b10
-    NOPAGE = 0b11
-    POISON = 0b100  # only in a guest stage-2: the host took the page back by force
-
-
-OWNED, SHARED_OWNED, SHARED_BORROWED, NOPAGE, POISON = PageState
-VALID_STATES = (OWNED, SHARED_OWNED, SHARED_BORROWED)
-
-
-class Owner(IntEnum):
-    """Component ids, also the lock order (host, then hyp or guest)."""
-
-    HOST = 0
-    HYP = 1
-    GUEST = 2
-
-
-class PteKind(IntEnum):
-    """What a host stage-2 entry is: zero (host-owned, not faulted in), valid identity, annotated."""
-
-    ZERO = 0
-    VALID = 1
-    ANNOTATED = 2
-
-
-class Annotation(IntEnum):
-    """Type of an invalid annotated host stage-2 entry (PTE bits 63:60)."""
-
-    NONE = 0
-    LOCKED = 1
-    DONATION = 2
-    POISONED = 3
-
-
-class Life(IntEnum):
-    """A guest's lifecycle in the hypervisor's VM table."""
-
-    RUNNING = 0
-    DYING = 1
-    TORN_DOWN = 2
-
-
-class Region(IntEnum):
-    """Which memblock region a pfn falls in."""
-
-    RAM = 0
-    MMIO = 1
-    HOLE = 2
-
-
-class Contents(IntEnum):
-    """What a page holds; a protected guest's private data is SECRET_BASE + its handle."""
-
-    ZERO = 0
-    HOST = 1
-    HYP = 2
-    PUBLIC = 3
-    SECRET_BASE = 4
-
-
-PROT_X, PROT_W, PROT_R = 1, 2, 4
-PROT_RWX = PROT_R | PROT_W | PROT_X
-BLOCK_PAGES = 512  # one level-2 block of the 4 KiB granule: 2 MiB
-PA_PAGES = 2**36  # 48-bit physical address space
-IPA_PAGES = 2**36  # 48-bit guest IPA space
-U16_MAX = 0xFFFF
-U32_MAX = 0xFFFF_FFFF
-
-
-class Leaf(NamedTuple):
-    """Guest stage-2 entries for gfns [gfn, gfn + span): one leaf of `size` pages, or what is
-    left of it after part was overwritten (then span < size; the entries keep their leaf size)."""
-
-    gfn: int
-    span: int
-    size: int
-    state: int
-    prot: int
-    pfn: int  # pfn mapped at gfn (0 for POISON)
-
-
-PAGE_FIELDS = (
-    "host", "hyp", "ffa", "pins", "count",
-    "pte_kind", "pte_type", "pte_owner", "pte_handle", "pte_gfn",
-    "hyp_mapped", "contents",
-)
-# A page's value in every field when nothing has happened to it (also what a hole page reads).
-PAGE_INIT = {
-    "host": OWNED, "hyp": NOPAGE, "ffa": NOPAGE, "pins": 0, "count": 0,
-    "pte_kind": PteKind.ZERO, "pte_type": Annotation.NONE, "pte_owner": Owner.HOST,
-    "pte_handle": 0, "pte_gfn": 0, "hyp_mapped": False, "contents": Contents.ZERO,
-}
-
-
-class State(NamedTuple):
-    """One machine state: a tuple per page field (indexed by pfn), per-guest lifecycle and leaves."""
-
-    host: tuple
-    hyp: tuple
-    ffa: tuple
-    pins: tuple
-    count: tuple
-    pte_kind: tuple
-    pte_type: tuple
-    pte_owner: tuple
-    pte_handle: tuple
-    pte_gfn: tuple
-    hyp_mapped: tuple
-    contents: tuple
-    life: tuple  # Life per guest
-    s2: tuple  # per guest: tuple of Leaf sorted by gfn
-
-
-@dataclass(frozen=True)
-class Config:
-    """The static machine plus the argument domains a bounded exploration tries."""
-
-    ram: int = 2
-    mmio: int = 1
-    guests: tuple[bool, ...] = (True, False)  # protected flag of each guest, handle = index
-    gfns: int = 2  # gfns [0, gfns) are tried
-    nrs: tuple[int, ...] = (1, 2)  # nr_pages tried by multi-page calls
-    prots: tuple[int, ...] = (PROT_R | PROT_W,)  # prot tried by host_share_guest
-    max_pins: int = 2  # exploration bound on the pin refcount
-    pin_max: int = U16_MAX  # width of the pin refcount (smaller widths reach overflow in a few steps)
-    count_max: int = U32_MAX  # width of host_share_guest_count
-    hole_pfns: int = 1  # pfns past MMIO tried (memory holes)
-    host_discipline: bool = True  # the host finalizes a VM only once it holds nothing
-
-    @property
-    def pages(self) -> int:
-        """Pages the state stores: RAM then MMIO."""
-        return self.ram + self.mmio
-
+class Config(_Protocol):
     def validate(self) -> None:
-        """Reject configurations that describe no machine, naming the problem."""
-        if self.ram < 1:
-            raise ValueError(f"need at least one RAM page, got {self.ram}")
-        if self.mmio < 0 or self.hole_pfns < 0:
-            raise ValueError("mmio and hole page counts cannot be negative")
-        if self.gfns < 1:
-            raise ValueError(f"need at least one gfn, got {self.gfns}")
-        if any(nr < 1 for nr in self.nrs):
-            raise ValueError(f"nr_pages must be positive, got {self.nrs}")
-        if any(not 0 <= p <= 15 for p in self.prots):
-            raise ValueError(f"prot must be 0..15, got {self.prots}")
-        if not 0 <= self.max_pins <= self.pin_max:
-            raise ValueError(f"max_pins must be 0..{self.pin_max}, got {self.max_pins}")
-        if not 1 <= self.pin_max <= U16_MAX or not 1 <= self.count_max <= U32_MAX:
-            raise ValueError("counter widths must be at least 1 and at most the kernel's")
-
-    def region(self, pfn: int) -> Region:
-        if pfn < self.ram:
-            return Region.RAM
-        if pfn < self.ram + self.mmio:
-            return Region.MMIO
-        return Region.HOLE
+        """Raise ValueError, naming the problem, when the configuration describes no machine."""
 
 
-def initial_state(config: Config) -> State:
-    """Every RAM page host OWNED and untouched; every guest RUNNING with an empty stage-2."""
-    n = config.pages
-    pages = [tuple([PAGE_INIT[f]] * n) for f in PAGE_FIELDS]
-    guests = len(config.guests)
-    return State(*pages, life=(Life.RUNNING,) * guests, s2=((),) * guests)
+class Intern:
+    """Shares equal fields between states (most successors change one or two fields)."""
+
+    def __init__(self):
+        self.table: dict = {}
+
+    def __call__(self, state):
+        table = self.table
+        return type(state)(*[table.setdefault(f, f) for f in state])
 
 
-def find_leaf(leaves: tuple, gfn: int) -> Leaf | None:
-    """The leaf of a guest stage-2 covering gfn, if any."""
-    for leaf in leaves:
-        if leaf.gfn <= gfn < leaf.gfn + leaf.span:
-            return leaf
-    return None
+def changed_fields(pre, post) -> list[str]:
+    """The names of the fields two states of one profile differ in."""
+    return [name for name, a, b in zip(pre._fields, pre, post) if a != b]
 
 
-def guest_view(state: State, vm: int, pfn: int) -> PageState:
-    """Guest vm's view of physical page pfn: the state of a leaf mapping it, else NOPAGE."""
-    for leaf in state.s2[vm]:
-        if leaf.state != POISON and leaf.pfn <= pfn < leaf.pfn + leaf.span:
-            return PageState(leaf.state)
-    return NOPAGE
-
-
-def views(config: Config, state: State, pfn: int) -> dict[str, PageState]:
-    """Every entity's view of one page, keyed host, hyp, ffa, vm0, vm1, ..."""
-    out = {
-        "host": PageState(state.host[pfn]),
-        "hyp": PageState(state.hyp[pfn]),
-        "ffa": PageState(state.ffa[pfn]),
-    }
-    for vm in range(len(config.guests)):
-        out[f"vm{vm}"] = guest_view(state, vm, pfn)
-    return out
-
-
-def describe_contents(value: int) -> str:
-    if value >= Contents.SECRET_BASE:
-        return f"SECRET(vm{value - Contents.SECRET_BASE})"
-    return Contents(value).name
-
-
-def describe_pte(state: State, pfn: int) -> str:
-    """The host stage-2 entry of a page in kernel vocabulary."""
-    kind = state.pte_kind[pfn]
-    if kind == PteKind.ZERO:
-        return "0"
-    if kind == PteKind.VALID:
-        return "identity"
-    owner = Owner(state.pte_owner[pfn]).name
-    text = f"{Annotation(state.pte_type[pfn]).name}:{owner}"
-    if state.pte_owner[pfn] == Owner.GUEST:
-        text += f"(vm{state.pte_handle[pfn]},gfn{state.pte_gfn[pfn]})"
-    return text
+def enum_name(enum: type[IntEnum], value) -> str:
+    """The member's name, or the raw value when it names no member (a corrupted cell)."""
+    try:
+        return enum(value).name
+    except ValueError:
+        return str(value)

@@ -1,20 +1,13 @@
-"""The symbolic reading of the protocol: the same transition and property text, as z3 terms.
+"""The symbolic reading: the same vocabulary as z3 terms, for proofs and bounded checks.
 
-A state is a set of z3 arrays indexed by unbounded integers: page fields by pfn, guest fields by
-handle, stage-2 entries by (handle, gfn). The machine itself is symbolic too: `ram`, `mmio` and
-`guests` are unconstrained naturals and `protected` an arbitrary predicate, so a proof over these
-terms holds for every number of pages and guests.
-
-A transition body runs once over a `SymbolicStep`: each yielded check folds into the call's errno
-(the first non-zero one wins), each write is guarded by "no check has failed yet" (so a write
-placed before a failing check really happens, as in the concrete reading), and range checks get
-a witness for their first failing page.
-
-`host_share_guest_count` needs one ghost: the bijection `slot`/`holder` between the count's
-slots [0, count) and the guest entries that borrow the page. The property "count equals the
-number of borrowers" is stated through it (`borrowers(p)` is the ghost size `nb(p)`), and the
-leaf writes maintain it by appending a new borrower at the end and removing one by moving the
-last borrower into its slot. This is the strengthening that makes the count invariant inductive.
+`SymbolicReading` gives the logic and the quantifiers over naturals of a kind (page, entry, vm,
+gfn, slot, ...: the profile names them), with the devices the prover's tiers need: witnesses
+for the goal's universals, ground instances at term pools, Skolem terms for the hypothesis'
+existentials. `SymbolicSteps` adds what running a body needs: each yielded check folds into the
+call's errno (the first non-zero one wins), each write is guarded by "no check has failed yet"
+(so a write placed before a failing check really happens, as in the concrete reading), and range
+checks get a witness for their first failing index. A profile's symbolic views derive from these
+and add the reads and writes of its state, as z3 arrays indexed by unbounded integers.
 """
 
 from __future__ import annotations
@@ -24,15 +17,8 @@ from contextlib import contextmanager
 
 import z3
 
-from model.states import (
-    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, U16_MAX, U32_MAX, VALID_STATES,
-)
-
 INT = z3.IntSort()
 BOOL = z3.BoolSort()
-ENTRY_FIELDS = ("e_state", "e_prot", "e_pfn", "e_size")
-ENTRY_EMPTY = {"e_state": NOPAGE, "e_prot": 0, "e_pfn": 0, "e_size": 1}
-GHOST_FIELDS = ("nb", "slot", "holder_v", "holder_g")
 _fresh = itertools.count()
 
 
@@ -40,55 +26,10 @@ def fresh(name: str, sort=INT):
     return z3.Const(f"{name}!{next(_fresh)}", sort)
 
 
-def _sort_of(field: str):
-    return BOOL if field == "hyp_mapped" else INT
+class SymbolicReading:
+    """Logic and quantifiers as z3 terms (the profile adds the reads of its state)."""
 
-
-class Machine:
-    """The static part: how much RAM and MMIO, how many guests, which are protected."""
-
-    def __init__(self, tag: str = ""):
-        self.ram = z3.Int(f"ram{tag}")
-        self.mmio = z3.Int(f"mmio{tag}")
-        self.guests = z3.Int(f"guests{tag}")
-        self.protected = z3.Array(f"protected{tag}", INT, BOOL)
-
-    def axioms(self):
-        return [self.ram >= 1, self.mmio >= 0, self.guests >= 0]
-
-
-class SymbolicState:
-    """One state as z3 arrays (named after the fields of `model.states.State`)."""
-
-    def __init__(self, arrays: dict):
-        self.arrays = arrays
-
-    @classmethod
-    def fresh(cls, tag: str):
-        arrays = {f: z3.Array(f"{f}{tag}", INT, _sort_of(f)) for f in PAGE_FIELDS}
-        arrays["life"] = z3.Array(f"life{tag}", INT, INT)
-        for f in ENTRY_FIELDS:
-            arrays[f] = z3.Array(f"{f}{tag}", INT, INT, INT)
-        arrays["nb"] = z3.Array(f"nb{tag}", INT, INT)
-        arrays["slot"] = z3.Array(f"slot{tag}", INT, INT, INT)
-        arrays["holder_v"] = z3.Array(f"holder_v{tag}", INT, INT, INT)
-        arrays["holder_g"] = z3.Array(f"holder_g{tag}", INT, INT, INT)
-        return cls(arrays)
-
-    def same_as(self, other: SymbolicState, ghost: bool = False):
-        """Equality of every model field (the ghost is not part of the kernel's state)."""
-        fields = [f for f in self.arrays if ghost or f not in GHOST_FIELDS]
-        return z3.And(*[self.arrays[f] == other.arrays[f] for f in fields])
-
-
-class Symbolic:
-    """A state read through the transition/property vocabulary, as z3 terms."""
-
-    def __init__(self, machine: Machine, state: SymbolicState):
-        self.machine = machine
-        self.state = state
-        self.pin_max = U16_MAX
-        self.count_max = U32_MAX
+    def __init__(self):
         self.witness_mode = False  # instantiate top-level quantifiers with witnesses
         self.pools: dict | None = None  # terms per kind to instantiate quantifiers at
         self.ground_only = False  # with pools: the instances alone, without the quantifiers
@@ -112,12 +53,8 @@ class Symbolic:
     def bit(value, mask):
         return (value / mask) % 2 == 1
 
-    @staticmethod
-    def is_valid(state):
-        return z3.Or(*[state == v for v in VALID_STATES])
-
-    def _quantify(self, kind, guard, body, universal=True):
-        """A quantifier over naturals of one kind (page, entry, vm, gfn, slot).
+    def _quantify(self, kind, guard, body, universal=True, arity=1):
+        """A quantifier over naturals of one kind.
 
         In witness mode (the goal, where every universal stands in a positive position), a
         universal becomes fresh witnesses: refuting the goal at them refutes it. With term
@@ -125,7 +62,6 @@ class Symbolic:
         beside it (instead of it, when `ground_only`), and an existential of the goal becomes
         the disjunction of its instances (when `ground_only`). Both replacements only weaken
         what is assumed, so an unsat answer remains a proof."""
-        arity = 2 if kind == "entry" else 1
         bound = lambda xs: z3.And(*[x >= 0 for x in xs], guard(*xs))
         if universal and self.witness_mode:
             xs = [z3.Int(f"w_{kind}{len(self.witnesses)}_{i}") for i in range(arity)]
@@ -134,7 +70,7 @@ class Symbolic:
         pool = [t if isinstance(t, tuple) else (t,) for t in self.pools.get(kind, ())] \
             if self.pools else []
         if self.pools and universal and not self.witness_mode and (
-                self._depth == 0 or kind != "entry"):
+                self._depth == 0 or arity == 1):
             ground = [z3.Implies(bound(t), self._nested(body, t)) for t in pool]
             if self.ground_only:
                 return z3.And(*ground)
@@ -171,121 +107,23 @@ class Symbolic:
             self._depth -= 1
             self._outer.pop()
 
-    def _entry(self, v, g):
-        return z3.And(v >= 0, g >= 0, self.is_guest(v), self.e_state(v, g) != NOPAGE)
 
-    def forall_pages(self, pred):
-        return self._quantify("page", lambda p: p >= 0, pred)
+class SymbolicSteps:
+    """Mixin for a view that runs one body: checks fold into `errno`, writes are guarded."""
 
-    def exists_page(self, pred):
-        return self._quantify("page", lambda p: p < self.machine.ram + self.machine.mmio, pred,
-                              universal=False)
-
-    def forall_vms(self, pred):
-        return self._quantify("vm", self.is_guest, pred)
-
-    def forall_entries(self, pred):
-        return self._quantify("entry", self._entry, pred)
-
-    def exists_entry(self, pred):
-        return self._quantify("entry", self._entry, pred, universal=False)
-
-    def all_pages(self, lo, n, pred):
-        return self._quantify("page", lambda j: z3.And(j >= lo, j < lo + n), pred)
-
-    def all_gfns(self, vm, lo, n, pred):
-        return self._quantify("gfn", lambda j: z3.And(j >= lo, j < lo + n), pred)
-
-    # -- reads -------------------------------------------------------------------------------
-    def page(self, field, p):
-        return z3.Select(self.state.arrays[field], p)
-
-    def host(self, p): return self.page("host", p)
-    def hyp(self, p): return self.page("hyp", p)
-    def ffa(self, p): return self.page("ffa", p)
-    def pins(self, p): return self.page("pins", p)
-    def count(self, p): return self.page("count", p)
-    def pte_kind(self, p): return self.page("pte_kind", p)
-    def pte_type(self, p): return self.page("pte_type", p)
-    def pte_owner(self, p): return self.page("pte_owner", p)
-    def pte_handle(self, p): return self.page("pte_handle", p)
-    def pte_gfn(self, p): return self.page("pte_gfn", p)
-    def hyp_mapped(self, p): return self.page("hyp_mapped", p)
-    def contents(self, p): return self.page("contents", p)
-
-    def region(self, p):
-        m = self.machine
-        return z3.If(p < m.ram, 0, z3.If(p < m.ram + m.mmio, 1, 2))
-
-    def is_guest(self, vm):
-        return z3.And(vm >= 0, vm < self.machine.guests)
-
-    def protected(self, vm):
-        return z3.And(self.is_guest(vm), z3.Select(self.machine.protected, vm))
-
-    def life(self, vm):
-        return z3.If(self.is_guest(vm), z3.Select(self.state.arrays["life"], vm), 2)
-
-    def _e(self, field, vm, g):
-        return z3.Select(self.state.arrays[field], vm, g)
-
-    def e_state(self, vm, g): return self._e("e_state", vm, g)
-    def e_prot(self, vm, g): return self._e("e_prot", vm, g)
-    def e_pfn(self, vm, g): return self._e("e_pfn", vm, g)
-    def e_size(self, vm, g): return self._e("e_size", vm, g)
-
-    def borrowers(self, p):
-        """The ghost count of borrowers; `ghost_invariant` ties it to the real entries."""
-        return z3.Select(self.state.arrays["nb"], p)
-
-    def no_valid_leaf(self, vm):
-        """No guest named vm, or none of its entries is valid."""
-        return z3.Or(z3.Not(self.is_guest(vm)), self._quantify(
-            "gfn", lambda g: g >= 0, lambda g: z3.Not(self.is_valid(self.e_state(vm, g)))))
-
-    def same_state(self, other: Symbolic):
-        return self.state.same_as(other.state)
-
-
-def ghost_invariant(s: Symbolic):
-    """slot/holder is a bijection between [0, nb(p)) and the entries borrowing p."""
-    a = s.state.arrays
-
-    def holder(p, i):
-        return z3.Select(a["holder_v"], p, i), z3.Select(a["holder_g"], p, i)
-
-    def slot(v, g):
-        return z3.Select(a["slot"], v, g)
-
-    borrowing = s.forall_entries(lambda v, g: z3.Implies(
-        s.e_state(v, g) == SHARED_BORROWED,
-        z3.And(slot(v, g) >= 0, slot(v, g) < s.borrowers(s.e_pfn(v, g)),
-               holder(s.e_pfn(v, g), slot(v, g))[0] == v,
-               holder(s.e_pfn(v, g), slot(v, g))[1] == g)))
-    slots = s.forall_pages(lambda p: z3.And(s.borrowers(p) >= 0, s._quantify(
-        "slot", lambda i: i < s.borrowers(p), lambda i: z3.And(
-            s.is_guest(holder(p, i)[0]), holder(p, i)[1] >= 0,
-            s.e_state(*holder(p, i)) == SHARED_BORROWED, s.e_pfn(*holder(p, i)) == p,
-            slot(*holder(p, i)) == i))))
-    return z3.And(borrowing, slots)
-
-
-class SymbolicStep(Symbolic):
-    """Runs one transition body: reads the pre-state, builds the post-state and the errno."""
-
-    def __init__(self, machine: Machine, pre: SymbolicState):
-        super().__init__(machine, pre)
-        self.post = dict(pre.arrays)
+    def _begin_step(self):
         self.errno = z3.IntVal(0)
         self.ranges: list = []  # (witness, lo, n, fails) of each range check, see `side_facts`
         self.calls: list = []  # (callee name, args, guard) of each nested call, see `note_call`
         self._guards: list = []
 
-    # -- checks ------------------------------------------------------------------------------
     def _live(self):
         return z3.And(*self._guards) if self._guards else z3.BoolVal(True)
 
-    def require(self, ok, errno):
+    def _on(self):
+        return z3.And(self.errno == 0, self._live())
+
+    def require(self, ok, errno, label=None):
         return z3.If(z3.And(self._live(), z3.Not(ok)), -errno, 0)
 
     @contextmanager
@@ -296,15 +134,15 @@ class SymbolicStep(Symbolic):
         finally:
             self._guards.pop()
 
-    def each_page(self, lo, n, errno_of):
-        """Errno of the first failing page of [lo, lo + n): a witness k defined by side facts."""
+    def each_page(self, lo, n, errno_of, label=None):
+        """Errno of the first failing index of [lo, lo + n): a witness k defined by side facts."""
         k = fresh("first_bad")
         self.ranges.append((k, lo, n, lambda j: errno_of(j) != 0))
         return z3.If(z3.And(self._live(), k != -1), errno_of(k), 0)
 
     def side_facts(self, pages=(), ground_only=False):
-        """What defines each range witness k: the first failing page, or -1 when none fails.
-        The "no page before fails" facts also come as ground instances at `pages`."""
+        """What defines each range witness k: the first failing index, or -1 when none fails.
+        The "no index before fails" facts also come as ground instances at `pages`."""
         facts = []
         for k, lo, n, fails in self.ranges:
             def none_fail(hi, lo=lo, fails=fails):
@@ -326,125 +164,10 @@ class SymbolicStep(Symbolic):
         """A yielded check: the call's errno is the first non-zero one."""
         self.errno = z3.If(self.errno != 0, self.errno, errno)
 
-    # -- writes ------------------------------------------------------------------------------
-    def _on(self):
-        return z3.And(self.errno == 0, self._live())
 
-    def set(self, field, p, value):
-        arr = self.post[field]
-        self.post[field] = z3.Store(arr, p, z3.If(self._on(), value, z3.Select(arr, p)))
-
-    def set_range(self, field, lo, n, value_of):
-        arr, on, q = self.post[field], self._on(), fresh("q")
-        self.post[field] = z3.Lambda([q], z3.If(z3.And(on, q >= lo, q < lo + n),
-                                                value_of(q), z3.Select(arr, q)))
-
-    def set_life(self, vm, value):
-        self.set("life", vm, value)
-
-    def _set_entries(self, in_range, values):
-        """Write entry fields for every (v, g) with in_range(v, g); values maps field -> fn(v, g)."""
-        on = self._on()
-        v, g = fresh("v"), fresh("g")
-        for field, value_of in values.items():
-            arr = self.post[field]
-            self.post[field] = z3.Lambda([v, g], z3.If(z3.And(on, in_range(v, g)),
-                                                       value_of(v, g), z3.Select(arr, v, g)))
-
-    def _in_leaf(self, vm, gfn, size):
-        return lambda v, g: z3.And(v == vm, g >= gfn, g < gfn + size)
-
-    def map_leaf(self, vm, gfn, size, state, prot, pfn):
-        self._ghost_remove(vm, gfn, size)
-        self._set_entries(self._in_leaf(vm, gfn, size), {
-            "e_state": lambda v, g: state, "e_prot": lambda v, g: prot,
-            "e_pfn": lambda v, g: pfn + (g - gfn), "e_size": lambda v, g: size})
-        self._ghost_add(vm, gfn, size, state, pfn)
-
-    def unmap_leaf(self, vm, gfn, size):
-        self._ghost_remove(vm, gfn, size)
-        self._set_entries(self._in_leaf(vm, gfn, size),
-                          {f: (lambda v, g, x=x: x) for f, x in ENTRY_EMPTY.items()})
-
-    def poison(self, vm, gfn):
-        self._ghost_remove(vm, gfn, 1)
-        empty = dict(ENTRY_EMPTY, e_state=POISON)
-        self._set_entries(self._in_leaf(vm, gfn, 1),
-                          {f: (lambda v, g, x=x: x) for f, x in empty.items()})
-
-    def set_entry_state(self, vm, gfn, state):
-        self._ghost_remove(vm, gfn, 1)
-        self._set_entries(self._in_leaf(vm, gfn, 1), {"e_state": lambda v, g: state})
-        self._ghost_add(vm, gfn, 1, state, self.e_pfn(vm, gfn))
-
-    def clear_vm(self, vm):
-        self._set_entries(lambda v, g: v == vm,
-                          {f: (lambda v, g, x=x: x) for f, x in ENTRY_EMPTY.items()})
-
-    # -- the ghost bijection -----------------------------------------------------------------
-    def _post_read(self, field, *idx):
-        return z3.Select(self.post[field], *idx)
-
-    def _ghost_add(self, vm, gfn, size, state, pfn):
-        """Borrowers appended: entry gfn + i gets slot nb(pfn + i) of page pfn + i."""
-        on = z3.And(self._on(), state == SHARED_BORROWED)
-        q, i, v, g = fresh("q"), fresh("i"), fresh("v"), fresh("g")
-        nb = self.post["nb"]
-        in_pages = lambda q: z3.And(on, q >= pfn, q < pfn + size)
-        at_end = lambda q, i: z3.And(in_pages(q), i == z3.Select(nb, q))
-        self.post["holder_v"] = z3.Lambda([q, i], z3.If(
-            at_end(q, i), vm, self._post_read("holder_v", q, i)))
-        self.post["holder_g"] = z3.Lambda([q, i], z3.If(
-            at_end(q, i), gfn + (q - pfn), self._post_read("holder_g", q, i)))
-        slot = self.post["slot"]
-        self.post["slot"] = z3.Lambda([v, g], z3.If(
-            z3.And(on, v == vm, g >= gfn, g < gfn + size), z3.Select(nb, pfn + (g - gfn)),
-            z3.Select(slot, v, g)))
-        self.post["nb"] = z3.Lambda([q], z3.If(in_pages(q), z3.Select(nb, q) + 1,
-                                               z3.Select(nb, q)))
-
-    def _ghost_remove(self, vm, gfn, size):
-        """Borrowers of a contiguous leaf removed: each page's last borrower takes the hole."""
-        on = z3.And(self._on(), self.e_state(vm, gfn) == SHARED_BORROWED)
-        base = self.e_pfn(vm, gfn)
-        nb, hv, hg, slot = (self.post[f] for f in ("nb", "holder_v", "holder_g", "slot"))
-        affected = lambda q: z3.And(on, q >= base, q < base + size)
-        hole = lambda q: z3.Select(slot, vm, gfn + (q - base))
-        last = lambda q: z3.Select(nb, q) - 1
-        q, i, v, g = fresh("q"), fresh("i"), fresh("v"), fresh("g")
-        moved = lambda q, i: z3.And(affected(q), i == hole(q))
-        self.post["holder_v"] = z3.Lambda([q, i], z3.If(
-            moved(q, i), z3.Select(hv, q, last(q)), z3.Select(hv, q, i)))
-        self.post["holder_g"] = z3.Lambda([q, i], z3.If(
-            moved(q, i), z3.Select(hg, q, last(q)), z3.Select(hg, q, i)))
-        p_of = self.e_pfn(v, g)
-        is_last = z3.And(self.e_state(v, g) == SHARED_BORROWED, affected(p_of),
-                         z3.Select(hv, p_of, last(p_of)) == v,
-                         z3.Select(hg, p_of, last(p_of)) == g)
-        self.post["slot"] = z3.Lambda([v, g], z3.If(is_last, hole(p_of), z3.Select(slot, v, g)))
-        self.post["nb"] = z3.Lambda([q], z3.If(affected(q), last(q), z3.Select(nb, q)))
-
-    def post_state(self) -> SymbolicState:
-        return SymbolicState(dict(self.post))
-
-
-def run(transition, machine: Machine, pre: SymbolicState, args) -> SymbolicStep:
-    """Interpret one transition body symbolically; the result holds errno, post and side facts."""
-    s = SymbolicStep(machine, pre)
-    for errno in transition.body(s, *args):
-        s.fold(errno)
-    return s
-
-
-def initial(machine: Machine) -> SymbolicState:
-    """The initial state of `model.states.initial_state`, for every machine size at once."""
-    arrays = {f: z3.K(INT, z3.BoolVal(PAGE_INIT[f]) if f == "hyp_mapped" else z3.IntVal(int(PAGE_INIT[f])))
-              for f in PAGE_FIELDS}
-    arrays["life"] = z3.K(INT, z3.IntVal(0))
-    v, g = fresh("v"), fresh("g")
-    for f, x in ENTRY_EMPTY.items():
-        arrays[f] = z3.Lambda([v, g], z3.IntVal(int(x)))
-    arrays["nb"] = z3.K(INT, z3.IntVal(0))
-    for f in ("slot", "holder_v", "holder_g"):
-        arrays[f] = z3.Array(f"{f}_init", INT, INT, INT)
-    return SymbolicState(arrays)
+def run(transition, view, args):
+    """Interpret one transition body on a symbolic step view; the view then holds the errno,
+    the post-state and the side facts."""
+    for errno in transition.body(view, *args):
+        view.fold(errno)
+    return view

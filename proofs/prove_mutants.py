@@ -3,7 +3,8 @@ property and giving a counterexample for unbounded pages and guests."""
 
 import pytest
 
-from model.mutants import MUTANTS
+from model.extensions import mutate
+from model.profiles.pkvm import PROFILE as PKVM
 from model.prover import Obligation, discharge
 
 # (mutant, the property whose obligation on the mutated transition must be violated)
@@ -18,9 +19,11 @@ REFUTED = [
 
 @pytest.mark.parametrize("mutant,prop", REFUTED)
 def test_prover_refutes_mutant(mutant, prop):
-    ob = Obligation(prop, MUTANTS[mutant].transition)
-    result = discharge(ob, mutant)
+    transition = PKVM.mutants[mutant].transition
+    profile = mutate(PKVM, mutant)
+    result = discharge(profile, Obligation(prop, transition),
+                       profile.disciplined(profile.adjust(profile.default_config())))
     assert result.status == "violated"
     cex = result.counterexample
-    assert cex["call"].startswith(MUTANTS[mutant].transition)
-    assert any(page["changed"] for page in cex["pages"].values()) or cex["entries"]
+    assert cex["call"].startswith(transition)
+    assert any(cells["changed"] for cells in cex["cells"].values())

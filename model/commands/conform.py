@@ -1,10 +1,10 @@
-"""`pkvm-model conform`: the model held against the reference hypervisor, three ways.
+"""`pkvm-model conform`: a profile's model held against its reference implementation, three ways.
 
-1. every edge of the unreduced exploration of a small machine (default 2 RAM pages, vm0
+1. every edge of the unreduced exploration of a small machine (pKVM default: 2 RAM pages, vm0
    protected, vm1 not) replayed on the reference;
-2. long random walks (hypothesis) on larger machines: 16 pages x 5 VMs, 1024 pages x 4 VMs with
-   2 MiB blocks, 16 pages x 4 VMs with narrowed counters;
-3. every scenario file (the shipped ones, or those of --scenarios DIR).
+2. long random walks (hypothesis) on the adapter's larger machines (pKVM: 16 pages x 5 VMs,
+   1024 pages x 4 VMs with 2 MiB blocks, 16 pages x 4 VMs with narrowed counters);
+3. every scenario file (the profile's shipped ones, or those of --scenarios DIR).
 
 Exit 0 when model and reference agree everywhere, 1 on any disagreement (each shown with the
 call, both errnos and a diff of the two states), 2 on bad input. With --mutant NAME the model
@@ -18,14 +18,14 @@ import time
 from pathlib import Path
 
 
-def register(subparsers) -> None:
-    from model.commands.explore import add_config_arguments
+def register(subparsers, profile) -> None:
+    from model.commands.common import add_profile_arguments
 
     parser = subparsers.add_parser(
-        "conform", help="hold the model against the reference hypervisor",
+        "conform", help="hold the model against its reference implementation",
         description="Replays every explored edge, long random walks and scenario files on the "
-                    "reference hypervisor and the model side by side; reports every disagreement.")
-    add_config_arguments(parser)
+                    "reference and the model side by side; reports every disagreement.")
+    add_profile_arguments(parser, profile)
     parser.add_argument("--max-states", type=int, metavar="S",
                         help="stop the exploration after S states")
     parser.add_argument("--no-explore", action="store_true", help="skip the exploration")
@@ -47,14 +47,14 @@ def register(subparsers) -> None:
     parser.set_defaults(run=run)
 
 
-def _scenario_paths(args) -> list[Path]:
+def _scenario_paths(profile, args) -> list[Path]:
     from model.cli import UsageError
     from model.conformance import shipped_scenarios
 
     if args.no_scenarios:
         return []
     if args.scenarios is None:
-        return shipped_scenarios()
+        return shipped_scenarios(profile)
     folder = Path(args.scenarios)
     if not folder.is_dir():
         raise UsageError(f"--scenarios: {args.scenarios} is not a directory")
@@ -68,40 +68,40 @@ def conform(args) -> dict:
     """Run the three ways the arguments ask for; plain data (see `render`)."""
     from model import conformance as c
     from model.cli import UsageError
-    from model.commands.explore import config_from_args
-    from model.mutants import mutant_config
+    from model.commands.common import load
 
-    config, transitions = config_from_args(args)
+    profile, base, config = load(args)
+    if profile.reference is None:
+        raise UsageError(f"the {profile.name} profile has no reference implementation")
     for name, low in (("walks", 0), ("walk_steps", 1), ("limit", 1), ("max_states", 1),
                       ("shrink_seconds", 0)):
         value = getattr(args, name)
         if value is not None and value < low:
             raise UsageError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
-    discipline = not args.no_host_discipline  # what the user asked for; a mutant may drop it
-    paths = _scenario_paths(args)
+    discipline = base.disciplined(base.config_from_args(args))  # a mutant may drop it
+    paths = _scenario_paths(profile, args)
     try:
-        scenarios = [c.load_scenario(p) for p in paths]  # malformed files stop everything first
+        scenarios = [c.load_scenario(profile, p) for p in paths]  # malformed files stop first
     except c.ScenarioError as err:
         raise UsageError(str(err)) from None
 
-    out: dict = {"mutant": args.mutant}
+    out: dict = {"profile": profile.name, "extensions": list(profile.extensions),
+                 "mutant": args.mutant, "reference": profile.reference.name}
     if not args.no_explore:
-        report = c.explore_conformance(config, transitions=transitions, discipline=discipline,
+        report = c.explore_conformance(profile, config, discipline=discipline,
                                        limit=args.limit, max_states=args.max_states)
         out["exploration"] = {**report.to_data(), "texts": _texts(report.disagreements)}
     if args.walks:
-        machines = [mutant_config(args.mutant, m) for m in c.WALK_CONFIGS]
-        if args.no_host_discipline:
-            from dataclasses import replace
-            machines = [replace(m, host_discipline=False) for m in machines]
-        report = c.walk(machines, walks=args.walks, steps=args.walk_steps,
-                        transitions=transitions, discipline=discipline, seed=args.seed,
+        machines = [profile.adjust(m) for m in profile.reference.walk_configs]
+        if not discipline:
+            machines = [profile.undisciplined(m) for m in machines]
+        report = c.walk(profile, machines, walks=args.walks, steps=args.walk_steps,
+                        discipline=discipline, seed=args.seed,
                         shrink_seconds=args.shrink_seconds, stop_at_first=args.mutant is not None)
         out["walks"] = {**report.to_data(), "texts": _texts(report.disagreements)}
     if scenarios:
         start = time.perf_counter()
-        reports = [c.run_scenario(s, transitions=transitions,
-                                  config=mutant_config(args.mutant, s.config)) for s in scenarios]
+        reports = [c.run_scenario(profile, s, config=profile.adjust(s.config)) for s in scenarios]
         out["scenarios"] = {
             "files": len(reports), "lines": sum(r.lines for r in reports),
             "calls": sum(r.calls for r in reports),
@@ -144,12 +144,11 @@ def run(args) -> int:
 def render(data: dict) -> str:
     """The report as text: one line per way, then every disagreement."""
     subject = f"mutant {data['mutant']}" if data["mutant"] else "model"
-    lines = [f"conformance of the {subject} against the reference hypervisor"]
+    lines = [f"conformance of the {data['profile']} {subject} against {data['reference']}"]
     texts = []
     if "exploration" in data:
         e = data["exploration"]
-        guests = ", ".join(f"vm{v} {'protected' if p else 'np'}" for v, p in enumerate(e["guests"]))
-        lines.append(f"  exploration  {e['pages']} RAM pages ({guests}): {e['states']:,} states, "
+        lines.append(f"  exploration  {e['machine']}: {e['states']:,} states, "
                      f"{e['edges_checked']:,} edges checked ({e['failing_calls']:,} failing calls "
                      f"bit-for-bit unchanged), {e['seconds']:.1f} s"
                      f"{'' if e['complete'] else ' (stopped early)'}: "

@@ -1,24 +1,26 @@
-"""`pkvm-model diagram`: the state machine of one page, or the whole reachable graph, drawn.
+"""`pkvm-model diagram`: a projected state machine (pKVM: of one page), or the whole reachable
+graph, drawn.
 
 Formats: dot (graphviz text), svg and png (rendered by graphviz's `dot`), mermaid (text for
-Markdown). With --mutant, states that violate a property under the seeded bug are red.
+Markdown). With --mutant or --extension, states that violate a property under the change are
+red, and edges the unchanged protocol never takes are red and dashed.
 """
 
 from __future__ import annotations
 
-from argparse import Namespace
-
-from model.commands.explore import add_config_arguments, config_from_args
+from model.commands.common import add_profile_arguments, load
 
 
-def register(subparsers) -> None:
+def register(subparsers, profile) -> None:
     parser = subparsers.add_parser(
-        "diagram", help="draw the state machine of a page, or the reachable graph",
-        description="Explore a small machine and draw it: --view page projects every state onto "
-                    "the views every entity has of page 0 (the state machine of one page); "
-                    "--view full draws every state (refused past a readable size).")
-    add_config_arguments(parser, pages=1, gfns=1)
-    parser.add_argument("--view", choices=("page", "full"), default="page")
+        "diagram", help="draw a projected state machine (pKVM: one page), or the reachable graph",
+        description="Explore a small machine and draw it: a projected view (pKVM's page view: "
+                    "every state onto the views every entity has of page 0) or --view full, "
+                    "every state (refused past a readable size).")
+    add_profile_arguments(parser, profile)
+    parser.set_defaults(**profile.presenter.diagram_defaults)
+    views = (*profile.presenter.view_names, "full")
+    parser.add_argument("--view", choices=views, default=views[0])
     parser.add_argument("--format", choices=("dot", "svg", "png", "mermaid"), required=True)
     parser.add_argument("-o", "--output", required=True, metavar="FILE",
                         help="where to write the diagram ('-' for stdout, text formats only)")
@@ -33,18 +35,21 @@ def run(args) -> int:
     from model.cli import UsageError
     from model.diagram import DiagramError, build, output
 
-    config, transitions = config_from_args(args)
-    mutated = args.mutant is not None
+    profile, _base, config = load(args)
+    changed = args.mutant is not None or bool(args.extension)
     if args.max_depth is not None and args.max_depth < 0:
         raise UsageError(f"--max-depth out of range: {args.max_depth}")
     if args.output == "-" and args.format in ("svg", "png") and sys.stdout.isatty():
         raise UsageError(f"refusing to write {args.format} to a terminal: give -o FILE")
-    model_config = None
-    if mutated:  # the model on the same machine, to tell what only the mutant reaches
-        model_config, _ = config_from_args(Namespace(**{**vars(args), "mutant": None}))
+    model = model_config = None
+    if changed:  # the unchanged protocol on the same machine, to tell what only the change reaches
+        from model.profiles import get
+
+        model = get(args.profile)
+        model_config = model.config_from_args(args)
     try:
-        diagram = build(config, view=args.view, transitions=transitions if mutated else None,
-                        model_config=model_config, max_depth=args.max_depth)
+        diagram = build(profile, config, args.view, model=model, model_config=model_config,
+                        max_depth=args.max_depth)
         data = output(diagram, args.format)
     except DiagramError as err:
         raise UsageError(str(err)) from None

@@ -3,7 +3,8 @@
 Exit 0 when every property holds, 1 when one is violated (its shortest trace is shown), 2 on bad
 input. `run` is split in three (configuration, exploration, report) so other commands can hook
 in: `explore_args(args, on_edge=...)` runs the same exploration with an edge callback
-`on_edge(src_state, call, outcome)` called on every tried call.
+`on_edge(src_state, call, outcome)` called on every tried call. Every command takes the
+profile (`--profile`), its extensions (`--extension FILE`) and mutant (`--mutant NAME`).
 """
 
 from __future__ import annotations
@@ -12,73 +13,23 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 
-from model.states import Config
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, pages: int = 2, gfns: int = 2) -> None:
-    """The machine to explore: --pages --guests --protected --gfns --no-host-discipline --mutant."""
-    group = parser.add_argument_group("machine")
-    group.add_argument("--pages", type=int, default=pages, metavar="N",
-                       help=f"RAM pages (default {pages}; one MMIO page and one hole follow)")
-    group.add_argument("--guests", type=int, default=2, metavar="G", help="VMs (default 2)")
-    group.add_argument("--protected", type=int, default=None, metavar="K",
-                       help="how many of the VMs are protected, handles 0..K-1 (default 1)")
-    group.add_argument("--gfns", type=int, default=gfns, metavar="F",
-                       help=f"guest frame numbers tried per VM (default {gfns})")
-    group.add_argument("--no-host-discipline", action="store_true",
-                       help="let the host finalize a VM that still holds pages "
-                            "(the stranding hazard)")
-    group.add_argument("--mutant", metavar="NAME",
-                       help="explore a seeded bug of the mutant catalog instead of the model")
+from model.commands.common import add_profile_arguments, load
 
 
-def config_from_args(args) -> tuple[Config, dict]:
-    """The Config and the transitions to explore; bad values raise UsageError."""
-    from model.cli import UsageError
-    from model.transitions import TRANSITIONS
-
-    if args.guests < 0:
-        raise UsageError(f"--guests must be 0 or more, got {args.guests}")
-    protected = min(1, args.guests) if args.protected is None else args.protected
-    if not 0 <= protected <= args.guests:
-        raise UsageError(f"--protected must be 0..{args.guests}, got {protected}")
-    config = Config(ram=args.pages, gfns=args.gfns,
-                    guests=(True,) * protected + (False,) * (args.guests - protected),
-                    host_discipline=not args.no_host_discipline)
-    transitions = TRANSITIONS
-    if args.mutant is not None:
-        try:
-            from model.mutants import MUTANTS, mutant_config, mutant_transitions
-        except ImportError as err:
-            raise UsageError(f"no mutant catalog: {err}") from None
-        if args.mutant not in MUTANTS:
-            raise UsageError(f"unknown mutant {args.mutant!r}; "
-                             f"one of: {', '.join(sorted(MUTANTS))}")
-        config = mutant_config(args.mutant, config)
-        if args.no_host_discipline:
-            config = replace(config, host_discipline=False)
-        transitions = mutant_transitions(args.mutant)
-    try:
-        config.validate()
-    except ValueError as err:
-        raise UsageError(str(err)) from None
-    return config, transitions
-
-
-def register(subparsers) -> None:
+def register(subparsers, profile) -> None:
     parser = subparsers.add_parser(
         "explore", help="explore every reachable state of a small machine",
         description="Breadth-first exploration of the reachable graph: every always property "
-                    "in every state and on every call, sometimes properties witnessed, nothing "
-                    "stranded, no dead end; the shortest trace of each violation.")
-    add_config_arguments(parser)
+                    "in every state and on every call, sometimes properties witnessed, the "
+                    "graph properties (for pKVM: nothing stranded, no dead end); the shortest "
+                    "trace of each violation.")
+    add_profile_arguments(parser, profile)
     parser.add_argument("--max-depth", type=int, metavar="D", help="stop after D steps")
     parser.add_argument("--max-states", type=int, metavar="S", help="stop after S states")
     parser.add_argument("--symmetry", action=argparse.BooleanOptionalAction, default=True,
                         help="explore one state per orbit of interchangeable pages, VMs, gfns "
-                             "(default on)")
+                             "(the profile's symmetry; default on)")
     parser.add_argument("--all-violations", action="store_true",
                         help="keep exploring after the first violation, to find every violated "
                              "property's shortest trace (default: stop after the BFS layer of "
@@ -87,7 +38,7 @@ def register(subparsers) -> None:
                         help="write the reachable graph (.graphml, .json node-link, .dot)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--conformance", action="store_true",
-                        help="replay every explored call on the reference hypervisor and compare "
+                        help="replay every explored call on the profile's reference and compare "
                              "(turns symmetry off: the reduction is sound for the model only)")
     parser.set_defaults(run=run)
 
@@ -125,19 +76,19 @@ def _console():
     return console
 
 
-def explore_args(args, on_edge=None, progress=None):
+def explore_args(args, on_edge=None, progress=None, loaded=None):
     """Run the exploration the arguments describe."""
     from model.cli import UsageError
     from model.explorer import explore
 
-    config, transitions = config_from_args(args)
+    profile, _base, config = loaded or load(args)
     for name in ("max_depth", "max_states"):
         value = getattr(args, name, None)
         if value is not None and value < (0 if name == "max_depth" else 1):
             raise UsageError(f"--{name.replace('_', '-')} out of range: {value}")
-    return explore(config, transitions=transitions, max_depth=args.max_depth,
-                   max_states=args.max_states, symmetry=args.symmetry, on_edge=on_edge,
-                   progress=progress, stop_on_violation=not args.all_violations)
+    return explore(profile, config, max_depth=args.max_depth, max_states=args.max_states,
+                   symmetry=args.symmetry, on_edge=on_edge, progress=progress,
+                   stop_on_violation=not args.all_violations)
 
 
 def save_graph(result, path: str) -> None:
@@ -145,14 +96,14 @@ def save_graph(result, path: str) -> None:
     import networkx as nx
 
     from model.cli import UsageError
-    from model.diagram import state_label
 
     if not path.endswith((".graphml", ".json", ".dot", ".gv")):
         raise UsageError(f"--save-graph: unknown format of {path!r} (use .graphml, .json, .dot)")
     out = nx.DiGraph()
     for node in result.graph.nodes:
         out.add_node(node, depth=result.depth_of[node],
-                     state=state_label(result.config, result.states[node]))
+                     state=result.profile.presenter.state_label(result.config,
+                                                                result.states[node]))
     for u, v, calls in result.graph.edges(data="calls"):
         out.add_edge(u, v, calls="; ".join(str(result.calls[c]) for c in calls))
     if path.endswith(".graphml"):
@@ -173,19 +124,25 @@ def save_graph(result, path: str) -> None:
 def run(args, on_edge=None) -> int:
     from model.render import exploration_data, render_summary, render_violations
 
+    from model.cli import UsageError
+
     on_edge = on_edge or getattr(args, "on_edge", None)
     checker = None
+    loaded = load(args)
+    profile, base, config = loaded
     if args.conformance:
         from model.conformance import EdgeChecker
 
+        if profile.reference is None:
+            raise UsageError(f"the {profile.name} profile has no reference implementation")
         args.symmetry = False
-        checker = on_edge = EdgeChecker(config_from_args(args)[0],
-                                        discipline=not args.no_host_discipline)
+        checker = on_edge = EdgeChecker(profile, config,
+                                        discipline=base.disciplined(base.config_from_args(args)))
     console = _console()
     show_progress = not args.json and sys.stdout.isatty()
     progress = _Progress(console) if show_progress else None
     try:
-        result = explore_args(args, on_edge=on_edge, progress=progress)
+        result = explore_args(args, on_edge=on_edge, progress=progress, loaded=loaded)
     finally:
         if progress is not None:
             progress.stop()
@@ -198,12 +155,8 @@ def run(args, on_edge=None) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        what = f"mutant {args.mutant}" if args.mutant else "model"
-        guests = ", ".join(f"vm{v} {'protected' if p else 'non-protected'}"
-                           for v, p in enumerate(result.config.guests)) or "no guests"
-        console.print(render_summary(
-            data, label=f"{what}: {result.config.ram} RAM pages ({guests}), "
-                        f"{result.config.gfns} gfns"))
+        console.print(render_summary(data, label=f"{subject(profile, args)}: "
+                                                 f"{profile.config_text(result.config)}"))
         for renderable in render_violations(result):
             console.print(renderable)
         if checker is not None:
@@ -212,3 +165,13 @@ def run(args, on_edge=None) -> int:
             for d in checker.disagreements:
                 console.print(d.text())
     return 1 if result.violations or (checker is not None and checker.disagreements) else 0
+
+
+def subject(profile, args) -> str:
+    """What a report is about: the profile, its extensions, the mutant."""
+    words = [f"{profile.name} model"]
+    if args.extension:
+        words.append("with " + ", ".join(args.extension))
+    if getattr(args, "mutant", None):
+        words.append(f"under mutant {args.mutant}")
+    return " ".join(words)

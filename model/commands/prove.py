@@ -1,4 +1,4 @@
-"""`pkvm-model prove`: every proof obligation, for unbounded pages and guests."""
+"""`pkvm-model prove`: every proof obligation of a profile, for machines of every size."""
 
 from __future__ import annotations
 
@@ -8,13 +8,14 @@ import time
 
 from rich.console import Console
 
+from model.commands.common import add_profile_arguments, load
 from model.prover import BUDGET
 
 
-def register(subparsers) -> None:
+def register(subparsers, profile) -> None:
     p = subparsers.add_parser("prove", help="prove every invariant inductive with z3 (unbounded)")
     p.add_argument("--json", action="store_true", help="print the machine-readable report")
-    p.add_argument("--mutant", metavar="NAME", help="prove a seeded bug of the catalog instead")
+    add_profile_arguments(p, profile, machine=False)
     p.add_argument("--transition", action="append", metavar="NAME",
                    help="only the obligations of this transition (repeatable)")
     add_prover_arguments(p)
@@ -43,34 +44,31 @@ def check_prover_arguments(args) -> None:
 
 
 def run(args) -> int:
-    from model.cli import UsageError
-    from model.mutants import MUTANTS, mutant_config, mutant_transitions
-    from model.proof_report import render_bmc, render_counterexample, render_table, report_data
-    from model.properties import PROPERTIES
     from model.bmc import run_checks
-    from model.prover import GHOST, discharge_all, obligations
-    from model.states import Config
+    from model.cli import UsageError
+    from model.proof_report import render_bmc, render_counterexample, render_table, report_data
+    from model.prover import discharge_all, obligations, proved_properties
 
-    if args.mutant is not None and args.mutant not in MUTANTS:
-        raise UsageError(f"unknown mutant {args.mutant!r}; one of: {', '.join(sorted(MUTANTS))}")
+    profile, _base, _config = load(args, with_config=False)
+    if profile.prover is None:
+        raise UsageError(f"the {profile.name} profile has no symbolic reading to prove with")
     check_prover_arguments(args)
-    transitions = mutant_transitions(args.mutant)
-    names = list(transitions)
+    names = list(profile.transitions)
     for t in args.transition or []:
-        if t not in transitions:
-            raise UsageError(f"unknown transition {t!r}")
+        if t not in profile.transitions:
+            raise UsageError(f"unknown transition {t!r}; one of: {', '.join(names)}")
     if args.transition:
         names = [t for t in names if t in args.transition]
-    discipline = mutant_config(args.mutant, Config()).host_discipline
-    obs = [o for o in obligations(transitions) if o.transition in names or
+    discipline = profile.disciplined(profile.adjust(profile.default_config()))
+    obs = [o for o in obligations(profile) if o.transition in names or
            (o.transition == "init" and not args.transition)]
     start = time.perf_counter()
-    results = discharge_all(obs, mutant=args.mutant, discipline=discipline,
-                            budget=args.budget * 10**6, jobs=args.jobs)
+    results = discharge_all(profile, obs, discipline=discipline, budget=args.budget * 10**6,
+                            jobs=args.jobs)
     properties = list(dict.fromkeys(o.property for o in obs))
-    reach = [] if args.no_bmc or args.transition else run_checks(transitions)
+    reach = [] if args.no_bmc or args.transition else run_checks(profile)
     data = report_data(results, names, properties, time.perf_counter() - start, args.mutant,
-                       reach)
+                       reach, profile.name, profile.extensions)
     if args.json:
         json.dump(data, sys.stdout, indent=1)
         print()
@@ -79,7 +77,7 @@ def run(args) -> int:
         console.print(render_table(data))
         if data["bmc"]:
             console.print(render_bmc(data["bmc"]))
-        docs = {**{p.name: p.doc for p in PROPERTIES.values()}, GHOST.name: GHOST.doc}
+        docs = {p.name: p.doc for p in proved_properties(profile)}
         for o in data["obligations"]:
             if o["status"] == "violated":
                 console.print(render_counterexample(o, docs[o["property"]]))
@@ -87,7 +85,7 @@ def run(args) -> int:
                   for s in ("proved", "violated", "unknown")}
         console.print(f"{counts['proved']} proved, {counts['violated']} violated, "
                       f"{counts['unknown']} unknown, in {data['seconds']:.1f} s "
-                      "(pages and guests unbounded)")
+                      f"({profile.prover.universe} unbounded)")
     if data["result"] == "unknown" and args.allow_unknown:
         return 0
     return 0 if data["result"] == "proved" else 1

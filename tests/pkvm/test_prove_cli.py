@@ -30,7 +30,7 @@ def test_prove_mutant_gives_counterexample(capsys):
     assert {o["property"] for o in bad} >= {"pins"}
     cex = bad[0]["counterexample"]
     assert cex["call"].startswith("host_unshare_hyp(pfn=")
-    assert any(page["changed"] for page in cex["pages"].values())
+    assert any(cells["changed"] for cells in cex["cells"].values())
 
 
 def test_prove_renders_counterexample(capsys):

@@ -7,8 +7,14 @@ import shutil
 import pytest
 
 from model import cli
-from model.diagram import DiagramError, build, dot, mermaid, page_views
-from model.states import Config
+from model.diagram import DiagramError, build as build_diagram, dot, mermaid
+from model.profiles.pkvm.presenter import page_views
+from model.profiles.pkvm.states import Config
+from tests.pkvm.helpers import PKVM, mutant
+
+
+def build(config, view, profile=PKVM, model=None, model_config=None):
+    return build_diagram(profile, config, view, model=model, model_config=model_config)
 
 ONE_PAGE = Config(ram=1, guests=(True, False), gfns=1)
 
@@ -39,14 +45,13 @@ def test_page_view_is_the_state_machine_of_one_page():
 
 
 def test_page_views_name_every_entity():
-    from model.states import initial_state
+    from model.profiles.pkvm.states import initial_state
     assert page_views(ONE_PAGE, initial_state(ONE_PAGE)) == (
         "OWNED", "NOPAGE", "NOPAGE", "NOPAGE", "NOPAGE")
 
 
 def test_mutant_states_that_violate_a_property_are_red():
-    from model.mutants import mutant_transitions
-    d = build(ONE_PAGE, view="page", transitions=mutant_transitions("share_ffa_from_shared"),
+    d = build(ONE_PAGE, view="page", profile=mutant("share_ffa_from_shared"), model=PKVM,
               model_config=ONE_PAGE)
     assert d.red_nodes
     text = dot(d)
@@ -67,7 +72,7 @@ def test_full_view_is_refused_past_a_readable_size():
 def test_dot_and_mermaid_text():
     d = build(ONE_PAGE, view="page")
     text = dot(d)
-    assert text.startswith("digraph pkvm {") and text.rstrip().endswith("}")
+    assert text.startswith("digraph protocol {") and text.rstrip().endswith("}")
     assert "peripheries=2" in text  # the initial state is marked
     m = mermaid(d)
     assert "flowchart LR" in m and "host_donate_guest" in m

@@ -7,14 +7,26 @@ import z3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from model.concrete import Concrete
-from model.states import PAGE_FIELDS, Config, initial_state
-from model.symbolic import ENTRY_EMPTY, INT, Machine, SymbolicState, run
-from model.transitions import TRANSITIONS, Call, calls, step
+from model.profiles.pkvm.concrete import Concrete
+from model.profiles.pkvm.states import PAGE_FIELDS, Config, initial_state
+from model.profiles.pkvm.symbolic import ENTRY_EMPTY, Machine, SymbolicState, SymbolicStep
+from model.symbolic import INT, run
+from tests.pkvm.helpers import PKVM
+
+TRANSITIONS = PKVM.transitions
+
+
+def Call(name, args):
+    return PKVM.call(name, args)
+
+
+def step(config, state, call, profile=PKVM):
+    return profile.step(config, state, call)
+
 
 CONFIG = Config(ram=3, mmio=1, guests=(True, False, False), gfns=3, nrs=(1, 2, 512),
                 prots=(6, 7, 9), hole_pfns=1)
-CALLS = calls(CONFIG)
+CALLS = PKVM.calls(CONFIG)
 # Arguments past the explored domains too: far pfns, gfns and handles.
 EXTRA = [Call("host_donate_hyp", (2**36 - 1, 2)), Call("host_share_guest", (0, 2**36 - 1, 1, 1, 6)),
          Call("start_teardown_vm", (7,)), Call("guest_write", (9, 0)),
@@ -60,7 +72,8 @@ def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
 def agree(config, state, call) -> None:
     outcome = step(config, state, call)
     m, pre, facts = encode(config, state)
-    sym = run(TRANSITIONS[call.name], m, pre, [z3.IntVal(a) for a in call.args])
+    sym = run(TRANSITIONS[call.name], SymbolicStep(m, pre, TRANSITIONS),
+              [z3.IntVal(a) for a in call.args])
     _, expected, _ = encode(config, outcome.state)
     points = range(config.pages + config.hole_pfns + 1)
     gfns = sorted({g for leaves in (state.s2 + outcome.state.s2) for leaf in leaves

@@ -8,10 +8,13 @@ from errno import EPERM
 
 import pytest
 
-from model.concrete import Concrete
-from model.explorer import Stepper, Symmetry, explore, unreduced_counts
-from model.states import NOPAGE, OWNED, SHARED_BORROWED, Config, initial_state
-from model.transitions import TRANSITIONS, calls, check_range, step
+from model.explorer import Stepper, explore, unreduced_counts
+from model.profiles.pkvm.states import NOPAGE, OWNED, SHARED_BORROWED, Config, initial_state
+from model.profiles.pkvm.symmetry import Symmetry
+from model.profiles.pkvm.transitions import check_range
+from tests.pkvm.helpers import PKVM, mutant, seeded
+
+TRANSITIONS = PKVM.transitions
 
 ONE_PAGE = Config(ram=1, guests=(True, False), gfns=2)  # gfns are symmetric: the group has order 4
 TWO_NP = Config(ram=1, guests=(True, False, False), gfns=1)  # two interchangeable np guests
@@ -23,7 +26,7 @@ def _violations(result):
 
 @pytest.fixture(scope="module")
 def model_runs():
-    return {sym: explore(ONE_PAGE, symmetry=sym) for sym in (True, False)}
+    return {sym: explore(PKVM, ONE_PAGE, symmetry=sym) for sym in (True, False)}
 
 
 def test_model_has_no_violation_and_witnesses_every_sometimes(model_runs):
@@ -31,8 +34,8 @@ def test_model_has_no_violation_and_witnesses_every_sometimes(model_runs):
         assert result.complete
         assert result.violations == []
         assert all(result.sometimes.values()), [k for k, v in result.sometimes.items() if not v]
-        assert result.graph_checks["nothing_stranded"] is True
-        assert result.graph_checks["dead_ends"] == 0
+        assert result.graph_checks["graph_nothing_stranded"] == 0
+        assert result.graph_checks["graph_no_dead_end"] == 0
 
 
 def test_symmetry_reduces_and_orbits_add_up_to_the_full_graph(model_runs):
@@ -47,8 +50,8 @@ def test_symmetry_reduces_and_orbits_add_up_to_the_full_graph(model_runs):
                          ids=["guests", "pages-reversal", "pages-all"])
 def test_guest_and_page_symmetry_is_exact(config):
     """Bounded, so quick: the reduced BFS tree holds one state per orbit of the full one."""
-    reduced = explore(config, symmetry=True, max_depth=5)
-    full = explore(config, symmetry=False, max_depth=5)
+    reduced = explore(PKVM, config, symmetry=True, max_depth=5)
+    full = explore(PKVM, config, symmetry=False, max_depth=5)
     assert len(reduced.states) < len(full.states)
     assert unreduced_counts(reduced)["states"] == len(full.states)
     assert _violations(reduced) == _violations(full) == []
@@ -56,7 +59,7 @@ def test_guest_and_page_symmetry_is_exact(config):
 
 def test_canonical_form_is_an_orbit_invariant():
     sym = Symmetry(TWO_NP)
-    result = explore(TWO_NP, symmetry=False, max_depth=4)
+    result = explore(PKVM, TWO_NP, symmetry=False, max_depth=4)
     for state in result.states[::7]:
         c = sym.canonical(state)
         for pi, pinv in sym.page_perms:
@@ -70,7 +73,7 @@ def test_canonical_form_is_invariant_under_every_renaming():
     import itertools
     config = Config(ram=2, guests=(False, False), gfns=2)
     sym = Symmetry(config)
-    states = explore(config, symmetry=False, max_depth=3).states
+    states = explore(PKVM, config, symmetry=False, max_depth=3).states
     gfn_perms = list(itertools.permutations(range(2)))
     for state in states[::5]:
         c = sym.canonical(state)
@@ -87,22 +90,22 @@ def test_canonical_form_is_invariant_under_every_renaming():
 def test_stepper_agrees_with_the_model_step_call_by_call():
     no_discipline = replace(ONE_PAGE, host_discipline=False)
     for config in (ONE_PAGE, no_discipline):
-        states = explore(config, symmetry=False, max_depth=6).states
-        cs = calls(config)
-        stepper = Stepper(config, TRANSITIONS, cs)
+        states = explore(PKVM, config, symmetry=False, max_depth=6).states
+        cs = PKVM.calls(config)
+        stepper = Stepper(PKVM, config, cs)
         for state in states:
             stepper.begin(state)
             for ci, call in enumerate(cs):
-                assert stepper(ci) == step(config, state, call), (call, state)
+                assert stepper(ci) == PKVM.step(config, state, call), (call, state)
         assert stepper.hits > stepper.misses
 
 
-@pytest.mark.parametrize("mutant", [None, "share_ffa_from_shared", "force_reclaim_no_poison"])
-def test_memo_and_plain_step_explore_the_same_graph(mutant):
-    from model.mutants import mutant_config, mutant_transitions
-    config, protocol = mutant_config(mutant, ONE_PAGE), mutant_transitions(mutant)
-    a = explore(config, transitions=protocol, symmetry=False, memo=True, max_depth=8)
-    b = explore(config, transitions=protocol, symmetry=False, memo=False, max_depth=8)
+@pytest.mark.parametrize("name", [None, "share_ffa_from_shared", "force_reclaim_no_poison"])
+def test_memo_and_plain_step_explore_the_same_graph(name):
+    protocol = mutant(name)
+    config = protocol.adjust(ONE_PAGE)
+    a = explore(protocol, config, symmetry=False, memo=True, max_depth=8)
+    b = explore(protocol, config, symmetry=False, memo=False, max_depth=8)
     assert a.states == b.states
     assert sorted(a.graph.edges(data="calls")) == sorted(b.graph.edges(data="calls"))
     assert _violations(a) == _violations(b)
@@ -111,16 +114,12 @@ def test_memo_and_plain_step_explore_the_same_graph(mutant):
 
 # -- hand-seeded bugs ---------------------------------------------------------------------------
 
-def _seeded(name, body):
-    return {**TRANSITIONS, name: replace(TRANSITIONS[name], body=body)}
-
-
 def test_seeded_double_owner_gives_a_one_step_trace():
     def host_share_hyp(s, pfn):  # gives the hyp the page for good but lets the host keep it
         yield from check_range(s, pfn, 1)
         yield s.require(s.host(pfn) == OWNED, EPERM)
         s.set("hyp", pfn, OWNED)
-    result = explore(ONE_PAGE, transitions=_seeded("host_share_hyp", host_share_hyp))
+    result = explore(seeded("host_share_hyp", host_share_hyp), ONE_PAGE)
     first = result.violations[0]
     assert first.property == "single_owner"
     assert first.length == 1
@@ -135,7 +134,7 @@ def test_seeded_deep_bug_gets_the_shortest_trace():
     def guest_unshare_host(s, vm, gfn):
         yield from original(s, vm, gfn)
         s.set("hyp", s.e_pfn(vm, gfn), SHARED_BORROWED)  # a stray write after the checks
-    result = explore(ONE_PAGE, transitions=_seeded("guest_unshare_host", guest_unshare_host))
+    result = explore(seeded("guest_unshare_host", guest_unshare_host), ONE_PAGE)
     names = {v.property: v for v in result.violations}
     assert "sharing_pairs" in names
     trace = names["sharing_pairs"].trace
@@ -151,7 +150,7 @@ def test_seeded_write_before_check_is_caught_on_a_failing_call():
         if pfn < s.n:  # the state stores RAM and MMIO pages only
             s.set("hyp", pfn, NOPAGE if s.hyp(pfn) != NOPAGE else SHARED_BORROWED)
         yield s.require(False, EPERM)
-    result = explore(ONE_PAGE, transitions=_seeded("host_unshare_hyp", host_unshare_hyp))
+    result = explore(seeded("host_unshare_hyp", host_unshare_hyp), ONE_PAGE)
     v = {v.property: v for v in result.violations}["check_then_commit"]
     assert v.length == 1
     assert v.trace[0].errno == -EPERM
@@ -165,8 +164,8 @@ def test_seeded_bug_found_alike_with_and_without_symmetry():
         contents = s.contents(pfn)
         yield from original(s, pfn)
         s.set("contents", pfn, contents)
-    protocol = _seeded("host_force_reclaim_page_guest", host_force_reclaim_page_guest)
-    runs = [explore(ONE_PAGE, transitions=protocol, symmetry=sym) for sym in (True, False)]
+    protocol = seeded("host_force_reclaim_page_guest", host_force_reclaim_page_guest)
+    runs = [explore(protocol, ONE_PAGE, symmetry=sym) for sym in (True, False)]
     assert _violations(runs[0]) == _violations(runs[1])
     assert ("confidentiality", 3) in _violations(runs[0])
 
@@ -174,11 +173,7 @@ def test_seeded_bug_found_alike_with_and_without_symmetry():
 # -- mutants ------------------------------------------------------------------------------------
 
 def _mutant_names():
-    try:
-        from model.mutants import MUTANTS
-    except ImportError:
-        return []
-    return sorted(MUTANTS)
+    return sorted(PKVM.mutants)
 
 
 TWO_PAGES = Config(ram=2, guests=(True, False), gfns=1)  # the two RAM pages are symmetric
@@ -187,12 +182,10 @@ TWO_PAGES = Config(ram=2, guests=(True, False), gfns=1)  # the two RAM pages are
 @pytest.mark.parametrize("machine", ["gfns", "pages"])
 @pytest.mark.parametrize("name", _mutant_names())
 def test_mutant_violations_are_the_same_with_and_without_symmetry(name, machine):
-    from model.mutants import mutant_config, mutant_transitions
     base, depth = (ONE_PAGE, 7) if machine == "gfns" else (TWO_PAGES, 4)
-    config = mutant_config(name, base)
-    protocol = mutant_transitions(name)
-    runs = [explore(config, transitions=protocol, symmetry=sym, max_depth=depth)
-            for sym in (True, False)]
+    protocol = mutant(name)
+    config = protocol.adjust(base)
+    runs = [explore(protocol, config, symmetry=sym, max_depth=depth) for sym in (True, False)]
     assert _violations(runs[0]) == _violations(runs[1])
     for v in runs[0].violations:
         assert v.length >= 1
@@ -203,14 +196,13 @@ def test_mutant_violations_are_the_same_with_and_without_symmetry(name, machine)
 
 def test_nothing_stranded_catches_the_no_discipline_hazard():
     config = Config(ram=1, guests=(True,), gfns=1, host_discipline=False)
-    result = explore(config, properties=[])  # the graph property alone, no state invariant
-    assert result.graph_checks["nothing_stranded"] is False
-    assert result.graph_checks["stranded_states"] > 0
+    result = explore(PKVM, config, properties=[])  # the graph property alone, no state invariant
+    assert result.graph_checks["graph_nothing_stranded"] > 0
     v = {v.property: v for v in result.violations}["graph_nothing_stranded"]
     assert [s.call.name for s in v.trace] == ["host_donate_guest", "start_teardown_vm",
                                               "finalize_teardown_vm"]
-    disciplined = explore(replace(config, host_discipline=True), properties=[])
-    assert disciplined.graph_checks["nothing_stranded"] is True
+    disciplined = explore(PKVM, replace(config, host_discipline=True), properties=[])
+    assert disciplined.graph_checks["graph_nothing_stranded"] == 0
 
 
 def test_dead_end_is_reported():
@@ -220,30 +212,31 @@ def test_dead_end_is_reported():
     protocol = {name: replace(t, body=refuse) for name, t in TRANSITIONS.items()
                 if name != "host_donate_guest"}
     protocol["host_donate_guest"] = TRANSITIONS["host_donate_guest"]
-    result = explore(Config(ram=1, guests=(True,), gfns=1), transitions=protocol, properties=[])
-    assert result.graph_checks["dead_ends"] == 1
-    assert result.graph_checks["nothing_stranded"] is False
+    result = explore(PKVM.with_changes(transitions=protocol), Config(ram=1, guests=(True,), gfns=1),
+                     properties=[])
+    assert result.graph_checks["graph_no_dead_end"] == 1
+    assert result.graph_checks["graph_nothing_stranded"] > 0
 
 
 def test_bounds_make_the_exploration_incomplete():
-    result = explore(ONE_PAGE, max_depth=2)
+    result = explore(PKVM, ONE_PAGE, max_depth=2)
     assert not result.complete and result.depth == 2
     assert result.graph_checks["checked"] is False
-    capped = explore(ONE_PAGE, max_states=50)
+    capped = explore(PKVM, ONE_PAGE, max_states=50)
     assert not capped.complete and len(capped.states) == 50
 
 
 def test_on_edge_sees_every_tried_call():
     seen = []
-    result = explore(Config(ram=1, guests=(True,), gfns=1), max_depth=1,
+    result = explore(PKVM, Config(ram=1, guests=(True,), gfns=1), max_depth=1,
                      on_edge=lambda s, call, outcome: seen.append((call, outcome.errno)))
     assert len(seen) == result.tried
     assert any(errno for _c, errno in seen) and any(not errno for _c, errno in seen)
 
 
 def test_determinism():
-    a = explore(ONE_PAGE).summary()
-    b = explore(ONE_PAGE).summary()
+    a = explore(PKVM, ONE_PAGE).summary()
+    b = explore(PKVM, ONE_PAGE).summary()
     for d in (a, b):
         d.pop("seconds")
         d.pop("states_per_second")
@@ -252,11 +245,10 @@ def test_determinism():
 
 def test_properties_are_checked_on_states_not_once_per_orbit_only():
     """Every node is a state the property predicates accept (spot check of the view)."""
-    result = explore(ONE_PAGE)
-    from model.properties import ALWAYS
+    result = explore(PKVM, ONE_PAGE)
     for state in result.states[::50]:
-        view = Concrete(ONE_PAGE, state)
-        assert all(p.state(view) for p in ALWAYS if p.state)
+        view = PKVM.view(ONE_PAGE, state)
+        assert all(p.state(view) for p in PKVM.always if p.state)
 
 
 # -- the command line ---------------------------------------------------------------------------
@@ -279,7 +271,7 @@ def test_cli_exit_0_and_json(main, capsys):
                 "violations", "sometimes", "symmetry", "graph"):
         assert key in data
     assert data["violations"] == [] and data["complete"] and all(data["sometimes"].values())
-    assert data["graph"]["nothing_stranded"] is True and data["graph"]["dead_ends"] == 0
+    assert data["graph"]["graph_nothing_stranded"] == 0 and data["graph"]["graph_no_dead_end"] == 0
 
 
 def test_cli_exit_1_with_a_trace(main, capsys):
@@ -300,7 +292,7 @@ def test_cli_no_host_discipline_strands_pages(main, capsys):
             "--all-violations", "--json"]
     assert main(argv) == 1
     data = json.loads(capsys.readouterr().out)
-    assert data["graph"]["nothing_stranded"] is False
+    assert data["graph"]["graph_nothing_stranded"] > 0
     names = [v["property"] for v in data["violations"]]
     assert "graph_nothing_stranded" in names and "nothing_stranded" in names
 
@@ -343,19 +335,17 @@ def test_cli_json_is_deterministic(main, capsys):
 
 def test_symmetry_is_refused_for_a_protocol_that_tells_pages_apart():
     """A range checked by its first page only: pages are no longer interchangeable."""
-    from model.mutants import mutant_config, mutant_transitions
-    name = "donate_hyp_checks_first_page"
-    config = mutant_config(name, Config(ram=2, guests=(True,), gfns=1))
-    result = explore(config, transitions=mutant_transitions(name), stop_on_violation=True)
+    protocol = mutant("donate_hyp_checks_first_page")
+    config = protocol.adjust(Config(ram=2, guests=(True,), gfns=1))
+    result = explore(protocol, config, stop_on_violation=True)
     assert result.symmetry["requested"] and "refused" in result.symmetry
     assert result.symmetry["enabled"] is False
     assert ("single_owner", 2) in _violations(result)
-    full = explore(config, transitions=mutant_transitions(name), symmetry=False,
-                   stop_on_violation=True)
+    full = explore(protocol, config, symmetry=False, stop_on_violation=True)
     assert _violations(full) == _violations(result)
 
 
 def test_model_passes_the_symmetry_check():
-    result = explore(Config(ram=2, guests=(True, False), gfns=2), max_depth=4,
+    result = explore(PKVM, Config(ram=2, guests=(True, False), gfns=2), max_depth=4,
                      symmetry_check=10**6)
     assert result.symmetry["enabled"] and "refused" not in result.symmetry

@@ -1,6 +1,6 @@
 """The abstraction function: a reference hypervisor's page tables and metadata, read as a model State.
 
-This is the only place where the reference hypervisor (`model/reference/`, page-table level) and
+This is the only place where the reference hypervisor (`model/references/pkvm/`, page-table level) and
 the model (`model/states.py`, one tuple per page field) meet. Three maps, each in one direction:
 
 - `reference_for(config)`: the reference machine a model `Config` describes (`Hypervisor(ram,
@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import inspect
 
-from model.reference import Hypervisor
-from model.reference import pte as rpte
-from model.states import (
+from model.references.pkvm import Hypervisor
+from model.references.pkvm import pte as rpte
+from model.profile import Unrepresentable
+from model.profiles.pkvm.states import (
     BLOCK_PAGES, PAGE_FIELDS, PAGE_INIT, POISON, Annotation, Config, Contents, Leaf, Life,
     Owner, PageState, PteKind, Region, State,
 )
-from model.transitions import TRANSITIONS, Call
+from model.profiles.pkvm.transitions import PKVM
+from model.transitions import Call
 
 _LEVEL_PAGES = {3: 1, 2: BLOCK_PAGES}  # guest leaf level -> pages it maps
 _CONTENTS = {"ZERO": Contents.ZERO, "HOST": Contents.HOST, "HYP": Contents.HYP,
@@ -47,10 +49,6 @@ _LIFE = {life.name: life for life in Life}
 _STATES = tuple(PageState)  # indexed by value: OWNED 0 .. POISON 4
 _LEAF_ATTRS = ~(rpte.KVM_PTE_ADDR_MASK | rpte.KVM_PTE_TYPE | rpte.KVM_PTE_VALID)
 _HOST_ATTRS = rpte.stage2_set_prot_attr(rpte.KVM_PGTABLE_PROT_RWX)  # PKVM_HOST_MEM_PROT
-
-
-class Unrepresentable(Exception):
-    """The reference is in a state no model State describes."""
 
 
 # -- Config -> reference ------------------------------------------------------------------------
@@ -67,42 +65,45 @@ def reference_for(config: Config) -> Hypervisor:
 
 # -- Call -> reference method ---------------------------------------------------------------------
 
-def _reference_order(name: str) -> tuple[int, ...] | None:
+def _reference_order(name: str, model_params: tuple) -> tuple[int, ...] | None:
     """Positions of the model's arguments in the reference method's parameter list."""
     if name not in Hypervisor.CALLS or not hasattr(Hypervisor, name):
         return None
     ref_params = tuple(inspect.signature(getattr(Hypervisor, name)).parameters)[1:]
-    model_params = TRANSITIONS[name].params
     if sorted(ref_params) != sorted(model_params):
         return None
     return tuple(model_params.index(p) for p in ref_params)
 
 
-def signature_mismatches() -> list[str]:
+def signature_mismatches(transitions: dict) -> list[str]:
     """Calls the model and the reference do not both have, with the same parameter names."""
     out = []
-    for name in sorted(set(TRANSITIONS) | set(Hypervisor.CALLS)):
-        if name not in TRANSITIONS:
+    for name in sorted(set(transitions) | set(Hypervisor.CALLS)):
+        if name not in transitions:
             out.append(f"{name}: in the reference, not in the model")
         elif name not in Hypervisor.CALLS or not hasattr(Hypervisor, name):
             out.append(f"{name}: in the model, not in the reference")
-        elif _reference_order(name) is None:
+        elif _reference_order(name, transitions[name].params) is None:
             ref = tuple(inspect.signature(getattr(Hypervisor, name)).parameters)[1:]
-            out.append(f"{name}: model parameters {TRANSITIONS[name].params}, reference {ref}")
+            out.append(f"{name}: model parameters {transitions[name].params}, reference {ref}")
     return out
 
 
-_ORDERS: dict[str, tuple | None] = {}
+_ORDERS: dict[tuple, tuple | None] = {}
 
 
 def invoke(hv: Hypervisor, call: Call) -> int:
     """Make a model call on the reference; its errno (0 or negative)."""
-    order = _ORDERS.get(call.name, False)
+    params = call.params
+    if not params and call.name in PKVM.transitions:  # a call written without names
+        params = PKVM.transitions[call.name].params
+    key = (call.name, params)
+    order = _ORDERS.get(key, False)
     if order is False:
-        order = _reference_order(call.name)
+        order = _reference_order(call.name, params)
         if order is None:
             raise KeyError(f"the reference has no call matching {call.name}")
-        order = _ORDERS[call.name] = None if order == tuple(range(len(order))) else order
+        order = _ORDERS[key] = None if order == tuple(range(len(order))) else order
     method = getattr(hv, call.name)
     if order is None:
         return method(*call.args)

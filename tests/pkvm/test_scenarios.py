@@ -1,15 +1,36 @@
-"""Scenario files (model/conformance.py, model/scenarios/*.scn): format, errors, results."""
+"""Scenario files (model/conformance/scenarios.py, model/profiles/pkvm/scenarios/*.scn): format,
+errors, results."""
 
 import errno
 
 import pytest
 
-from model.conformance import (
-    ScenarioError, load_scenario, parse_scenario, run_scenario, run_scenarios, shipped_scenarios,
-)
-from model.reference import mem_protect
-from model.states import PA_PAGES, PROT_R, PROT_W, PROT_X
+from model import conformance
+from model.conformance import ScenarioError
+from model.profiles.pkvm.states import PA_PAGES, PROT_R, PROT_W, PROT_X
+from model.references.pkvm import mem_protect
 from model.transitions import Call
+from tests.pkvm.helpers import PKVM
+
+
+def parse_scenario(text, path="<scenario>"):
+    return conformance.parse_scenario(PKVM, text, path)
+
+
+def load_scenario(path):
+    return conformance.load_scenario(PKVM, path)
+
+
+def run_scenario(scenario):
+    return conformance.run_scenario(PKVM, scenario)
+
+
+def run_scenarios(paths):
+    return conformance.run_scenarios(PKVM, paths)
+
+
+def shipped_scenarios():
+    return conformance.shipped_scenarios(PKVM)
 
 HEADER = "machine ram=2 mmio=1 guests=protected,np\n"
 
@@ -138,7 +159,7 @@ def test_shipped_scenarios_cover_every_call_and_every_errno_of_the_contract():
             if hasattr(step, "call"):
                 seen_calls.add(step.call.name)
                 seen.add((step.call.name, step.expected))
-    from model.transitions import TRANSITIONS
+    TRANSITIONS = PKVM.transitions
     assert seen_calls == set(TRANSITIONS)
     assert all((name, 0) in seen for name in TRANSITIONS)  # every call succeeds somewhere
     errnos = {e for _n, e in seen}

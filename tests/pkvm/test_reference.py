@@ -1,4 +1,4 @@
-"""Tests of the reference hypervisor (model/reference) against docs/contract.md."""
+"""Tests of the reference hypervisor (model/references/pkvm) against docs/contract.md."""
 
 import errno
 
@@ -7,12 +7,12 @@ from hypothesis import given, settings
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, multiple, rule
 from hypothesis import strategies as st
 
-from model.reference import (
+from model.references.pkvm import (
     BLOCK_PAGES, IPA_PAGES, PA_PAGES, PROT_R, PROT_RWX, PROT_W, Contents, Hypervisor,
     PkvmPageState, VmState,
 )
-from model.reference import memory, pgtable, pte
-from model.reference.mem_protect import EHWPOISON, host_stage2_set_owner_metadata_locked
+from model.references.pkvm import memory, pgtable, pte
+from model.references.pkvm.mem_protect import EHWPOISON, host_stage2_set_owner_metadata_locked
 
 OWNED = PkvmPageState.OWNED
 SHARED_OWNED = PkvmPageState.SHARED_OWNED

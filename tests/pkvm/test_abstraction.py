@@ -1,19 +1,27 @@
-"""The abstraction function (model/abstraction.py): reference page tables read back as model states."""
+"""The abstraction function (model/profiles/pkvm/abstraction.py): reference page tables read back
+as model states."""
 
 import inspect
 
 import pytest
 
-from model import abstraction
-from model.abstraction import Unrepresentable, abstract, invoke, reference_for, signature_mismatches
-from model.reference import Hypervisor
-from model.reference import pgtable, pte
-from model.reference.mem_protect import host_stage2_idmap_locked
-from model.states import (
+from model.profile import Unrepresentable
+from model.profiles.pkvm import abstraction
+from model.profiles.pkvm.abstraction import abstract, invoke, reference_for, signature_mismatches
+from model.references.pkvm import Hypervisor
+from model.references.pkvm import pgtable, pte
+from model.references.pkvm.mem_protect import host_stage2_idmap_locked
+from model.profiles.pkvm.states import (
     BLOCK_PAGES, NOPAGE, OWNED, POISON, PROT_RWX, SHARED_BORROWED, SHARED_OWNED, Annotation,
     Config, Contents, Leaf, Life, Owner, PteKind, initial_state,
 )
-from model.transitions import TRANSITIONS, Call, Transition
+from model.transitions import Transition
+from tests.pkvm.helpers import PKVM
+
+
+def Call(name, args):
+    return PKVM.call(name, args)
+
 
 CONFIGS = [Config(), Config(ram=3, mmio=0, guests=()), Config(ram=16, mmio=2, guests=(True, False) * 2),
            Config(ram=1024, mmio=1, guests=(False, True, False, True))]
@@ -25,23 +33,23 @@ def test_fresh_reference_is_the_initial_state(config):
 
 
 def test_every_model_transition_is_a_reference_call_and_back():
-    assert signature_mismatches() == []
+    assert signature_mismatches(PKVM.transitions) == []
 
 
-def test_a_transition_missing_from_the_reference_is_caught(monkeypatch):
+def test_a_transition_missing_from_the_reference_is_caught():
     extra = Transition("host_reboot", "host", "hyp", ("pfn",), lambda s, pfn: iter(()), None, None, "")
-    monkeypatch.setitem(TRANSITIONS, "host_reboot", extra)
-    assert signature_mismatches() == ["host_reboot: in the model, not in the reference"]
+    transitions = {**PKVM.transitions, "host_reboot": extra}
+    assert signature_mismatches(transitions) == ["host_reboot: in the model, not in the reference"]
 
 
-def test_a_reference_call_missing_from_the_model_is_caught(monkeypatch):
-    monkeypatch.delitem(TRANSITIONS, "hole_punch")
-    assert signature_mismatches() == ["hole_punch: in the reference, not in the model"]
+def test_a_reference_call_missing_from_the_model_is_caught():
+    transitions = {k: t for k, t in PKVM.transitions.items() if k != "hole_punch"}
+    assert signature_mismatches(transitions) == ["hole_punch: in the reference, not in the model"]
 
 
 def test_a_reference_call_with_other_parameters_is_caught(monkeypatch):
     monkeypatch.setattr(Hypervisor, "host_write", lambda self, gfn: 0)
-    assert signature_mismatches() == [
+    assert signature_mismatches(PKVM.transitions) == [
         "host_write: model parameters ('pfn',), reference ('gfn',)"]
 
 

@@ -1,0 +1,305 @@
+"""Bounded breadth-first exploration of the reachable graph of one configuration.
+
+From the initial state, every call of `profile.calls(config)` is tried in every reachable state, in a
+fixed order (so two runs give the same graph, the same node ids, the same traces). The graph is a
+networkx DiGraph whose nodes are integer ids (the `State` of node i is `states[i]`) and whose
+edges carry `calls`, the indexes (into `Exploration.calls`) of the successful calls that lead from
+one state to the other; failing calls are self-loops the graph omits, but every one of them is
+run through the step properties (check-then-commit) and its errno checked.
+
+Checks, none skipped (a property found violated is reported once, with its first, shortest
+trace, and not looked for again):
+- every `always` state property in every distinct state (once per state: a state is a value);
+- every `always` step property on every tried edge, failing calls included;
+- every `sometimes` property until it is witnessed;
+- every failing call returns a negative errno the kernel knows (`errno_known`), and no call
+  crashes the model's code (`call_completes`);
+- on a complete exploration, the profile's graph properties (`model/explorer/graph.py`; for
+  pKVM: nothing stranded, no dead end).
+
+A violation is reported once per property, with the shortest trace from the initial state (BFS
+parent pointers: the first state of the BFS order that violates a property is at minimal depth).
+
+Speed comes from three things, each exact: steps and state properties are memoised on the
+fields of the state they read (`Stepper`, `StateChecker`); states the profile's symmetry
+deems interchangeable are explored once per orbit (checked as the search goes); states are tuples with
+shared fields and the graph holds integers and call indexes only.
+
+The model never prints and neither does this module: progress goes to an optional callback, the
+results come back as an `Exploration` (with `summary()` as plain JSON-able data).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Iterable
+
+import networkx as nx
+
+from model.explorer.graph import graph_properties
+from model.explorer.memo import StateChecker, Stepper
+from model.explorer.results import GRAPH_CHECKS, Exploration, Violation
+from model.explorer.traces import Asymmetric, errno_known, trace
+from model.properties import Property
+from model.states import Intern
+
+
+def explore(profile, config, *, max_depth: int | None = None, max_states: int | None = None,
+            symmetry: bool = True, properties: Iterable[Property] | None = None,
+            on_edge: Callable | None = None, progress: Callable | None = None,
+            graph_checks: bool = True, memo: bool = True,
+            stop_on_violation: bool = False, symmetry_check: int = 200) -> Exploration:
+    """Breadth-first search of the reachable graph of `config` under the profile's protocol.
+
+    Symmetry reduction (`profile.symmetry`) is sound only for a protocol that treats
+    interchangeable pages, VMs and gfns alike, which a mutant need not do (a range checked by
+    its first page only). So a reduced search tests it as it goes: for the first `symmetry_check` states it
+    expands, every generator of the group must map the state to one with the same successor
+    orbits and the same step-property failures; and every trace must replay on concrete states.
+    If either fails, the search is run again without symmetry, and `symmetry["refused"]` says
+    why. (`on_edge` then also saw the edges of the abandoned run.)
+
+    `on_edge(src_state, call, outcome)` is called for every tried call, failing ones included
+    (conformance hooks in here). `progress(states, edges, depth, frontier)` is called now and
+    then. `properties` defaults to every property of the profile. `memo=False` calls
+    `profile.step` itself for every call instead of the memoised `Stepper`.
+    `stop_on_violation` ends the search with the BFS layer in which the first violation shows
+    (every violation of that minimal length is still found, each with its shortest trace).
+    """
+    kwargs = dict(max_depth=max_depth, max_states=max_states,
+                  properties=properties, on_edge=on_edge, progress=progress,
+                  graph_checks=graph_checks, memo=memo, stop_on_violation=stop_on_violation)
+    if symmetry:
+        try:
+            return _explore(profile, config, symmetry=True, symmetry_check=symmetry_check,
+                            **kwargs)
+        except Asymmetric as why:
+            result = _explore(profile, config, symmetry=False, symmetry_check=0, **kwargs)
+            result.symmetry.update({"requested": True, "refused": str(why)})
+            return result
+    return _explore(profile, config, symmetry=False, symmetry_check=0, **kwargs)
+
+
+def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
+             on_edge, progress, graph_checks, memo, stop_on_violation,
+             symmetry_check) -> Exploration:
+    config.validate()
+    start = time.perf_counter()
+    props = list(properties) if properties is not None else list(profile.properties.values())
+    state_always = [p for p in props if p.kind == "always" and p.state]
+    step_always = [p for p in props if p.kind == "always" and p.step]
+    pending_state = [p for p in props if p.kind == "sometimes" and p.state]
+    all_pending = list(pending_state)
+    pending_step = [p for p in props if p.kind == "sometimes" and p.step]
+    sometimes = {p.name: False for p in props if p.kind == "sometimes"}
+    witnesses: dict[str, tuple] = {}
+    sym = profile.symmetry(config, enabled=symmetry)
+    canon = sym.canonical
+    intern = Intern()
+    cs = profile.calls(config)
+    stepper = Stepper(profile, config, cs) if memo else None
+    s0 = intern(canon(profile.initial_state(config)))
+    states = [s0]
+    ids = {s0: 0}
+    raw_ids = {} if not sym.trivial else ids  # successor -> node id, before canonicalisation
+    raw_get = raw_ids.get
+    names = [c.name for c in cs]
+    range_calls = range(len(cs))
+    parent, via, depth_of = [-1], [-1], [0]
+    graph = nx.DiGraph()
+    graph.add_node(0)
+    found: dict[str, tuple] = {}  # property -> ("state", node) | ("step", node, call idx, outcome)
+    crashes: list[str] = []
+
+    predicates = [p.state for p in state_always] + [p.state for p in pending_state]
+    checker = StateChecker(profile, config, predicates) if memo else None
+    view = profile.view
+
+    def holds(i: int, state) -> bool:
+        if checker is not None:
+            return checker(i)
+        return bool(predicates[i](view(config, state)))
+
+    def check_state(node: int, state) -> None:
+        if checker is not None:
+            checker.begin(state)
+        for i, p in enumerate(state_always):
+            if p.name not in found and not holds(i, state):
+                found[p.name] = ("state", node)
+        base = len(state_always)
+        for j, p in enumerate(all_pending):
+            if not sometimes[p.name] and holds(base + j, state):
+                sometimes[p.name] = True
+                witnesses[p.name] = ("state", node)
+
+    check_state(0, s0)
+    edges = tried = 0
+    truncated = False
+    stopped = None
+    frontier = [0]
+    depth = 0
+    last_report = start
+    while frontier:
+        if max_depth is not None and depth >= max_depth:
+            truncated, stopped = True, "max_depth"
+            break
+        if stop_on_violation and found:
+            truncated, stopped = True, "violation"
+            break
+        nxt = []
+        for node in frontier:
+            s = states[node]
+            pre = view(config, s)
+            out: dict[int, list] = {}
+            if stepper is not None:
+                stepper.begin(s)
+            checks = [p for p in step_always if p.name not in found]
+            for ci in range_calls:
+                try:
+                    if stepper is not None:
+                        outcome = stepper(ci)
+                    else:
+                        outcome = profile.step(config, s, cs[ci])
+                except Exception as err:  # noqa: BLE001 - reported with its trace, not hidden
+                    if "call_completes" not in found:
+                        found["call_completes"] = ("crash", node, ci)
+                        crashes.append(f"{cs[ci]} raised {err!r} in the last state of the trace")
+                    continue
+                if outcome is None:
+                    continue
+                tried += 1
+                if on_edge is not None:
+                    on_edge(s, cs[ci], outcome)
+                errno, t = outcome
+                post = pre if t is s else view(config, t)
+                name = names[ci]
+                for p in checks:
+                    if not p.step(name, errno, pre, post) and p.name not in found:
+                        found[p.name] = ("step", node, ci, outcome)
+                if pending_step:
+                    for p in list(pending_step):
+                        if p.step(name, errno, pre, post):
+                            sometimes[p.name] = True
+                            witnesses[p.name] = ("step", node, ci, outcome)
+                            pending_step.remove(p)
+                if errno:
+                    if not errno_known(errno):
+                        found.setdefault("errno_known", ("step", node, ci, outcome))
+                    continue
+                edges += 1
+                target = raw_get(t)
+                if target is None:
+                    c = canon(t)
+                    target = ids.get(c)
+                    if target is None:
+                        if max_states is not None and len(states) >= max_states:
+                            truncated, stopped = True, "max_states"
+                            continue
+                        c = intern(c)
+                        target = len(states)
+                        states.append(c)
+                        ids[c] = target
+                        parent.append(node)
+                        via.append(ci)
+                        depth_of.append(depth + 1)
+                        nxt.append(target)
+                        check_state(target, c)
+                    if raw_ids is not ids:
+                        raw_ids[t] = target
+                targets = out.get(target)
+                if targets is None:
+                    out[target] = [ci]
+                else:
+                    targets.append(ci)
+            graph.add_edges_from((node, target, {"calls": tuple(cis)})
+                                 for target, cis in out.items())
+            if node < symmetry_check and not sym.trivial and stopped != "max_states":
+                _check_equivariance(profile, config, stepper or Stepper(profile, config, cs), cs,
+                                    sym, s, step_always)
+            if progress is not None:
+                now = time.perf_counter()
+                if now - last_report > 0.1:
+                    last_report = now
+                    progress(len(states), edges, depth, len(nxt))
+        frontier = nxt
+        if frontier:
+            depth += 1
+    raw_ids.clear()
+    complete = not truncated
+    seconds = time.perf_counter() - start
+    if progress is not None:
+        progress(len(states), edges, depth, 0)
+
+    result = Exploration(
+        profile=profile, config=config, graph=graph, states=states, calls=cs, depth_of=depth_of, depth=depth,
+        complete=complete, seconds=seconds, edges=edges, tried=tried, violations=[],
+        sometimes=sometimes, symmetry={}, graph_checks={}, witnesses=witnesses)
+    result.parent, result.via = parent, via
+    result.sym = sym
+    result.stepper = stepper
+    result.props = {p.name: p for p in props}
+    result.stopped = stopped
+    result.symmetry = {"enabled": symmetry, **sym.describe(), "states": len(states)}
+
+    graph_found: dict[str, int] = {}
+    if complete and graph_checks:
+        result.graph_checks = graph_properties(profile, config, graph, states, graph_found)
+    else:
+        result.graph_checks = {"checked": False}
+    # Violations in the order of the property catalog, then the errno and graph checks.
+    by_name = {p.name: p for p in props}
+    for name in [p.name for p in props if p.name in found] + [n for n in found if n not in by_name]:
+        prop = by_name.get(name)
+        doc = prop.doc if prop else GRAPH_CHECKS[name]
+        if name == "call_completes":
+            doc = f"{doc}: {crashes[0]}"
+        kind = "state" if prop is not None and prop.state else "step"
+        result.violations.append(Violation(name, doc, kind, trace(result, found[name], name)))
+    graph_docs = {g.name: g.doc for g in profile.graph}
+    for name, node in graph_found.items():
+        result.violations.append(Violation(name, graph_docs[name], "graph",
+                                           trace(result, ("state", node), None)))
+    result.seconds = time.perf_counter() - start  # graph properties and traces included
+    return result
+
+
+def _successor_orbits(profile, config, stepper, cs, canon, state, step_always) -> tuple[set, set]:
+    """The representatives of a state's successors, and (transition, property) step failures."""
+    succ, failures = set(), set()
+    pre = profile.view(config, state)
+    stepper.begin(state)
+    for ci, call in enumerate(cs):
+        try:
+            outcome = stepper(ci)
+        except Exception:  # noqa: BLE001 - a crash is reported by the search itself
+            failures.add((call.name, "call_completes"))
+            continue
+        if outcome is None:
+            continue
+        post = profile.view(config, outcome.state)
+        for p in step_always:
+            if not p.step(call.name, outcome.errno, pre, post):
+                failures.add((call.name, p.name))
+        if outcome.errno == 0:
+            succ.add(canon(outcome.state))
+    return succ, failures
+
+
+def _check_equivariance(profile, config, stepper, cs, sym, state, step_always) -> None:
+    """Raise Asymmetric unless every generator maps `state` to a state with the same successor
+    orbits and the same step-property failures (a necessary condition of soundness, tested on
+    the states a search expands first)."""
+    mine = None
+    for gen in sym.generators():
+        other = sym.image(state, *gen)
+        if other == state:
+            continue
+        if mine is None:
+            mine = _successor_orbits(profile, config, stepper, cs, sym.canonical, state,
+                                     step_always)
+        theirs = _successor_orbits(profile, config, stepper, cs, sym.canonical, other,
+                                   step_always)
+        if theirs != mine:
+            diff = sorted(str(x) for x in (theirs[1] ^ mine[1]))[:1]
+            what = f"step properties differ ({diff[0]})" if diff else "successors differ"
+            raise Asymmetric(f"renamed states behave differently: {what}")

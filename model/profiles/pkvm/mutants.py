@@ -1,0 +1,144 @@
+"""A catalog of seeded bugs: realistic mistakes a hypervisor developer could make in mem_protect.c.
+
+Each mutant is an extension of the pKVM profile (`model/extensions.py`), written the way a user
+writes a proposed change: it drops a labelled check, drops or hoists a write, or checks a range
+by its first page only. Every mutant must be caught by some `always` property, by the prover,
+the explorer and conformance alike; a mutant that survives is a hole in the checks.
+"""
+
+from __future__ import annotations
+
+from model.profile import Mutant
+from model.profiles.pkvm.states import OWNED, SHARED_OWNED
+
+CATALOG: list[Mutant] = []
+
+
+def mutant(transition: str):
+    """Register `fn(ext)` as a mutant of `transition`; its docstring says what the bug is."""
+    def register(fn):
+        CATALOG.append(Mutant(fn.__name__, " ".join(fn.__doc__.split()), transition, fn))
+        return fn
+    return register
+
+
+@mutant("host_unshare_hyp")
+def unshare_hyp_ignores_pins(ext):
+    """host_unshare_hyp forgets the pin refcount test: the hyp keeps a pinned mapping of a page
+    the host took back"""
+    ext.drop_check("host_unshare_hyp", "pin_count")
+
+
+@mutant("host_donate_hyp")
+def donate_hyp_checks_first_page(ext):
+    """host_donate_hyp checks the host state of the first page of the range only"""
+    ext.edit("host_donate_hyp",
+             replace={"each_page": lambda s, lo, n, errno_of, label=None:
+                      s.each_page(lo, 1, errno_of, label)})
+
+
+@mutant("host_share_guest")
+def share_guest_skips_guest_check(ext):
+    """host_share_guest does not check that the guest IPA is free: it maps over an existing
+    share"""
+    ext.drop_check("host_share_guest", "guest_state")
+
+
+@mutant("host_share_guest")
+def share_guest_count_overflow(ext):
+    """host_share_guest lets host_share_guest_count wrap past its maximum (narrowed to 1 so it
+    is reachable)"""
+    ext.edit("host_share_guest", replace={"count_max": -1})
+    ext.config(count_max=1)
+
+
+@mutant("host_share_guest")
+def share_guest_to_protected(ext):
+    """host_share_guest forgets that protected guests cannot borrow host pages"""
+    ext.drop_check("host_share_guest", "vm_kind")
+
+
+@mutant("host_unshare_guest")
+def unshare_guest_keeps_count(ext):
+    """host_unshare_guest unmaps the guest but never drops host_share_guest_count"""
+    ext.drop_write("host_unshare_guest", "count")
+
+
+@mutant("host_force_reclaim_page_guest")
+def force_reclaim_no_zeroing(ext):
+    """host_force_reclaim_page_guest hands the page back without zeroing it"""
+    ext.drop_write("host_force_reclaim_page_guest", "contents")
+
+
+@mutant("host_force_reclaim_page_guest")
+def force_reclaim_no_poison(ext):
+    """host_force_reclaim_page_guest leaves the guest's mapping in place instead of poisoning
+    it"""
+    ext.drop_write("host_force_reclaim_page_guest", "poison")
+
+
+@mutant("reclaim_dying_guest_page")
+def reclaim_dying_no_zeroing(ext):
+    """reclaim_dying_guest_page returns a page the guest owned without zeroing it"""
+    ext.drop_write("reclaim_dying_guest_page", "contents")
+
+
+@mutant("hole_punch")
+def punch_skips_unmap(ext):
+    """hole_punch frees a non-protected guest's page without unmapping it from the guest"""
+    ext.drop_write("hole_punch", "unmap_leaf")
+
+
+@mutant("host_donate_guest")
+def donate_guest_no_annotation(ext):
+    """host_donate_guest gives the page to the guest but leaves the host stage-2 entry as it
+    was"""
+    ext.drop_write("host_donate_guest", "pte_kind", "pte_type", "pte_owner", "pte_handle",
+                   "pte_gfn")
+
+
+@mutant("hyp_unpin_shared_mem")
+def unpin_keeps_mapping(ext):
+    """hyp_unpin_shared_mem drops the last pin but keeps the hyp stage-1 mapping"""
+    ext.drop_write("hyp_unpin_shared_mem", "hyp_mapped")
+
+
+@mutant("hyp_donate_host")
+def donate_host_keeps_hyp_mapping(ext):
+    """hyp_donate_host returns pages to the host but leaves them mapped in hyp stage-1"""
+    ext.drop_write("hyp_donate_host", "hyp_mapped")
+
+
+@mutant("host_share_ffa")
+def share_ffa_from_shared(ext):
+    """host_share_ffa also accepts pages the host already shares (a second, untracked share)"""
+    ext.edit("host_share_ffa", replace={
+        "host": lambda s, p: s.If(s.host(p) == SHARED_OWNED, OWNED, s.host(p))})
+
+
+@mutant("host_unshare_hyp")
+def unshare_hyp_updates_before_check(ext):
+    """host_unshare_hyp sets the host state before its checks: a refused call leaves it
+    changed"""
+    original = ext.original("host_unshare_hyp")
+
+    @ext.override("host_unshare_hyp")
+    def host_unshare_hyp(s, pfn):
+        s.set("host", pfn, OWNED)
+        yield from original(s, pfn)
+
+
+@mutant("host_share_hyp")
+def share_hyp_skips_host_check(ext):
+    """host_share_hyp does not check the host's side: a page already lent to FF-A is shared
+    again"""
+    ext.drop_check("host_share_hyp", "host_state")
+
+
+@mutant("finalize_teardown_vm")
+def finalize_without_reclaim(ext):
+    """the host finalizes a VM's teardown before reclaiming its pages (no host discipline)"""
+    ext.config(host_discipline=False)
+
+
+MUTANTS = {m.name: m for m in CATALOG}

@@ -1,0 +1,91 @@
+"""The pKVM profile: the page-ownership protocol of protected KVM guests on arm64 (Linux 7.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from model.profile import Profile
+from model.profiles.pkvm.concrete import Concrete
+from model.profiles.pkvm.mutants import MUTANTS
+from model.profiles.pkvm.presenter import PkvmPresenter
+from model.profiles.pkvm.proof import PkvmProof
+from model.profiles.pkvm.properties import ALWAYS, GRAPH, SOMETIMES
+from model.profiles.pkvm.reference import PkvmReference
+from model.profiles.pkvm.states import Config, initial_state
+from model.profiles.pkvm.symmetry import Symmetry
+from model.profiles.pkvm.transitions import GFN, NR, PFN, PKVM, PROT, VM
+
+
+@dataclass(frozen=True)
+class PkvmProfile(Profile):
+    presenter = PkvmPresenter()
+    prover = PkvmProof()
+    reference = PkvmReference()
+    scenarios = Path(__file__).parent / "scenarios"
+
+    def default_config(self) -> Config:
+        return Config()
+
+    def add_arguments(self, group) -> None:
+        group.add_argument("--pages", type=int, default=2, metavar="N",
+                           help="RAM pages (default 2; one MMIO page and one hole follow)")
+        group.add_argument("--guests", type=int, default=2, metavar="G", help="VMs (default 2)")
+        group.add_argument("--protected", type=int, default=None, metavar="K",
+                           help="how many of the VMs are protected, handles 0..K-1 (default 1)")
+        group.add_argument("--gfns", type=int, default=2, metavar="F",
+                           help="guest frame numbers tried per VM (default 2)")
+        group.add_argument("--no-host-discipline", action="store_true",
+                           help="let the host finalize a VM that still holds pages "
+                                "(the stranding hazard)")
+
+    def config_from_args(self, args) -> Config:
+        if args.guests < 0:
+            raise ValueError(f"--guests must be 0 or more, got {args.guests}")
+        protected = min(1, args.guests) if args.protected is None else args.protected
+        if not 0 <= protected <= args.guests:
+            raise ValueError(f"--protected must be 0..{args.guests}, got {protected}")
+        config = Config(ram=args.pages, gfns=args.gfns,
+                        guests=(True,) * protected + (False,) * (args.guests - protected),
+                        host_discipline=not args.no_host_discipline)
+        config = self.adjust(config)
+        if args.no_host_discipline:
+            config = replace(config, host_discipline=False)
+        config.validate()
+        return config
+
+    def config_text(self, config: Config) -> str:
+        guests = ", ".join(f"vm{v} {'protected' if p else 'non-protected'}"
+                           for v, p in enumerate(config.guests)) or "no guests"
+        return f"{config.ram} RAM pages ({guests}), {config.gfns} gfns"
+
+    def disciplined(self, config: Config) -> bool:
+        return config.host_discipline
+
+    def undisciplined(self, config: Config) -> Config:
+        return replace(config, host_discipline=False)
+
+    def initial_state(self, config: Config):
+        return initial_state(config)
+
+    def view(self, config: Config, state) -> Concrete:
+        return Concrete(config, state, self.transitions)
+
+    def domain(self, config: Config, kind: str):
+        return {
+            PFN: range(config.pages + config.hole_pfns),
+            NR: config.nrs,
+            GFN: range(config.gfns),
+            VM: range(len(config.guests)),
+            PROT: config.prots,
+        }[kind]
+
+    def symmetry(self, config: Config, enabled: bool = True) -> Symmetry:
+        return Symmetry(config, enabled)
+
+
+PROFILE = PkvmProfile(
+    name="pkvm",
+    doc="pKVM page ownership on arm64 (Linux 7.1 mem_protect.c): host, hypervisor, FF-A, guests",
+    transitions=dict(PKVM.transitions), always=tuple(ALWAYS), sometimes=tuple(SOMETIMES),
+    graph=tuple(GRAPH), mutants=MUTANTS)

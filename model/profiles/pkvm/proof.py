@@ -1,0 +1,319 @@
+"""What the prover needs of the pKVM profile: the symbolic machine and state, the ghost
+bijection, where to instantiate the invariants (term pools), how to split a query (leaf size),
+and how to turn a z3 model into a readable, concrete counterexample on a small machine.
+"""
+
+from __future__ import annotations
+
+import z3
+
+from model.profiles.pkvm.states import (
+    BLOCK_PAGES, PAGE_FIELDS, PAGE_INIT, Annotation, Config, Contents, Leaf, Life, Owner,
+    PageState, PteKind, State,
+)
+from model.profiles.pkvm.symbolic import (
+    Machine, Symbolic, SymbolicState, SymbolicStep, ghost_invariant, initial,
+)
+from model.profiles.pkvm.properties import nothing_stranded
+from model.properties import Property
+from model.states import enum_name
+
+STRANDING = Property("stranding_hazard", "sometimes",
+                     "a torn-down VM still holds a page (no host discipline)",
+                     state=lambda s: s.Not(nothing_stranded(s)))
+# What BMC checks, on which machine, to which depth: the round trips and the poisoned IPA
+# (reachable only through several transitions in a row), and the stranding hazard.
+BMC_CHECKS = (
+    ("round_trip_protected", Config(ram=1, guests=(True,)), 3),
+    ("round_trip_np", Config(ram=1, guests=(False,)), 3),
+    ("protected_guest_POISON", Config(ram=1, guests=(True,)), 3),
+    ("stranding_hazard", Config(ram=1, guests=(True,), host_discipline=False), 3),
+)
+GHOST = Property("ghost_borrowers", "always",
+                 "slots [0, count) of a page are a bijection with the guest entries borrowing it",
+                 state=ghost_invariant)
+
+
+def _evaluator(model):
+    """Values of terms in a z3 model: Python ints, or bools for Boolean terms."""
+    def ev(x):
+        value = model.eval(x, model_completion=True)
+        return z3.is_true(value) if z3.is_bool(value) else value.as_long()
+    return ev
+
+
+def _unique(terms: list) -> list:
+    """The terms without structural duplicates, in their first order."""
+    seen, out = set(), []
+    for t in terms:
+        key = tuple(x.get_id() for x in t) if isinstance(t, tuple) else t.get_id()
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
+def pools(q, named=()) -> dict:
+    """The terms this query is about, per kind: where the invariants get instantiated."""
+    pre = Symbolic(q.m, q.pre)
+    args = dict(zip(q.t.params, q.args))
+    pages, entries, extra = [], [], {"gfn": [], "vm": [], "slot": []}
+    if "pfn" in args:
+        pages.append(args["pfn"])
+    for key, ws in q.witnesses.items():
+        kind = key.rstrip("0123456789")
+        if kind == "page":
+            pages.append(ws[0])
+        elif kind == "entry":
+            entries.append(ws)
+        else:
+            extra[kind].append(ws[0])
+    pages += [k for k, *_ in q.step.ranges]
+    entries += list(named)
+    if "vm" in args and "gfn" in args:
+        vm, gfn = args["vm"], args["gfn"]
+        entries += [(vm, gfn), (vm, gfn - gfn % BLOCK_PAGES)]
+    for v, g in list(entries):
+        pages.append(pre.e_pfn(v, g))
+    if "vm" in args and "gfn" in args:  # the entry of vm's leaf at gfn that maps page q
+        entries += [(vm, gfn + (q - pre.e_pfn(vm, gfn))) for q in list(pages)]
+    arrays = q.pre.arrays
+    for p in list(pages):
+        entries.append((pre.pte_handle(p), pre.pte_gfn(p)))
+        for i in [z3.Select(arrays["nb"], p) - 1] + extra["slot"]:
+            entries.append((z3.Select(arrays["holder_v"], p, i),
+                            z3.Select(arrays["holder_g"], p, i)))
+    slots = [z3.IntVal(0)] + [z3.Select(arrays["slot"], v, g) for v, g in entries] \
+        + [z3.Select(arrays["nb"], p) - 1 for p in pages]
+    return {"page": _unique(pages), "entry": _unique(entries),
+            "gfn": _unique(extra["gfn"] + [g for _, g in entries]),
+            "vm": _unique(extra["vm"] + [v for v, _ in entries]),
+            "slot": _unique(extra["slot"] + slots)}
+
+
+def small_leaves(q):
+    """Every leaf the query names is one page: a model that fits a small machine."""
+    pre = Symbolic(q.m, q.pre)
+    return z3.And(*[z3.Implies(pre.is_valid(pre.e_state(v, g)), pre.e_size(v, g) == 1)
+                    for v, g in q.pools["entry"]])
+
+
+def _machine(model, m: Machine) -> dict:
+    ev = _evaluator(model)
+    return {"ram": ev(m.ram), "mmio": ev(m.mmio), "guests": ev(m.guests)}
+
+
+def _page_cells(view: Symbolic, ev, p) -> dict:
+    contents = ev(view.contents(p))
+    return {
+        "host": enum_name(PageState, ev(view.host(p))),
+        "hyp": enum_name(PageState, ev(view.hyp(p))),
+        "ffa": enum_name(PageState, ev(view.ffa(p))),
+        "pins": ev(view.pins(p)),
+        "count": ev(view.count(p)),
+        "host_pte": _pte(view, ev, p),
+        "hyp_mapped": bool(ev(view.hyp_mapped(p))),
+        "contents": (f"SECRET(vm{contents - Contents.SECRET_BASE})"
+                     if contents >= Contents.SECRET_BASE else enum_name(Contents, contents)),
+    }
+
+
+def _pte(view: Symbolic, ev, p) -> str:
+    kind = ev(view.pte_kind(p))
+    if kind != PteKind.ANNOTATED:
+        return {PteKind.ZERO: "0", PteKind.VALID: "identity"}.get(kind, str(kind))
+    text = f"{enum_name(Annotation, ev(view.pte_type(p)))}:{enum_name(Owner, ev(view.pte_owner(p)))}"
+    if ev(view.pte_owner(p)) == Owner.GUEST:
+        text += f"(vm{ev(view.pte_handle(p))},gfn{ev(view.pte_gfn(p))})"
+    return text
+
+
+def _entry_cells(view: Symbolic, ev, v, g) -> dict:
+    state = ev(view.e_state(v, g))
+    cells = {"state": enum_name(PageState, state), "life": enum_name(Life, ev(view.life(v)))}
+    if state in (PageState.OWNED, PageState.SHARED_OWNED, PageState.SHARED_BORROWED):
+        cells.update(pfn=ev(view.e_pfn(v, g)), size=ev(view.e_size(v, g)),
+                     prot=ev(view.e_prot(v, g)))
+    return cells
+
+
+def counterexample(q, model) -> dict:
+    """The pre- and post-state of the pages and entries involved, in kernel vocabulary."""
+    ev = _evaluator(model)
+    pre, post = Symbolic(q.m, q.pre), Symbolic(q.m, q.post)
+    pfns = sorted({ev(p) for p in q.pools["page"] if ev(p) >= 0})[:6]
+    entries = sorted({(ev(v), ev(g)) for v, g in q.pools["entry"] if ev(v) >= 0 and ev(g) >= 0
+                      and z3.is_true(model.eval(pre.is_guest(z3.IntVal(ev(v)))))})[:6]
+    cells = {}
+    for p in pfns:
+        cells[f"pfn{p}"] = _changes(_page_cells(pre, ev, p), _page_cells(post, ev, p))
+    for v, g in entries:
+        protected = z3.is_true(model.eval(pre.protected(z3.IntVal(v)), model_completion=True))
+        cells[f"vm{v}{'(protected)' if protected else ''} gfn{g}"] = _changes(
+            _entry_cells(pre, ev, v, g), _entry_cells(post, ev, v, g))
+    args = ", ".join(f"{p}={ev(a)}" for p, a in zip(q.t.params, q.args))
+    return {"call": f"{q.t.name}({args})", "errno": ev(q.step.errno),
+            "machine": _machine(model, q.m), "concrete": False, "cells": cells}
+
+
+def _changes(before: dict, after: dict) -> dict:
+    return {"pre": before, "post": after,
+            "changed": sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))}
+
+
+def concretize(q, model, profile) -> dict | None:
+    """A ground-tier model made into a concrete state of a small machine: the pages and guests
+    the query is about, renumbered. When that state satisfies every invariant (checked
+    concretely) and the call really breaks the property there, the counterexample is real."""
+    ev = _evaluator(model)
+    pre = Symbolic(q.m, q.pre)
+    ram, mmio, guests = ev(q.m.ram), ev(q.m.mmio), ev(q.m.guests)
+    named = dict(zip(q.t.params, (ev(a) for a in q.args)))
+    pfns = {ev(p) for p in q.pools["page"]}
+    if "pfn" in named and named.get("nr", 1) <= 8:
+        pfns |= set(range(named["pfn"], named["pfn"] + named.get("nr", 1)))
+    entries = {(ev(v), ev(g)) for v, g in q.pools["entry"]}
+    vms = {v for v, _ in entries} | {named.get("vm", -1)}
+    vms |= {ev(pre.pte_handle(p)) for p in pfns if ev(pre.pte_owner(p)) == Owner.GUEST}
+    vms = sorted(v for v in vms if 0 <= v < guests)
+    live = [(v, g) for v, g in entries if v in vms and g >= 0
+            and ev(pre.e_state(v, g)) != PageState.NOPAGE]
+    if any(ev(pre.e_size(v, g)) != 1 for v, g in live if ev(pre.e_state(v, g)) != PageState.POISON):
+        return None  # a 2 MiB block does not fit a small machine
+    pfns |= {ev(pre.e_pfn(v, g)) for v, g in live}
+    rams = sorted(p for p in pfns if 0 <= p < ram)
+    if not rams:
+        rams = [0] if ram > 0 else []
+    new_pfn = {p: i for i, p in enumerate(rams)}
+    new_vm = {v: i for i, v in enumerate(vms)}
+    small = Config(ram=len(rams), mmio=1, guests=tuple(ev(pre.protected(v)) for v in vms),
+                   gfns=1, hole_pfns=1)
+
+    def pfn_of(p):
+        if p in new_pfn:
+            return new_pfn[p]
+        return small.ram if ram <= p < ram + mmio else small.ram + 1
+
+    fields = {f: [] for f in PAGE_FIELDS}
+    for p in rams:
+        for f in PAGE_FIELDS:
+            value = ev(pre.page(f, p))
+            if f == "pte_handle" and ev(pre.pte_owner(p)) == Owner.GUEST:
+                value = new_vm.get(value, len(vms))
+            if f == "contents" and value >= Contents.SECRET_BASE:
+                value = Contents.SECRET_BASE + new_vm.get(value - Contents.SECRET_BASE, len(vms))
+            fields[f].append(value)
+    for f in PAGE_FIELDS:  # the MMIO page, untouched
+        fields[f].append(PAGE_INIT[f])
+    s2 = []
+    for v in vms:
+        leaves = []
+        for vv, g in sorted(live):
+            if vv != v:
+                continue
+            state = ev(pre.e_state(v, g))
+            if state == PageState.POISON:
+                leaves.append(Leaf(g, 1, 1, state, 0, 0))
+            else:
+                leaves.append(Leaf(g, 1, 1, state, ev(pre.e_prot(v, g)),
+                                   new_pfn[ev(pre.e_pfn(v, g))]))
+        s2.append(tuple(leaves))
+    state = State(*[tuple(fields[f]) for f in PAGE_FIELDS],
+                  life=tuple(ev(pre.life(v)) for v in vms), s2=tuple(s2))
+    args = tuple(pfn_of(a) if p == "pfn" else new_vm.get(a, len(vms)) if p == "vm" else a
+                 for p, a in named.items())
+    call = profile.call(q.t.name, args)
+    view = profile.view(small, state)
+    if not all(p.state(view) for p in profile.always if p.state):
+        return None  # the projection is no reachable-looking state: no verdict
+    outcome = profile.step(small, state, call)
+    if outcome is None:
+        return None
+    post = profile.view(small, outcome.state)
+    if q.prop.state:
+        broken = not q.prop.state(post)
+    else:
+        broken = not q.prop.step(call.name, outcome.errno, view, post)
+    if not broken:
+        return None
+    return concrete_counterexample(profile, small, state, call, outcome)
+
+
+def concrete_counterexample(profile, config: Config, pre: State, call, outcome) -> dict:
+    """A counterexample on a concrete machine: the pre- and post-state in the explorer's words
+    (the presenter's snapshot of every page and VM), and which cells the call changed."""
+    presenter = profile.presenter
+    pages = list(range(config.pages))
+    before = presenter.snapshot(config, pre, pages)
+    after = presenter.snapshot(config, outcome.state, pages)
+    cells = {name: _changes(before[name], after[name]) for name in after}
+    return {"call": str(call), "errno": outcome.errno,
+            "machine": {"ram": config.ram, "mmio": config.mmio, "guests": len(config.guests)},
+            "concrete": True, "cells": cells}
+
+
+def cases(q, ok, fail) -> list:
+    """The succeeding call split by leaf size (a page or a 2 MiB block), which z3 settles far
+    faster one at a time, then the failing call."""
+    args = dict(zip(q.t.params, q.args))
+    if "nr" in args:
+        size = args["nr"]
+    elif "vm" in args and "gfn" in args:
+        size = Symbolic(q.m, q.pre).e_size(args["vm"], args["gfn"])
+    else:
+        return [ok, fail]
+    return [z3.And(ok, size == 1), z3.And(ok, size == BLOCK_PAGES),
+            z3.And(ok, size != 1, size != BLOCK_PAGES), fail]
+
+
+class PkvmProof:
+    """The prover hooks (see `model/prover.py`)."""
+
+    strengthening = (GHOST,)
+    universe = "pages and guests"  # what "unbounded" quantifies over, for reports
+
+    @staticmethod
+    def machine(tag: str = "") -> Machine:
+        return Machine(tag)
+
+    @staticmethod
+    def fresh_state(tag: str) -> SymbolicState:
+        return SymbolicState.fresh(tag)
+
+    initial = staticmethod(initial)
+
+    @staticmethod
+    def reading(machine, state, transitions=None) -> Symbolic:
+        return Symbolic(machine, state, transitions)
+
+    @staticmethod
+    def stepping(machine, pre, transitions=None) -> SymbolicStep:
+        return SymbolicStep(machine, pre, transitions)
+
+    pools = staticmethod(pools)
+    cases = staticmethod(cases)
+    small_leaves = staticmethod(small_leaves)
+    concretize = staticmethod(concretize)
+    counterexample = staticmethod(counterexample)
+
+    @staticmethod
+    def machine_of(model, m: Machine) -> dict:
+        return _machine(model, m)
+
+    @staticmethod
+    def fix_machine(m: Machine, config: Config) -> list:
+        """Facts that make the symbolic machine the concrete one of `config` (for BMC)."""
+        return [m.ram == config.ram, m.mmio == config.mmio, m.guests == len(config.guests),
+                *[z3.Select(m.protected, v) == flag for v, flag in enumerate(config.guests)]]
+
+    @staticmethod
+    def bmc_checks(profile) -> list:
+        """(property, machine, depth) of each bounded check whose property the profile has."""
+        props = {**profile.properties, STRANDING.name: STRANDING}
+        return [(props[name], config, depth) for name, config, depth in BMC_CHECKS
+                if name in props]
+
+    @staticmethod
+    def range_pages(config: Config) -> range:
+        """Indices at which BMC grounds its range checks (the machine's pages and one hole)."""
+        return range(config.pages + 1)

@@ -1,0 +1,218 @@
+"""Symmetry of the pKVM protocol: pages of a region, VMs of a kind and gfns are interchangeable.
+
+The explorer asks the profile for this group (`PkvmProfile.symmetry`) and explores one state per
+orbit; `Symmetry` says why that is sound here, and the explorer checks it as it goes.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from model.profiles.pkvm.states import BLOCK_PAGES, POISON, Config, Contents, Leaf, Owner, State
+
+
+class Symmetry:
+    """Canonical representatives of states under renamings that no transition can tell apart.
+
+    The group. Three kinds of renaming act on a state together:
+    - pages: a permutation of the pfns of each memory region (RAM, MMIO) that maps every range a
+      call can name to another such range. Single-page calls see pages one at a time, so any
+      permutation of a region qualifies when every tried `nr` is 1 or covers the whole region;
+      otherwise only the reversal of the region (it maps intervals to intervals) does.
+    - guests: a permutation of the VM handles that keeps each handle's kind (protected or not).
+    - gfns: a permutation of the tried gfns `[0, gfns)`, independently per VM. No transition
+      compares a gfn with anything but another gfn of the same VM, except block alignment, which
+      only matters when `BLOCK_PAGES` is a tried `nr`: then gfns are not renamed.
+    The renaming of a state moves every per-page field to the new pfn, every guest's lifecycle
+    and stage-2 to the new handle, and renames the identifiers stored *inside* the state: the
+    host stage-2 annotation of a guest-owned page (`pte_handle`, `pte_gfn`, only when
+    `pte_owner` is GUEST: otherwise they are not names), each leaf's gfn and pfn (a POISON leaf
+    maps no pfn) and SECRET contents, which name the VM whose secret they are. This is a
+    bijection on states (its inverse is the renaming by the inverse permutations).
+
+    Why exploring representatives is sound. Every transition body reads and writes pages, VMs
+    and gfns only through the names it is given or finds in the state, applies the same checks
+    to every page of a region and every VM of a kind, and tries every argument of the renamed
+    domains (`calls` is closed under the renaming). Hence step(g.s, g.c) = g.step(s, c) for every
+    renaming g: the reachable set is a union of orbits, and a BFS that replaces every successor
+    by its representative visits one state per reachable orbit, at the same depth as the full
+    BFS. Every property is stated with quantifiers over pages, VMs and entries (never a fixed
+    pfn, handle or gfn), so it holds on a state iff it holds on its representative; the graph
+    properties' targets (the host owns every RAM page; every VM is torn down) are unions of
+    orbits too. Traces are replayed on concrete states (`Exploration.trace`), so what the user
+    sees is a real run of the model.
+
+    The representative is the least renaming under tuple order, taken over all page and guest
+    permutations; gfns are not enumerated but sorted by a signature that names no gfn (the leaf
+    at that gfn with its pfn already renamed, and the renamed pfns whose annotation names it).
+    Two gfns with the same signature hold the same leaf and no annotation names either, so
+    swapping them fixes the state: any order among them gives the same image. The
+    representative therefore depends only on the orbit.
+
+    States a mutant can build with a multi-page leaf have no well-defined page or gfn renaming
+    (a renamed contiguous range need not be contiguous); they are kept as they are (their own
+    representative). That is always sound: a representative only has to lie in the orbit.
+    """
+
+    def __init__(self, config: Config, enabled: bool = True):
+        self.config = config
+        self.n = config.pages
+        self.guests = len(config.guests)
+        self.gfns = config.gfns
+        regions = [(0, config.ram), (config.ram, config.pages)]
+        per_region = [self._region_perms(lo, hi) if enabled else [tuple(range(lo, hi))]
+                      for lo, hi in regions]
+        self.page_perms = [self._with_inverse(sum(parts, ())) for parts in
+                           itertools.product(*per_region)]
+        kinds: dict[bool, list[int]] = {}
+        for vm, protected in enumerate(config.guests):
+            kinds.setdefault(protected, []).append(vm)
+        self.guest_perms = []
+        if enabled:
+            choices = [list(itertools.permutations(vms)) for vms in kinds.values()]
+            for images in itertools.product(*choices):
+                sigma = [0] * self.guests
+                for vms, image in zip(kinds.values(), images):
+                    for vm, new in zip(vms, image):
+                        sigma[vm] = new
+                self.guest_perms.append(self._with_inverse(tuple(sigma)))
+        else:
+            self.guest_perms = [self._with_inverse(tuple(range(self.guests)))]
+        self.gfn_symmetry = enabled and config.gfns > 1 and BLOCK_PAGES not in config.nrs
+        self.trivial = (len(self.page_perms) == 1 and len(self.guest_perms) == 1
+                        and not self.gfn_symmetry)
+        gfn_perms = itertools.permutations(range(self.gfns)) if self.gfn_symmetry else [None]
+        self.gfn_perm_count = len(list(gfn_perms))
+        self.order = (len(self.page_perms) * len(self.guest_perms)
+                      * self.gfn_perm_count ** self.guests)
+
+    def _region_perms(self, lo: int, hi: int) -> list[tuple]:
+        size = hi - lo
+        identity = tuple(range(lo, hi))
+        if size <= 1:
+            return [identity]
+        if all(nr == 1 or nr >= size for nr in self.config.nrs):
+            return list(itertools.permutations(identity))
+        return [identity, identity[::-1]]
+
+    @staticmethod
+    def _with_inverse(perm: tuple) -> tuple[tuple, tuple]:
+        inverse = [0] * len(perm)
+        for old, new in enumerate(perm):
+            inverse[new] = old
+        return perm, tuple(inverse)
+
+    def generators(self) -> list[tuple]:
+        """Renamings that generate the group (page and guest permutations, gfn transpositions),
+        as (pi, pinv, sigma, sinv, taus) arguments of `image`."""
+        ident_p = self.page_perms[0]
+        ident_g = self.guest_perms[0]
+        ident_t = [list(range(self.gfns)) for _ in range(self.guests)]
+        out = []
+        for pi in self.page_perms[1:]:
+            out.append((*pi, *ident_g, None))
+        for sigma in self.guest_perms[1:]:
+            out.append((*ident_p, *sigma, None))
+        if self.gfn_symmetry:
+            for vm in range(self.guests):
+                for g in range(self.gfns - 1):
+                    taus = [list(t) for t in ident_t]
+                    taus[vm][g], taus[vm][g + 1] = g + 1, g
+                    out.append((*ident_p, *ident_g, taus))
+        return out
+
+    def describe(self) -> dict:
+        return {
+            "pages": len(self.page_perms) > 1,
+            "guests": len(self.guest_perms) > 1,
+            "gfns": self.gfn_symmetry,
+            "group_order": self.order,
+        }
+
+    def regular(self, state: State) -> bool:
+        """Whether the page and gfn renamings are defined on the state (no multi-page leaf)."""
+        for leaves in state.s2:
+            for leaf in leaves:
+                if leaf.span != 1 or leaf.size != 1 or (
+                        self.gfn_symmetry and leaf.gfn >= self.gfns):
+                    return False
+        return True
+
+    # -- the renaming ----------------------------------------------------------------------------
+    def _gfn_order(self, state: State, pi: tuple) -> list:
+        """Per VM, the gfn renaming that sorts gfns by their (gfn-free) signature under pi."""
+        taus = []
+        n, gfns = self.n, self.gfns
+        refs: dict[tuple, list] = {}
+        for p in range(n):
+            if state.pte_owner[p] == Owner.GUEST:
+                refs.setdefault((state.pte_handle[p], state.pte_gfn[p]), []).append(pi[p])
+        for vm, leaves in enumerate(state.s2):
+            at = {}
+            for leaf in leaves:
+                pfn = pi[leaf.pfn] if leaf.state != POISON and leaf.pfn < n else leaf.pfn
+                at[leaf.gfn] = (leaf.span, leaf.size, leaf.state, leaf.prot, pfn)
+            sigs = [(at.get(g, ()), tuple(sorted(refs.get((vm, g), ())))) for g in range(gfns)]
+            order = sorted(range(gfns), key=sigs.__getitem__)
+            tau = [0] * gfns
+            for new, old in enumerate(order):
+                tau[old] = new
+            taus.append(tau)
+        return taus
+
+    def image(self, state: State, pi: tuple, pinv: tuple, sigma: tuple, sinv: tuple,
+              taus: list | None) -> State:
+        """The state renamed: page p becomes pi[p], VM v becomes sigma[v], gfn g of v taus[v][g]."""
+        n, guests, gfns = self.n, self.guests, self.gfns
+        fields = [tuple(column[pinv[q]] for q in range(n)) for column in state[:12]]
+        owner, handle, gfn, contents = fields[7], list(fields[8]), list(fields[9]), list(fields[11])
+        for q in range(n):
+            if owner[q] == Owner.GUEST and 0 <= handle[q] < guests:
+                h = handle[q]
+                if taus is not None and 0 <= gfn[q] < gfns:
+                    gfn[q] = taus[h][gfn[q]]
+                handle[q] = sigma[h]
+            c = contents[q]
+            if c >= Contents.SECRET_BASE and c - Contents.SECRET_BASE < guests:
+                contents[q] = Contents.SECRET_BASE + sigma[c - Contents.SECRET_BASE]
+        fields[8], fields[9], fields[11] = tuple(handle), tuple(gfn), tuple(contents)
+        life = tuple(state.life[sinv[w]] for w in range(guests))
+        s2 = []
+        for w in range(guests):
+            v = sinv[w]
+            tau = taus[v] if taus is not None else None
+            leaves = []
+            for leaf in state.s2[v]:
+                g = tau[leaf.gfn] if tau is not None and leaf.gfn < gfns else leaf.gfn
+                pfn = pi[leaf.pfn] if leaf.state != POISON and leaf.pfn < n else leaf.pfn
+                leaves.append(Leaf(g, leaf.span, leaf.size, leaf.state, leaf.prot, pfn))
+            leaves.sort()
+            s2.append(tuple(leaves))
+        return State(*fields, life=life, s2=tuple(s2))
+
+    def canonical(self, state: State) -> State:
+        """The orbit's representative (the state itself when no renaming applies)."""
+        if self.trivial or not self.regular(state):
+            return state
+        best = None
+        for pi, pinv in self.page_perms:
+            taus = self._gfn_order(state, pi) if self.gfn_symmetry else None
+            for sigma, sinv in self.guest_perms:
+                img = self.image(state, pi, pinv, sigma, sinv, taus)
+                if best is None or img < best:
+                    best = img
+        return best
+
+    def orbit_size(self, state: State) -> int:
+        """How many distinct states the group maps this one to (1 for irregular states)."""
+        if self.trivial or not self.regular(state):
+            return 1
+        gfn_perms = (list(itertools.permutations(range(self.gfns))) if self.gfn_symmetry
+                     else [None])
+        images = set()
+        for pi, pinv in self.page_perms:
+            for sigma, sinv in self.guest_perms:
+                for taus in itertools.product(gfn_perms, repeat=self.guests):
+                    t = None if taus[0] is None else list(taus)
+                    images.add(self.image(state, pi, pinv, sigma, sinv, t))
+        return len(images)

@@ -1,0 +1,345 @@
+"""Every call of the pKVM page-ownership protocol, each written once (Linux 7.1 `mem_protect.c`).
+
+A transition is a generator over a view `s` (`concrete.py`, `symbolic.py` beside this file): it
+yields its checks in the kernel's order (`s.require(ok, errno, label)` is 0 or -errno, the label
+the check's name) and then writes the new values. Reads always see the pre-state. The concrete
+reading stops at the first failing check; the symbolic one turns the same text into a z3
+relation. `docs/contract.md` is the table of these definitions.
+"""
+
+from __future__ import annotations
+
+from errno import E2BIG, EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, EPERM
+
+from model.profiles.pkvm.states import (
+    BLOCK_PAGES, IPA_PAGES, NOPAGE, OWNED, PA_PAGES, POISON, PROT_RWX, PROT_W, SHARED_BORROWED,
+    SHARED_OWNED, Annotation, Contents, Life, Owner, PteKind, Region,
+)
+from model.transitions import EHWPOISON, Protocol, delegate
+
+# Argument kinds, so explorers and parsers know what each parameter ranges over.
+PFN, NR, GFN, VM, PROT = "pfn", "nr", "gfn", "vm", "prot"
+
+PKVM = Protocol()
+transition = PKVM.transition
+
+
+# -- shared checks and effects -----------------------------------------------------------------
+
+def check_range(s, pfn, nr):
+    """check_range_allowed_memory with the argument checks before it."""
+    yield s.require(s.And(nr > 0, pfn + nr <= PA_PAGES), EINVAL, "range_size")
+    yield s.require(s.region(pfn) == s.region(pfn + nr - 1), EINVAL, "range_region")
+    yield s.require(s.region(pfn) == Region.RAM, EPERM, "range_memory")
+
+
+def check_vm(s, vm, *lives):
+    """The handle names a guest in one of the given lifecycle states."""
+    yield s.require(s.And(s.is_guest(vm), s.Or(*[s.life(vm) == life for life in lives])), EINVAL, "vm_handle")
+
+
+def check_leaf_size(s, nr, *addrs):
+    """__guest_check_transition_size: one page, or one aligned level-2 block."""
+    aligned = [a % BLOCK_PAGES == 0 for a in addrs]
+    yield s.require(s.Or(nr == 1, s.And(nr == BLOCK_PAGES, *aligned)), EINVAL, "leaf_size")
+
+
+def set_pte(s, pfn, nr, kind, annotation=Annotation.NONE, owner=Owner.HOST, handle=0, gfn=0):
+    """Write the host stage-2 entries of [pfn, pfn + nr)."""
+    for field, value in (("pte_kind", kind), ("pte_type", annotation), ("pte_owner", owner),
+                         ("pte_handle", handle), ("pte_gfn", gfn)):
+        s.set_range(field, pfn, nr, lambda _p, v=value: v)
+
+
+def set_states(s, field, pfn, nr, state):
+    s.set_range(field, pfn, nr, lambda _p: state)
+
+
+def check_guest_page_leaf(s, vm, gfn):
+    """A guest's own hypercall on gfn needs a valid, unpoisoned, page-sized leaf."""
+    yield s.require(s.e_state(vm, gfn) != POISON, EHWPOISON, "poisoned")
+    yield s.require(s.is_valid(s.e_state(vm, gfn)), ENOENT, "leaf_valid")
+    yield s.require(s.e_size(vm, gfn) == 1, E2BIG, "leaf_level")
+
+
+# -- host <-> hypervisor -----------------------------------------------------------------------
+
+@transition("host", "hyp")
+def host_share_hyp(s, pfn):
+    """The host lets the hypervisor access one of its pages."""
+    yield from check_range(s, pfn, 1)
+    yield s.require(s.host(pfn) == OWNED, EPERM, "host_state")
+    yield s.require(s.hyp(pfn) == NOPAGE, EPERM, "hyp_state")
+    s.set("host", pfn, SHARED_OWNED)
+    s.set("hyp", pfn, SHARED_BORROWED)
+
+
+@transition("host", "hyp")
+def host_unshare_hyp(s, pfn):
+    """The host takes back a page it shared with the hypervisor; refused while pinned."""
+    yield from check_range(s, pfn, 1)
+    yield s.require(s.host(pfn) == SHARED_OWNED, EPERM, "host_state")
+    yield s.require(s.hyp(pfn) == SHARED_BORROWED, EPERM, "hyp_state")
+    yield s.require(s.pins(pfn) == 0, EBUSY, "pin_count")
+    s.set("host", pfn, OWNED)
+    s.set("hyp", pfn, NOPAGE)
+
+
+def _pin_limit(s, pfn):
+    """Exploration bound on the pin refcount (a host never pins without bound)."""
+    return s.pins(pfn) < s.config.max_pins
+
+
+@transition("hyp", "hyp", bound=_pin_limit)
+def hyp_pin_shared_mem(s, pfn):
+    """The hypervisor pins a page the host shared with it, mapping it on the first pin."""
+    yield from check_range(s, pfn, 1)
+    yield s.require(s.host(pfn) == SHARED_OWNED, EPERM, "host_state")
+    yield s.require(s.hyp(pfn) == SHARED_BORROWED, EPERM, "hyp_state")
+    yield s.require(s.pins(pfn) < s.pin_max, EBUSY, "pin_overflow")
+    s.set("pins", pfn, s.pins(pfn) + 1)
+    s.set("hyp_mapped", pfn, True)
+
+
+@transition("hyp", "hyp")
+def hyp_unpin_shared_mem(s, pfn):
+    """The hypervisor drops a pin, unmapping the page on the last one."""
+    yield from check_range(s, pfn, 1)
+    yield s.require(s.host(pfn) == SHARED_OWNED, EPERM, "host_state")
+    yield s.require(s.hyp(pfn) == SHARED_BORROWED, EPERM, "hyp_state")
+    yield s.require(s.pins(pfn) > 0, EINVAL, "pin_count")
+    s.set("pins", pfn, s.pins(pfn) - 1)
+    s.set("hyp_mapped", pfn, s.pins(pfn) > 1)
+
+
+@transition("host", "hyp")
+def host_donate_hyp(s, pfn, nr):
+    """The host gives pages to the hypervisor for good (hyp-internal allocations)."""
+    yield from check_range(s, pfn, nr)
+    yield s.each_page(pfn, nr, lambda p: s.require(s.host(p) == OWNED, EPERM), "host_state")
+    yield s.each_page(pfn, nr, lambda p: s.require(s.hyp(p) == NOPAGE, EPERM), "hyp_state")
+    set_states(s, "hyp", pfn, nr, OWNED)
+    s.set_range("hyp_mapped", pfn, nr, lambda _p: True)
+    set_states(s, "host", pfn, nr, NOPAGE)
+    set_pte(s, pfn, nr, PteKind.ANNOTATED, Annotation.DONATION, Owner.HYP)
+
+
+@transition("hyp", "host")
+def hyp_donate_host(s, pfn, nr):
+    """The hypervisor returns pages it owns to the host."""
+    yield from check_range(s, pfn, nr)
+    yield s.each_page(pfn, nr, lambda p: s.require(s.hyp(p) == OWNED, EPERM), "hyp_state")
+    yield s.each_page(pfn, nr, lambda p: s.require(s.host(p) == NOPAGE, EPERM), "host_state")
+    set_states(s, "host", pfn, nr, OWNED)
+    set_pte(s, pfn, nr, PteKind.VALID)
+    set_states(s, "hyp", pfn, nr, NOPAGE)
+    s.set_range("hyp_mapped", pfn, nr, lambda _p: False)
+
+
+# -- host <-> FF-A -----------------------------------------------------------------------------
+
+@transition("host", "ffa")
+def host_share_ffa(s, pfn, nr):
+    """The host lends pages to the secure world through the FF-A proxy."""
+    yield from check_range(s, pfn, nr)
+    yield s.each_page(pfn, nr, lambda p: s.require(s.host(p) == OWNED, EPERM), "host_state")
+    set_states(s, "host", pfn, nr, SHARED_OWNED)
+    set_states(s, "ffa", pfn, nr, SHARED_BORROWED)
+
+
+@transition("host", "ffa")
+def host_unshare_ffa(s, pfn, nr):
+    """The FF-A proxy reclaims pages it lent (only ones its records show as lent)."""
+    yield from check_range(s, pfn, nr)
+    yield s.each_page(pfn, nr, lambda p: s.require(
+        s.And(s.host(p) == SHARED_OWNED, s.ffa(p) == SHARED_BORROWED), EPERM), "ffa_state")
+    set_states(s, "host", pfn, nr, OWNED)
+    set_states(s, "ffa", pfn, nr, NOPAGE)
+
+
+# -- host <-> non-protected guests -------------------------------------------------------------
+
+def _share_guest_page(s, p):
+    """Per-page host check of __pkvm_host_share_guest: only host -> np-guest multi-sharing."""
+    return s.If(s.host(p) == OWNED, 0,
+                s.If(s.host(p) == SHARED_OWNED,
+                     s.If(s.count(p) == s.count_max, -EBUSY, s.If(s.count(p) > 0, 0, -EPERM)),
+                     -EPERM))
+
+
+@transition("host", "guest")
+def host_share_guest(s, pfn, gfn, nr, vm, prot):
+    """The host maps its page (or 2 MiB block) into a non-protected guest, which borrows it."""
+    yield from check_vm(s, vm, Life.RUNNING)
+    yield s.require(s.Not(s.protected(vm)), EINVAL, "vm_kind")
+    yield s.require(prot <= PROT_RWX, EINVAL, "prot")
+    yield from check_leaf_size(s, nr, pfn, gfn)
+    yield s.require(gfn + nr <= IPA_PAGES, EINVAL, "ipa_range")
+    yield from check_range(s, pfn, nr)
+    yield s.require(s.all_gfns(vm, gfn, nr, lambda g: s.e_state(vm, g) == NOPAGE), EPERM, "guest_state")
+    yield s.each_page(pfn, nr, lambda p: _share_guest_page(s, p), "host_state")
+    s.map_leaf(vm, gfn, nr, SHARED_BORROWED, prot, pfn)
+    set_states(s, "host", pfn, nr, SHARED_OWNED)
+    s.set_range("count", pfn, nr, lambda p: s.count(p) + 1)
+
+
+@transition("host", "guest")
+def host_unshare_guest(s, gfn, nr, vm):
+    """The host unmaps a page (or block) it shared with a non-protected guest."""
+    yield from check_vm(s, vm, Life.RUNNING, Life.DYING)
+    yield s.require(s.Not(s.protected(vm)), EINVAL, "vm_kind")
+    yield from check_leaf_size(s, nr, gfn)
+    yield s.require(s.is_valid(s.e_state(vm, gfn)), ENOENT, "leaf_valid")
+    yield s.require(s.e_size(vm, gfn) == nr, E2BIG, "leaf_level")
+    yield s.require(s.e_state(vm, gfn) == SHARED_BORROWED, EPERM, "guest_state")
+    pfn = s.e_pfn(vm, gfn)
+    yield s.each_page(pfn, nr, lambda p: s.If(s.host(p) != SHARED_OWNED, -EPERM,
+                                                s.If(s.count(p) == 0, -EINVAL, 0)),
+                      "host_state")
+    s.unmap_leaf(vm, gfn, nr)
+    s.set_range("count", pfn, nr, lambda p: s.count(p) - 1)
+    s.set_range("host", pfn, nr, lambda p: s.If(s.count(p) == 1, OWNED, SHARED_OWNED))
+
+
+# -- host <-> protected guests -----------------------------------------------------------------
+
+@transition("host", "guest")
+def host_donate_guest(s, pfn, gfn, vm):
+    """On a protected guest's fault the host donates a page; the guest owns it, mapped RWX."""
+    yield from check_vm(s, vm, Life.RUNNING)
+    yield s.require(s.protected(vm), EINVAL, "vm_kind")
+    yield s.require(gfn < IPA_PAGES, EINVAL, "ipa_range")
+    yield from check_range(s, pfn, 1)
+    yield s.require(s.host(pfn) == OWNED, EPERM, "host_state")
+    yield s.require(s.e_state(vm, gfn) == NOPAGE, EPERM, "guest_state")
+    s.set("host", pfn, NOPAGE)
+    set_pte(s, pfn, 1, PteKind.ANNOTATED, Annotation.DONATION, Owner.GUEST, vm, gfn)
+    s.map_leaf(vm, gfn, 1, OWNED, PROT_RWX, pfn)
+
+
+@transition("guest", "host")
+def guest_share_host(s, vm, gfn):
+    """A protected guest shares one of its pages back with the host (MEM_SHARE)."""
+    yield from check_vm(s, vm, Life.RUNNING)
+    yield from check_guest_page_leaf(s, vm, gfn)
+    yield s.require(s.e_state(vm, gfn) == OWNED, EPERM, "guest_state")
+    pfn = s.e_pfn(vm, gfn)
+    yield s.require(s.host(pfn) == NOPAGE, EPERM, "host_state")
+    s.set_entry_state(vm, gfn, SHARED_OWNED)
+    s.set("host", pfn, SHARED_BORROWED)
+    set_pte(s, pfn, 1, PteKind.VALID)
+    secret = Contents.SECRET_BASE + vm
+    s.set("contents", pfn, s.If(s.contents(pfn) == secret, Contents.PUBLIC, s.contents(pfn)))
+
+
+@transition("guest", "host")
+def guest_unshare_host(s, vm, gfn):
+    """A protected guest takes back a page it shared with the host (MEM_UNSHARE)."""
+    yield from check_vm(s, vm, Life.RUNNING)
+    yield from check_guest_page_leaf(s, vm, gfn)
+    yield s.require(s.e_state(vm, gfn) == SHARED_OWNED, EPERM, "guest_state")
+    pfn = s.e_pfn(vm, gfn)
+    yield s.require(s.host(pfn) == SHARED_BORROWED, EPERM, "host_state")
+    s.set_entry_state(vm, gfn, OWNED)
+    s.set("host", pfn, NOPAGE)
+    set_pte(s, pfn, 1, PteKind.ANNOTATED, Annotation.DONATION, Owner.GUEST, vm, gfn)
+
+
+@transition("host", "guest")
+def host_force_reclaim_page_guest(s, pfn):
+    """The host's fault handler takes back a donated page: zeroed, and POISON for the guest."""
+    yield from check_range(s, pfn, 1)
+    yield s.require(s.host(pfn) == NOPAGE, EAGAIN, "host_state")
+    yield s.require(s.And(s.pte_kind(pfn) == PteKind.ANNOTATED,
+                          s.pte_type(pfn) == Annotation.DONATION), EINVAL, "annotation")
+    yield s.require(s.pte_owner(pfn) == Owner.GUEST, EPERM, "owner")
+    vm, gfn = s.pte_handle(pfn), s.pte_gfn(pfn)
+    yield s.require(s.And(s.is_guest(vm),
+                          s.Or(s.life(vm) == Life.RUNNING, s.life(vm) == Life.DYING)), EAGAIN, "vm_handle")
+    yield s.require(s.And(s.e_state(vm, gfn) == OWNED, s.e_pfn(vm, gfn) == pfn), EPERM, "guest_state")
+    s.set("contents", pfn, Contents.ZERO)
+    s.poison(vm, gfn)
+    s.set("host", pfn, OWNED)
+    set_pte(s, pfn, 1, PteKind.VALID)
+
+
+# -- teardown ----------------------------------------------------------------------------------
+
+def check_vm_exists(s, vm):
+    yield s.require(s.And(s.is_guest(vm), s.life(vm) != Life.TORN_DOWN), ENOENT, "vm_exists")
+
+
+@transition("host", "hyp")
+def start_teardown_vm(s, vm):
+    """The host starts destroying a VM: no vCPU can run from now on."""
+    yield from check_vm_exists(s, vm)
+    yield s.require(s.life(vm) != Life.DYING, EINVAL, "vm_dying")
+    s.set_life(vm, Life.DYING)
+
+
+@transition("host", "guest")
+def reclaim_dying_guest_page(s, vm, gfn):
+    """The host takes back a dying protected guest's page, zeroing what the guest owned."""
+    yield from check_vm_exists(s, vm)
+    yield s.require(s.life(vm) == Life.DYING, EINVAL, "vm_dying")
+    state = s.e_state(vm, gfn)
+    yield s.require(s.Or(state == POISON, s.is_valid(state)), ENOENT, "leaf_valid")
+    yield s.require(s.Or(state == POISON, state == OWNED, state == SHARED_OWNED), EPERM, "guest_state")
+    pfn = s.e_pfn(vm, gfn)
+    s.unmap_leaf(vm, gfn, 1)
+    with s.when(state == OWNED):
+        s.set("contents", pfn, Contents.ZERO)
+        set_pte(s, pfn, 1, PteKind.VALID)
+    with s.when(state != POISON):
+        s.set("host", pfn, OWNED)
+
+
+def _holds_nothing(s, vm):
+    """Host discipline: finalize only a VM whose every page was reclaimed or unshared."""
+    return s.no_valid_leaf(vm)
+
+
+@transition("host", "hyp", discipline=_holds_nothing)
+def finalize_teardown_vm(s, vm):
+    """The host finishes destroying a dying VM; its stage-2 goes back to the host."""
+    yield from check_vm_exists(s, vm)
+    yield s.require(s.life(vm) == Life.DYING, EBUSY, "vm_dying")
+    s.set_life(vm, Life.TORN_DOWN)
+    s.clear_vm(vm)
+
+
+# -- the VMM frees guest memory ----------------------------------------------------------------
+
+@transition("host", "guest")
+def hole_punch(s, vm, gfn):
+    """The VMM frees the memory behind gfn: force reclaim (protected) or unshare (otherwise)."""
+    yield from check_vm(s, vm, Life.RUNNING, Life.DYING)
+    yield s.require(s.is_valid(s.e_state(vm, gfn)), ENOENT, "leaf_valid")
+    with s.when(s.protected(vm)):
+        yield from delegate(s, "host_force_reclaim_page_guest", s.e_pfn(vm, gfn))
+    with s.when(s.Not(s.protected(vm))):
+        size = s.e_size(vm, gfn)
+        base = s.If(size == BLOCK_PAGES, gfn - gfn % BLOCK_PAGES, gfn)
+        yield from delegate(s, "host_unshare_guest", base, size, vm)
+
+
+# -- memory accesses ---------------------------------------------------------------------------
+
+@transition("guest", "guest")
+def guest_write(s, vm, gfn):
+    """A running guest writes through its stage-2; a protected guest's own page becomes secret."""
+    yield from check_vm(s, vm, Life.RUNNING)
+    yield s.require(s.is_valid(s.e_state(vm, gfn)), EFAULT, "leaf_valid")
+    yield s.require(s.bit(s.e_prot(vm, gfn), PROT_W), EFAULT, "writable")
+    private = s.And(s.protected(vm), s.e_state(vm, gfn) == OWNED)
+    s.set("contents", s.e_pfn(vm, gfn),
+          s.If(private, Contents.SECRET_BASE + vm, Contents.PUBLIC))
+
+
+@transition("host", "host")
+def host_write(s, pfn):
+    """The host writes a page it can access, faulting its identity mapping in."""
+    yield from check_range(s, pfn, 1)
+    yield s.require(s.host(pfn) != NOPAGE, EPERM, "host_state")
+    s.set("contents", pfn, Contents.HOST)
+    set_pte(s, pfn, 1, PteKind.VALID)

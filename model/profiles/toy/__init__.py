@@ -1,0 +1,5 @@
+"""The toy profile; `profile.py` assembles it."""
+
+from model.profiles.toy.profile import PROFILE
+
+__all__ = ["PROFILE"]

@@ -1,0 +1,1 @@
+"""Reference implementations, one folder each; none imports anything of the model."""

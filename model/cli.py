@@ -31,8 +31,8 @@ def build_parser(profile_name: str = "pkvm") -> argparse.ArgumentParser:
     except KeyError as err:
         raise UsageError(str(err).strip("'\"")) from None
     parser = _Parser(prog="pkvm-model",
-                     description="Model checker for page-ownership protocols of protected and "
-                                 "confidential KVM guests (profiles: pKVM, ...).")
+                     description="Model checker for the page-ownership protocols of KVM "
+                                 "guests, one profile per protocol (--profile).")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"model.commands.{name}")

@@ -121,7 +121,7 @@ def render_summary(data: dict, label: str = "exploration"):
     table.add_row("time", f"{data['seconds']:.2f} s" + (f", {rate:,} states/s" if rate else ""))
     sym = data["symmetry"]
     if sym.get("enabled"):
-        kinds = [k for k in ("pages", "guests", "gfns") if sym.get(k)] or ["none applies"]
+        kinds = [k for k, on in sym.items() if on is True and k != "enabled"] or ["none applies"]
         text = f"{', '.join(kinds)} (group of {sym['group_order']})"
         if sym.get("unreduced", {}).get("states") is not None:
             text += f"; unreduced {sym['unreduced']['states']:,} states, " \

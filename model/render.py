@@ -13,7 +13,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from model.explorer import Exploration, Violation, errno_name, unreduced_counts
+from model.explorer import Exploration, Violation, unreduced_counts
+from model.transitions import errno_name
 
 _CHANGED = "bold black on yellow"
 
@@ -38,7 +39,7 @@ def trace_data(profile, config, trace: list, violation: Violation | None = None)
         after = presenter.snapshot(config, st.post, focus)
         steps.append({"step": i, "call": str(st.call), "name": st.call.name,
                       "args": dict(zip(st.call.params, st.call.args)), "errno": st.errno,
-                      "result": errno_name(st.errno), "state": after,
+                      "result": errno_name(st.errno, "raised"), "state": after,
                       "changed": changes(before, after)})
         before = after
     data = {"initial": initial, "steps": steps}

@@ -28,11 +28,6 @@ class Intern:
         return type(state)(*[table.setdefault(f, f) for f in state])
 
 
-def changed_fields(pre, post) -> list[str]:
-    """The names of the fields two states of one profile differ in."""
-    return [name for name, a, b in zip(pre._fields, pre, post) if a != b]
-
-
 def enum_name(enum: type[IntEnum], value) -> str:
     """The member's name, or the raw value when it names no member (a corrupted cell)."""
     try:

@@ -19,8 +19,11 @@ ERRNO_NAMES = {**{-code: name for code, name in _errno.errorcode.items()}, -EHWP
 ERRNO_CODES = {name: code for code, name in ERRNO_NAMES.items()}
 
 
-def errno_name(errno: int) -> str:
-    """`ok` for success, else the kernel's name of the (negative) errno, e.g. `-EPERM`."""
+def errno_name(errno: int | None, unanswered: str = "-") -> str:
+    """`ok` for success, else the kernel's name of the (negative) errno, e.g. `-EPERM`; a call
+    that got no answer (a side that crashed or was not asked) reads `unanswered`."""
+    if errno is None:
+        return unanswered
     if errno == 0:
         return "ok"
     name = ERRNO_NAMES.get(errno)

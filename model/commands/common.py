@@ -58,7 +58,3 @@ def load(args, with_config: bool = True):
         raise UsageError(str(err)) from None
     return profile, base, config
 
-
-def base_config(base, args):
-    """The configuration of the unchanged profile (a mutant may change the machine)."""
-    return base.config_from_args(args)

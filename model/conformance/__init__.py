@@ -10,7 +10,7 @@ names the cells. Nothing here prints.
 
 from model.conformance.compare import compare_call, minimize, replay, side_by_side
 from model.conformance.edges import EdgeChecker, ExplorationReport, explore_conformance
-from model.conformance.report import Cell, Disagreement, errno_text
+from model.conformance.report import Cell, Disagreement
 from model.conformance.scenarios import (
     CallLine, ExpectLine, Scenario, ScenarioError, ScenarioReport, load_scenario, parse_scenario,
     run_scenario, run_scenarios, shipped_scenarios,
@@ -20,6 +20,6 @@ from model.conformance.walks import WalkReport, call_strategy, walk, walk_machin
 __all__ = [
     "CallLine", "Cell", "Disagreement", "EdgeChecker", "ExpectLine", "ExplorationReport",
     "Scenario", "ScenarioError", "ScenarioReport", "WalkReport", "call_strategy", "compare_call",
-    "errno_text", "explore_conformance", "load_scenario", "minimize", "parse_scenario", "replay",
+    "explore_conformance", "load_scenario", "minimize", "parse_scenario", "replay",
     "run_scenario", "run_scenarios", "shipped_scenarios", "side_by_side", "walk", "walk_machine",
 ]

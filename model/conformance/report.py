@@ -9,11 +9,6 @@ from typing import NamedTuple
 from model.transitions import Call, errno_name
 
 
-def errno_text(errno: int | None) -> str:
-    """`ok`, `-EPERM`, ... (or `-` when a side did not answer)."""
-    return "-" if errno is None else errno_name(errno)
-
-
 class Cell(NamedTuple):
     """One differing cell: where (page 3, vm1 gfn 0, vm1), what (host, hyp, host stage-2, ...)."""
 
@@ -39,7 +34,7 @@ class Disagreement:
 
     def headline(self) -> str:
         call = str(self.call) if self.call is not None else "(no call)"
-        head = f"{call}: model {errno_text(self.model_errno)}, reference {errno_text(self.reference_errno)}"
+        head = f"{call}: model {errno_name(self.model_errno)}, reference {errno_name(self.reference_errno)}"
         if self.where:
             head = f"{self.where}: {head}"
         return f"{head} [{self.kind}]"
@@ -74,7 +69,7 @@ class Disagreement:
         return {
             "kind": self.kind, "where": self.where,
             "call": str(self.call) if self.call is not None else None,
-            "model": errno_text(self.model_errno), "reference": errno_text(self.reference_errno),
+            "model": errno_name(self.model_errno), "reference": errno_name(self.reference_errno),
             "trace": [str(c) for c in self.trace], "note": self.note,
             "cells": [c._asdict() for c in self.cells],
         }

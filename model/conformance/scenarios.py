@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from model.conformance.compare import breach, compare_call, without_bounds
-from model.conformance.report import Cell, Disagreement, errno_text
+from model.conformance.report import Cell, Disagreement
 from model.profile import Unrepresentable
-from model.transitions import ERRNO_CODES, Call
+from model.transitions import ERRNO_CODES, Call, errno_name
 
 
 class ScenarioError(ValueError):
@@ -196,8 +196,8 @@ def run_scenario(profile, scenario: Scenario, *, config=None) -> ScenarioReport:
         if ref_errno != item.expected:
             found.append(Disagreement(
                 "expectation", call, outcome.errno, ref_errno, trace=list(done), where=where,
-                note=f"the scenario expects {errno_text(item.expected)}; both sides answer "
-                     f"{errno_text(ref_errno)}"))
+                note=f"the scenario expects {errno_name(item.expected)}; both sides answer "
+                     f"{errno_name(ref_errno)}"))
         done.append(call)
         state = outcome.state
     return ScenarioReport(scenario.path, scenario.lines, made, found)

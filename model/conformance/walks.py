@@ -11,6 +11,7 @@ from typing import Iterable
 
 from model.conformance.compare import minimize, side_by_side, without_bounds
 from model.conformance.report import Disagreement
+from model.transitions import Call
 
 
 def call_strategy(profile, config):

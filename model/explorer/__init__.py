@@ -4,9 +4,9 @@ what a search returns (`results.py`)."""
 
 from model.explorer.graph import unreduced_counts
 from model.explorer.memo import StateChecker, Stepper
-from model.explorer.results import GRAPH_CHECKS, Exploration, TraceStep, Violation, errno_name
+from model.explorer.results import GRAPH_CHECKS, Exploration, TraceStep, Violation
 from model.explorer.search import explore
 from model.explorer.traces import trace_of
 
 __all__ = ["GRAPH_CHECKS", "Exploration", "StateChecker", "Stepper", "TraceStep", "Violation",
-           "errno_name", "explore", "trace_of", "unreduced_counts"]
+           "explore", "trace_of", "unreduced_counts"]

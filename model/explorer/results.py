@@ -8,18 +8,12 @@ from typing import Callable, NamedTuple
 import networkx as nx
 
 from model.transitions import Call
-from model.transitions import errno_name as kernel_errno_name
 
 # Checks every protocol gets from the explorer, beside its own properties.
 GRAPH_CHECKS = {
     "errno_known": "a failing call returns a negative errno the kernel knows",
     "call_completes": "every call runs to completion in the model (a crash is a model bug)",
 }
-
-
-def errno_name(errno: int | None) -> str:
-    """The call's result as the kernel names it; a call that crashed the model (None) `raised`."""
-    return "raised" if errno is None else kernel_errno_name(errno)
 
 class TraceStep(NamedTuple):
     """One step of a trace: the call, the kernel's answer (None: the model's code raised), the

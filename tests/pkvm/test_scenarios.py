@@ -7,7 +7,7 @@ import pytest
 
 from model import conformance
 from model.conformance import ScenarioError
-from model.profiles.pkvm.states import PA_PAGES, PROT_R, PROT_W, PROT_X
+from model.profiles.pkvm.states import PA_PAGES, PROT_R, PROT_X
 from model.references.pkvm import mem_protect
 from model.transitions import Call
 from tests.pkvm.helpers import PKVM

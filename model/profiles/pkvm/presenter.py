@@ -7,12 +7,57 @@ import re
 
 from model.syntax import read_number
 from model.profiles.pkvm.states import (
-    BLOCK_PAGES, IPA_PAGES, PA_PAGES, POISON, PROT_R, PROT_W, PROT_X, U16_MAX, U32_MAX, Config,
-    Leaf, Life, PageState, PteKind, State, describe_contents, describe_pte, guest_view, views,
+    PAGE_FIELDS, BLOCK_PAGES, IPA_PAGES, PA_PAGES, POISON, PROT_R, PROT_W, PROT_X, U16_MAX, U32_MAX, Config,
+    Annotation, Contents, Leaf, Life, Owner, PageState, PteKind, State, guest_view, views,
 )
+from model.states import enum_name
 
 ABBREV = {PageState.OWNED: "O", PageState.SHARED_OWNED: "SO", PageState.SHARED_BORROWED: "SB",
           PageState.NOPAGE: "-", PageState.POISON: "X"}
+
+
+# -- one page's cells, from its raw field values (a state's, or a z3 model's) -----------------
+
+def describe_contents(value: int) -> str:
+    """What a page holds; a protected guest's private data names the guest."""
+    if value >= Contents.SECRET_BASE:
+        return f"SECRET(vm{value - Contents.SECRET_BASE})"
+    return enum_name(Contents, value)
+
+
+def pte_text(raw: dict) -> str:
+    """The host stage-2 entry of a page (fields `pte_*` of `raw`) in kernel vocabulary."""
+    kind = raw["pte_kind"]
+    if kind != PteKind.ANNOTATED:
+        return {PteKind.ZERO: "0", PteKind.VALID: "identity"}.get(kind, str(kind))
+    text = f"{enum_name(Annotation, raw['pte_type'])}:{enum_name(Owner, raw['pte_owner'])}"
+    if raw["pte_owner"] == Owner.GUEST:
+        text += f"(vm{raw['pte_handle']},gfn{raw['pte_gfn']})"
+    return text
+
+
+def page_cells(raw: dict) -> dict:
+    """host, hyp and FF-A views and the page's metadata, from its raw field values."""
+    return {"host": enum_name(PageState, raw["host"]), "hyp": enum_name(PageState, raw["hyp"]),
+            "ffa": enum_name(PageState, raw["ffa"]), "pte": pte_text(raw),
+            "pins": int(raw["pins"]), "count": int(raw["count"]),
+            "hyp_mapped": bool(raw["hyp_mapped"]), "contents": describe_contents(raw["contents"])}
+
+
+def entry_cells(state: int, life: int, pfn: int, size: int, prot: int) -> dict:
+    """One guest stage-2 entry and its VM's lifecycle."""
+    cells = {"state": enum_name(PageState, state), "life": enum_name(Life, life)}
+    if state in (PageState.OWNED, PageState.SHARED_OWNED, PageState.SHARED_BORROWED):
+        cells.update(pfn=pfn, size=size, prot=_prot(prot))
+    return cells
+
+
+def raw_page(state: State, pfn: int) -> dict:
+    return {f: getattr(state, f)[pfn] for f in PAGE_FIELDS}
+
+
+def describe_pte(state: State, pfn: int) -> str:
+    return pte_text(raw_page(state, pfn))
 
 
 # -- traces and counterexamples ---------------------------------------------------------------
@@ -28,14 +73,9 @@ def _prot(prot: int) -> str:
 
 def page_snapshot(config: Config, state: State, pfn: int) -> dict:
     """Every entity's view of one page, and the metadata the kernel keeps for it."""
+    cells = page_cells(raw_page(state, pfn))
     out = {name: PageState(v).name for name, v in views(config, state, pfn).items()}
-    out.update({
-        "pte": describe_pte(state, pfn),
-        "pins": int(state.pins[pfn]),
-        "count": int(state.count[pfn]),
-        "hyp_mapped": bool(state.hyp_mapped[pfn]),
-        "contents": describe_contents(state.contents[pfn]),
-    })
+    out.update({k: v for k, v in cells.items() if k not in out})
     return out
 
 

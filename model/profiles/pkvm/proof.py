@@ -8,15 +8,14 @@ from __future__ import annotations
 import z3
 
 from model.profiles.pkvm.states import (
-    BLOCK_PAGES, PAGE_FIELDS, PAGE_INIT, Annotation, Config, Contents, Leaf, Life, Owner,
-    PageState, PteKind, State,
+    BLOCK_PAGES, PAGE_FIELDS, PAGE_INIT, Config, Contents, Leaf, Owner, PageState, State,
 )
 from model.profiles.pkvm.symbolic import (
     Machine, Symbolic, SymbolicState, SymbolicStep, ghost_invariant, initial,
 )
+from model.profiles.pkvm.presenter import entry_cells, page_cells
 from model.profiles.pkvm.properties import nothing_stranded
 from model.properties import Property
-from model.states import enum_name
 
 STRANDING = Property("stranding_hazard", "sometimes",
                      "a torn-down VM still holds a page (no host discipline)",
@@ -104,37 +103,12 @@ def _machine(model, m: Machine) -> dict:
 
 
 def _page_cells(view: Symbolic, ev, p) -> dict:
-    contents = ev(view.contents(p))
-    return {
-        "host": enum_name(PageState, ev(view.host(p))),
-        "hyp": enum_name(PageState, ev(view.hyp(p))),
-        "ffa": enum_name(PageState, ev(view.ffa(p))),
-        "pins": ev(view.pins(p)),
-        "count": ev(view.count(p)),
-        "host_pte": _pte(view, ev, p),
-        "hyp_mapped": bool(ev(view.hyp_mapped(p))),
-        "contents": (f"SECRET(vm{contents - Contents.SECRET_BASE})"
-                     if contents >= Contents.SECRET_BASE else enum_name(Contents, contents)),
-    }
-
-
-def _pte(view: Symbolic, ev, p) -> str:
-    kind = ev(view.pte_kind(p))
-    if kind != PteKind.ANNOTATED:
-        return {PteKind.ZERO: "0", PteKind.VALID: "identity"}.get(kind, str(kind))
-    text = f"{enum_name(Annotation, ev(view.pte_type(p)))}:{enum_name(Owner, ev(view.pte_owner(p)))}"
-    if ev(view.pte_owner(p)) == Owner.GUEST:
-        text += f"(vm{ev(view.pte_handle(p))},gfn{ev(view.pte_gfn(p))})"
-    return text
+    return page_cells({f: ev(view.page(f, p)) for f in PAGE_FIELDS})
 
 
 def _entry_cells(view: Symbolic, ev, v, g) -> dict:
-    state = ev(view.e_state(v, g))
-    cells = {"state": enum_name(PageState, state), "life": enum_name(Life, ev(view.life(v)))}
-    if state in (PageState.OWNED, PageState.SHARED_OWNED, PageState.SHARED_BORROWED):
-        cells.update(pfn=ev(view.e_pfn(v, g)), size=ev(view.e_size(v, g)),
-                     prot=ev(view.e_prot(v, g)))
-    return cells
+    return entry_cells(ev(view.e_state(v, g)), ev(view.life(v)), ev(view.e_pfn(v, g)),
+                       ev(view.e_size(v, g)), ev(view.e_prot(v, g)))
 
 
 def counterexample(q, model) -> dict:

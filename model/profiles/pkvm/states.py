@@ -213,23 +213,3 @@ def views(config: Config, state: State, pfn: int) -> dict[str, PageState]:
     for vm in range(len(config.guests)):
         out[f"vm{vm}"] = guest_view(state, vm, pfn)
     return out
-
-
-def describe_contents(value: int) -> str:
-    if value >= Contents.SECRET_BASE:
-        return f"SECRET(vm{value - Contents.SECRET_BASE})"
-    return Contents(value).name
-
-
-def describe_pte(state: State, pfn: int) -> str:
-    """The host stage-2 entry of a page in kernel vocabulary."""
-    kind = state.pte_kind[pfn]
-    if kind == PteKind.ZERO:
-        return "0"
-    if kind == PteKind.VALID:
-        return "identity"
-    owner = Owner(state.pte_owner[pfn]).name
-    text = f"{Annotation(state.pte_type[pfn]).name}:{owner}"
-    if state.pte_owner[pfn] == Owner.GUEST:
-        text += f"(vm{state.pte_handle[pfn]},gfn{state.pte_gfn[pfn]})"
-    return text

@@ -3,6 +3,7 @@ field of the successor), on states reached by random walks and on random calls."
 
 from __future__ import annotations
 
+import pytest
 import z3
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -11,7 +12,7 @@ from model.profiles.pkvm.concrete import Concrete
 from model.profiles.pkvm.states import PAGE_FIELDS, Config, initial_state
 from model.profiles.pkvm.symbolic import ENTRY_EMPTY, Machine, SymbolicState, SymbolicStep
 from model.symbolic import INT, run
-from tests.pkvm.helpers import PKVM
+from tests.pkvm.helpers import PKVM, mutant, seeded
 
 TRANSITIONS = PKVM.transitions
 
@@ -69,10 +70,11 @@ def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
     return m, SymbolicState(arrays), facts
 
 
-def agree(config, state, call) -> None:
-    outcome = step(config, state, call)
+def agree(config, state, call, profile=PKVM) -> None:
+    outcome = step(config, state, call, profile)
     m, pre, facts = encode(config, state)
-    sym = run(TRANSITIONS[call.name], SymbolicStep(m, pre, TRANSITIONS),
+    transitions = profile.transitions
+    sym = run(transitions[call.name], SymbolicStep(m, pre, transitions),
               [z3.IntVal(a) for a in call.args])
     _, expected, _ = encode(config, outcome.state)
     points = range(config.pages + config.hole_pfns + 1)
@@ -138,3 +140,39 @@ def test_agreement_check_finds_a_divergence():
     finally:
         TRANSITIONS["host_share_hyp"] = TRANSITIONS["host_share_hyp"].__class__(
             **{**TRANSITIONS["host_share_hyp"].__dict__, "body": original})
+
+
+HOLE = CONFIG.pages  # the first pfn past MMIO: a memory hole, no metadata stored
+
+
+@pytest.mark.parametrize("name", sorted(PKVM.mutants))
+def test_readings_agree_under_every_mutant_on_holes_and_mmio_too(name):
+    """A mutant may write before its checks, even to a hole or an MMIO page: both readings
+    must drop or keep the same writes."""
+    protocol = mutant(name)
+    config = protocol.adjust(CONFIG)
+    state = walk([5, 17, 40, 3, 77, 1000, 12])
+    for call in [c for c in protocol.calls(config) if c.name == PKVM.mutants[name].transition][:12] + [
+            protocol.call(PKVM.mutants[name].transition, args) for args in _edge_args(name)]:
+        if protocol.step(config, state, call) is not None:
+            agree(config, state, call, protocol)
+
+
+def _edge_args(name):
+    """Arguments on the MMIO page and the hole, for the mutated transition."""
+    params = PKVM.transitions[PKVM.mutants[name].transition].params
+    out = []
+    for pfn in (CONFIG.ram, HOLE):
+        values = {"pfn": pfn, "nr": 1, "gfn": 0, "vm": 1, "prot": 6}
+        out.append(tuple(values[p] for p in params))
+    return out
+
+
+def test_a_hole_write_is_dropped_by_both_readings():
+    original = TRANSITIONS["host_share_hyp"].body
+
+    def writes_first(s, pfn):
+        s.set("host", pfn, 1)
+        yield from original(s, pfn)
+    agree(CONFIG, initial_state(CONFIG), Call("host_share_hyp", (HOLE,)),
+          seeded("host_share_hyp", writes_first))

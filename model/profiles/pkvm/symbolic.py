@@ -195,9 +195,15 @@ class SymbolicStep(SymbolicSteps, Symbolic):
         self.post = dict(pre.arrays)
 
     # -- writes ------------------------------------------------------------------------------
+    def _stored(self, p):
+        """Only RAM and MMIO pages have metadata: a write to a hole is dropped, as concretely.
+        (Range writes come after the range checks, which allow RAM only.)"""
+        return z3.And(p >= 0, p < self.machine.ram + self.machine.mmio)
+
     def set(self, field, p, value):
         arr = self.post[field]
-        self.post[field] = z3.Store(arr, p, z3.If(self._on(), value, z3.Select(arr, p)))
+        on = z3.And(self._on(), self._stored(p))
+        self.post[field] = z3.Store(arr, p, z3.If(on, value, z3.Select(arr, p)))
 
     def set_range(self, field, lo, n, value_of):
         arr, on, q = self.post[field], self._on(), fresh("q")
@@ -205,7 +211,8 @@ class SymbolicStep(SymbolicSteps, Symbolic):
                                                 value_of(q), z3.Select(arr, q)))
 
     def set_life(self, vm, value):
-        self.set("life", vm, value)
+        arr = self.post["life"]
+        self.post["life"] = z3.Store(arr, vm, z3.If(self._on(), value, z3.Select(arr, vm)))
 
     def _set_entries(self, in_range, values):
         """Write entry fields for every (v, g) with in_range(v, g); values maps field -> fn(v, g)."""

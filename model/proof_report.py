@@ -1,5 +1,6 @@
 """Proof results as plain data and as rich renderables (a property x transition table, and
-counterexamples with the changed cells marked). Nothing here prints."""
+counterexamples with the changed cells marked: in red and with a `*`, which a CI log keeps).
+Nothing here prints."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def render_bmc(rows: list[dict]) -> Table:
     """What bounded model checking found reachable, and by which path."""
     table = Table(title="bounded model checking (what induction cannot show)")
     for col in ("property", "machine", "depth", "reached", "path"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(r["property"], r["machine"], str(r["depth"]),
                       Text("yes" if r["witnessed"] else "NO",
@@ -53,19 +54,25 @@ def render_bmc(rows: list[dict]) -> Table:
     return table
 
 
-def render_table(data: dict) -> Table:
-    """One row per transition (and the initial state), one column per property."""
+def render_table(data: dict, wide: bool = False) -> Table:
+    """One row per transition (and the initial state), one column per property. `wide` (a log,
+    a file: no width to fit) puts each property's name on one line; on a terminal the names
+    break at their underscores. Nothing is ever cut: a cell too narrow folds."""
     cell = {(o["transition"], o["property"]): o for o in data["obligations"]}
     table = Table(title=f"proof obligations ({data['result']}, {data['seconds']:.1f} s)",
                   show_lines=False)
-    table.add_column("transition", style="bold")
+    table.add_column("transition", style="bold", overflow="fold")
     for p in data["properties"]:
-        table.add_column(p.replace("_", "\n"), justify="center")
+        table.add_column(p if wide else p.replace("_", "\n"), justify="center",
+                         overflow="fold")
+    not_run = set(data.get("not_run", ()))
     for t in [INIT] + data["transitions"]:
         row = []
         for p in data["properties"]:
             o = cell.get((t, p))
-            if o is None:
+            if o is None and f"{p}/{t}" in not_run:
+                row.append(Text("-", style="yellow"))
+            elif o is None:
                 row.append(Text("·", style="dim"))
             else:
                 via = "*" if o["via"] and o["status"] == "proved" else ""
@@ -73,8 +80,14 @@ def render_table(data: dict) -> Table:
                                 style=STYLE[o["status"]]))
         table.add_row(t, *row)
     callees = sorted({c for o in data["obligations"] if o["status"] == "proved" for c in o["via"]})
+    notes = []
     if callees:
-        table.caption = f"* proved through the same obligation of {', '.join(callees)} (a nested call)"
+        notes.append(f"* proved through the same obligation of {', '.join(callees)} "
+                     "(a nested call)")
+    if not_run:
+        notes.append(f"- not run ({data.get('stopped', 'stopped')})")
+    if notes:
+        table.caption = "\n".join(notes)
     return table
 
 
@@ -91,15 +104,17 @@ def render_counterexample(o: dict, doc: str) -> Panel:
         table.add_column("")
         fields = list(dict.fromkeys([*cells["pre"], *cells["post"]]))
         for f in fields:
-            table.add_column(f)
+            table.add_column(f, overflow="fold")
         for label in ("pre", "post"):
             values = []
             for f in fields:
                 value = cells[label].get(f, "")
                 value = "\n".join(value) if isinstance(value, list) else str(value)
-                style = "bold red" if f in cells["changed"] and label == "post" else ""
-                values.append(Text(value, style=style))
+                changed = f in cells["changed"] and label == "post"
+                values.append(Text(value + ("*" if changed else ""),
+                                   style="bold red" if changed else ""))
             table.add_row(label, *values)
         parts.append(table)
+    parts.append(Text("* changed by the call", style="dim"))
     parts.append(Text(f"violates {o['property']}: {doc}", style="bold red"))
     return Panel(Group(*parts), title=f"counterexample: {o['property']} / {o['transition']}")

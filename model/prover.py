@@ -29,6 +29,7 @@ forked process, so the same command gives the same statuses on a loaded machine 
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import time
 from dataclasses import dataclass
 
@@ -251,25 +252,44 @@ _PROFILE = None  # the profile being proved, inherited by the forked workers
 
 
 def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budget: int = BUDGET,
-                  jobs: int = 2) -> list[Result]:
+                  jobs: int = 2, on_result=None, tick=None) -> list[Result]:
     """Every obligation, each in a freshly forked process (`jobs` at a time): z3's answers
     depend on what its context has seen, and a fresh fork of the same parent is the same
     context every time. (A profile holds functions, which do not pickle: the workers inherit
-    it through the fork.)"""
+    it through the fork.) `on_result(result)` is called as each obligation finishes, `tick()`
+    every half second while none does (it may raise to stop the run: the workers ignore
+    Ctrl-C, the caller's to handle)."""
     global _PROFILE
 
     def run_all(todo, modular=True):
         if not todo:
             return {}
-        work = [(ob, discipline, budget, modular) for ob in todo]
-        with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1) as pool:
-            return dict(zip(todo, pool.map(_work, work, chunksize=1)))
+        work = list(enumerate((ob, discipline, budget, modular) for ob in todo))
+        out = {}
+        with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1,
+                                                      initializer=_ignore_interrupts) as pool:
+            pending = pool.imap_unordered(_work, work, chunksize=1)
+            while len(out) < len(todo):
+                try:
+                    index, result = pending.next(timeout=0.5)
+                except multiprocessing.TimeoutError:
+                    if tick is not None:
+                        tick()
+                    continue
+                out[todo[index]] = result
+                if on_result is not None:
+                    on_result(result)
+        return out
 
     _PROFILE = profile
     try:
         return _settle(obs, run_all)
     finally:
         _PROFILE = None
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _settle(obs: list[Obligation], run_all) -> list[Result]:
@@ -289,6 +309,6 @@ def _settle(obs: list[Obligation], run_all) -> list[Result]:
     return [redone.get(ob, results[ob]) for ob in obs]
 
 
-def _work(item) -> Result:
-    ob, discipline, budget, modular = item
-    return _discharge_one(_PROFILE, ob, discipline, budget, modular)
+def _work(item) -> tuple[int, Result]:
+    index, (ob, discipline, budget, modular) = item
+    return index, _discharge_one(_PROFILE, ob, discipline, budget, modular)

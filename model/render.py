@@ -17,6 +17,7 @@ from model.explorer import Exploration, Violation, unreduced_counts
 from model.transitions import errno_name
 
 _CHANGED = "bold black on yellow"
+CHANGED_MARK = "*"  # after a value the step changed, besides the colour
 
 
 # -- plain data ---------------------------------------------------------------------------------
@@ -73,7 +74,10 @@ def _cell(cells: dict, prefix: str, changed: set) -> Text:
         if isinstance(value, list):
             value = "\n  ".join(value) or "-"
         text.append(f"{key.replace('_', '-')} ", style="dim")
-        text.append(str(value), style=_CHANGED if f"{prefix}.{key}" in changed else "")
+        if f"{prefix}.{key}" in changed:  # marked in plain text too: a CI log has no colour
+            text.append(f"{value}{CHANGED_MARK}", style=_CHANGED)
+        else:
+            text.append(str(value))
     return text
 
 
@@ -81,13 +85,14 @@ def render_trace(data: dict, title: str | None = None):
     """One row per step: the call and its result, then every object of the state (for pKVM:
     every involved page with every entity's view and its metadata, every VM), changed cells
     highlighted."""
-    table = Table(title=title, show_lines=True, expand=False)
-    table.add_column("#", justify="right")
-    table.add_column("call")
-    table.add_column("result")
+    table = Table(title=title, show_lines=True, expand=False,
+                  caption=f"{CHANGED_MARK} the step changed this value")
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("call", overflow="fold")
+    table.add_column("result", no_wrap=True)
     names = list(data["initial"]) if data["initial"] else []
     for name in names:
-        table.add_column(name)
+        table.add_column(name, overflow="fold")
 
     def row(index, call, result, snapshot, changed):
         table.add_row(str(index), call, result,
@@ -109,8 +114,8 @@ def render_trace(data: dict, title: str | None = None):
 def render_summary(data: dict, label: str = "exploration"):
     """The numbers of an exploration: counts, speed, symmetry, sometimes, graph properties."""
     table = Table(title=Text(label), show_header=False, expand=False)
-    table.add_column("what", style="dim")
-    table.add_column("value")
+    table.add_column("what", style="dim", no_wrap=True)
+    table.add_column("value", overflow="fold")
     stopped = {"violation": "stopped after the first violation's layer",
                "max_depth": "bounded by --max-depth", "max_states": "bounded by --max-states"}
     complete = "complete" if data["complete"] else \

@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def register(subparsers, profile) -> None:
-    from model.commands.common import add_profile_arguments
+    from model.commands.common import add_profile_arguments, add_run_arguments
 
     parser = subparsers.add_parser(
         "conform", help="hold the model against its reference implementation",
@@ -44,6 +44,7 @@ def register(subparsers, profile) -> None:
     parser.add_argument("--limit", type=int, default=10, metavar="D",
                         help="stop the exploration after D disagreements (default 10)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_run_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -64,12 +65,17 @@ def _scenario_paths(profile, args) -> list[Path]:
     return paths
 
 
-def conform(args) -> dict:
-    """Run the three ways the arguments ask for; plain data (see `render`)."""
+def conform(args, progress=None) -> dict:
+    """Run the three ways the arguments ask for; plain data (see `render`). `progress` (a
+    `model.commands.progress.Progress`) sees each way go by, and may raise `Stopped`."""
     from model import conformance as c
     from model.cli import UsageError
     from model.commands.common import load
+    from model.commands.progress import Progress
 
+    progress = progress or Progress("conform", enabled=False)
+    if args.no_explore and args.no_scenarios and not args.walks:
+        raise UsageError("--no-explore, --no-scenarios and --walks 0 leave nothing to check")
     profile, base, config = load(args)
     if profile.reference is None:
         raise UsageError(f"the {profile.name} profile has no reference implementation")
@@ -88,32 +94,63 @@ def conform(args) -> dict:
     out: dict = {"profile": profile.name, "extensions": list(profile.extensions),
                  "mutant": args.mutant, "reference": profile.reference.name}
     if not args.no_explore:
+        from model.commands.explore import progress_callback
+
+        progress.update("exploring", way="exploration")
         report = c.explore_conformance(profile, config, discipline=discipline,
-                                       limit=args.limit, max_states=args.max_states)
+                                       limit=args.limit, max_states=args.max_states,
+                                       progress=progress_callback(progress))
         out["exploration"] = {**report.to_data(), "texts": _texts(report.disagreements)}
     if args.walks:
         machines = [profile.adjust(m) for m in profile.reference.walk_configs]
         if not discipline:
             machines = [profile.undisciplined(m) for m in machines]
-        report = c.walk(profile, machines, walks=args.walks, steps=args.walk_steps,
-                        discipline=discipline, seed=args.seed,
-                        shrink_seconds=args.shrink_seconds, stop_at_first=args.mutant is not None)
-        out["walks"] = {**report.to_data(), "texts": _texts(report.disagreements)}
+        out["walks"] = _walks(c, profile, machines, args, discipline, progress)
     if scenarios:
         start = time.perf_counter()
-        reports = [c.run_scenario(profile, s, config=profile.adjust(s.config)) for s in scenarios]
+        reports = []
+        for i, s in enumerate(scenarios):
+            progress.update(f"scenario {i + 1}/{len(scenarios)}", way="scenarios")
+            reports.append(c.run_scenario(profile, s, config=profile.adjust(s.config)))
         out["scenarios"] = {
             "files": len(reports), "lines": sum(r.lines for r in reports),
             "calls": sum(r.calls for r in reports),
             "seconds": round(time.perf_counter() - start, 3),
             "per_file": [{"path": r.path, "lines": r.lines, "calls": r.calls,
-                          "disagreements": len(r.disagreements)} for r in reports],
+                          "disagreements": len(r.disagreements),
+                          "texts": _texts(r.disagreements)} for r in reports],
             "disagreements": [d.to_data() for r in reports for d in r.disagreements],
             "texts": _texts([d for r in reports for d in r.disagreements]),
         }
     out["disagreements"] = sum(len(out[w]["disagreements"]) for w in ("exploration", "walks", "scenarios")
                                if w in out)
     return out
+
+
+def _walks(c, profile, machines, args, discipline, progress) -> dict:
+    """The walks of `model.conformance.walk`, one machine at a time (the same walks: the same
+    share of walks and the same seed per machine), so the progress line and a stop can come
+    between machines."""
+    start = time.perf_counter()
+    calls, found, done = 0, [], 0
+    for index, machine in enumerate(machines):
+        share = args.walks // len(machines) + (1 if index < args.walks % len(machines) else 0)
+        if share == 0:
+            continue
+        progress.update(f"walks: machine {index + 1}/{len(machines)}, {done}/{args.walks} walks "
+                        f"done, {calls:,} calls", way="walks", walks_done=done)
+        report = c.walk(profile, [machine], walks=share, steps=args.walk_steps,
+                        discipline=discipline,
+                        seed=None if args.seed is None else args.seed + index,
+                        shrink_seconds=args.shrink_seconds, stop_at_first=args.mutant is not None)
+        calls += report.calls
+        done += share
+        found += report.disagreements
+        if found and args.mutant is not None:
+            break
+    return {"walks": args.walks, "calls": calls, "seconds": round(time.perf_counter() - start, 3),
+            "machines": [profile.presenter.machine_text(m) for m in machines],
+            "disagreements": [d.to_data() for d in found], "texts": _texts(found)}
 
 
 def _texts(disagreements) -> list[str]:
@@ -132,13 +169,89 @@ def _texts(disagreements) -> list[str]:
 
 
 def run(args) -> int:
-    data = conform(args)
+    from model.commands.common import Stopped, check_output_path, load, make_progress, \
+        report_header
+
+    check_output_path("--junit", getattr(args, "junit", None))
+    progress = make_progress(args, "conform")
+    stop = None
+    try:
+        with progress:
+            data = conform(args, progress)
+    except (KeyboardInterrupt, Stopped) as err:
+        stop = err if isinstance(err, Stopped) else Stopped("interrupted")
+        data = None
+    profile, _base, config = load(args)
+    header = report_header(profile, args, profile.config_text(config))
+    if stop is not None:
+        return stopped(args, header, progress, stop)
+    data = {**header, **data}
+    if getattr(args, "junit", None):
+        from model import junit
+        junit.write(args.junit, [junit_suite(data)])
     if args.json:
         print(json.dumps({k: {f: v for f, v in way.items() if f != "texts"} if isinstance(way, dict)
                           else way for k, way in data.items()}, indent=2))
     else:
         print(render(data))
     return 1 if data["disagreements"] else 0
+
+
+def stopped(args, header: dict, progress, stop) -> int:
+    """What a stopped conformance run covered: the way it was in and its last counts."""
+    from model.commands.common import stop_code
+
+    counts = dict(progress.counts)
+    why = "interrupted" if stop.reason == "interrupted" else "stopped by --max-seconds"
+    way = counts.pop("way", "start")
+    data = {**header, "stopped": stop.reason, "in": way, **counts,
+            "seconds": round(progress.elapsed(), 3), "disagreements": None}
+    if getattr(args, "junit", None):
+        from model import junit
+        suite = junit.Suite(f"conform.{header['profile']}", seconds=progress.elapsed())
+        suite.cases.append(junit.Case(way, suite.name, skipped=f"not finished ({stop.reason})"))
+        junit.write(args.junit, [suite])
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        seen = ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in counts.items()
+                         if isinstance(v, int))
+        print(f"conformance of the {header['profile']} model: {why} after "
+              f"{data['seconds']:.1f} s, during the {way}" + (f" ({seen})" if seen else "")
+              + "; disagreements are reported only by a finished run")
+    return stop_code(stop, found=False)
+
+
+def junit_suite(data: dict):
+    """One case per scenario file, one for the exploration, one per walk machine."""
+    from model import junit
+    from model.commands.explore import junit_properties
+
+    name = f"conform.{data['profile']}"
+    suite = junit.Suite(name, properties=junit_properties(data))
+    if "exploration" in data:
+        e = data["exploration"]
+        case = junit.Case(f"exploration {e['machine']}", name, e["seconds"])
+        if e["disagreements"]:
+            case.failure = f"{len(e['disagreements'])} disagreement(s) on explored edges"
+            case.text = "\n\n".join(e["texts"])
+        suite.cases.append(case)
+    if "walks" in data:
+        w = data["walks"]
+        case = junit.Case(f"random walks ({w['walks']} on {len(w['machines'])} machines)", name,
+                          w["seconds"])
+        if w["disagreements"]:
+            case.failure = f"{len(w['disagreements'])} disagreement(s) in random walks"
+            case.text = "\n\n".join(w["texts"])
+        suite.cases.append(case)
+    for f in data.get("scenarios", {}).get("per_file", []):
+        case = junit.Case(f"scenario {f['path']}", name)
+        if f["disagreements"]:
+            case.failure = f"{f['disagreements']} disagreement(s)"
+            case.text = "\n\n".join(f["texts"])
+        suite.cases.append(case)
+    suite.seconds = sum(c.seconds for c in suite.cases)
+    return suite
 
 
 def render(data: dict) -> str:

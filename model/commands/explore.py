@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
 
-from model.commands.common import add_profile_arguments, load
+from model.commands.common import add_profile_arguments, add_run_arguments, load
 
 
 def register(subparsers, profile) -> None:
@@ -36,44 +34,49 @@ def register(subparsers, profile) -> None:
                              "the first one)")
     parser.add_argument("--save-graph", metavar="FILE",
                         help="write the reachable graph (.graphml, .json node-link, .dot)")
+    parser.add_argument("--skip", action="append", metavar="PROPERTY",
+                        help="do not check this property (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    add_run_arguments(parser)
     parser.add_argument("--conformance", action="store_true",
                         help="replay every explored call on the profile's reference and compare "
                              "(turns symmetry off: the reduction is sound for the model only)")
     parser.set_defaults(run=run)
 
 
-class _Progress:
-    """A rich progress line, shown only once an exploration has run for a second."""
-
-    def __init__(self, console):
-        self.console = console
-        self.start = time.perf_counter()
-        self.live = None
-
-    def __call__(self, states, edges, depth, frontier):
-        if self.live is None:
-            if time.perf_counter() - self.start < 1.0:
-                return
-            from rich.live import Live
-            self.live = Live(console=self.console, transient=True, refresh_per_second=8)
-            self.live.start()
-        from rich.text import Text
-        rate = states / max(time.perf_counter() - self.start, 1e-9)
-        self.live.update(Text(f"exploring: {states:,} states, {edges:,} edges, depth {depth}, "
-                              f"frontier {frontier:,}, {rate:,.0f} states/s"))
-
-    def stop(self):
-        if self.live is not None:
-            self.live.stop()
+def property_names(profile) -> list[str]:
+    """Every property an exploration checks, by name (what --skip accepts)."""
+    return [*profile.properties, *(g.name for g in profile.graph)]
 
 
-def _console():
-    from rich.console import Console
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=200)
-    return console
+def check_skip(profile, names) -> None:
+    from model.cli import UsageError
+
+    known = property_names(profile)
+    for name in names or []:
+        if name not in known:
+            raise UsageError(f"unknown property {name!r}; one of: {', '.join(known)}")
+
+
+def without(profile, skip):
+    """The profile without the skipped graph properties; the properties to check."""
+    skip = set(skip or [])
+    if not skip:
+        return profile, None
+    profile = profile.with_changes(graph=tuple(g for g in profile.graph if g.name not in skip))
+    return profile, [p for name, p in profile.properties.items() if name not in skip]
+
+
+def progress_callback(progress):
+    """The explorer's progress callback, feeding a `model.commands.progress.Progress` (which also raises
+    `Stopped` at the deadline: the explorer has no other way to be stopped from outside)."""
+    from model.commands.progress import rate
+
+    def report(states, edges, depth, frontier):
+        progress.update(f"{states:,} states, {edges:,} edges, depth {depth}, frontier "
+                        f"{frontier:,}, {rate(states, progress.elapsed())} states",
+                        states=states, edges=edges, depth=depth)
+    return report
 
 
 def explore_args(args, on_edge=None, progress=None, loaded=None):
@@ -86,9 +89,11 @@ def explore_args(args, on_edge=None, progress=None, loaded=None):
         value = getattr(args, name, None)
         if value is not None and value < (0 if name == "max_depth" else 1):
             raise UsageError(f"--{name.replace('_', '-')} out of range: {value}")
+    check_skip(profile, getattr(args, "skip", None))
+    profile, properties = without(profile, getattr(args, "skip", None))
     return explore(profile, config, max_depth=args.max_depth, max_states=args.max_states,
                    symmetry=args.symmetry, on_edge=on_edge, progress=progress,
-                   stop_on_violation=not args.all_violations)
+                   stop_on_violation=not args.all_violations, properties=properties)
 
 
 def save_graph(result, path: str) -> None:
@@ -121,13 +126,28 @@ def save_graph(result, path: str) -> None:
             f.write(to_dot(out, label="state", edge_label="calls"))
 
 
-def run(args, on_edge=None) -> int:
-    from model.render import exploration_data, render_summary, render_violations
-
+def check_outputs(args) -> None:
+    """Output paths are checked before a run that may take minutes, not after it."""
     from model.cli import UsageError
+    from model.commands.common import check_output_path
+
+    if args.save_graph is not None:
+        check_output_path("--save-graph", args.save_graph)
+        if not args.save_graph.endswith((".graphml", ".json", ".dot", ".gv")):
+            raise UsageError(f"--save-graph: unknown format of {args.save_graph!r} "
+                             "(use .graphml, .json, .dot)")
+    check_output_path("--junit", getattr(args, "junit", None))
+
+
+def run(args, on_edge=None) -> int:
+    from model.cli import UsageError
+    from model.commands.common import Stopped, console as make_console, make_progress, \
+        report_header
+    from model.render import exploration_data, render_summary, render_violations
 
     on_edge = on_edge or getattr(args, "on_edge", None)
     checker = None
+    check_outputs(args)
     loaded = load(args)
     profile, base, config = loaded
     if args.conformance:
@@ -138,25 +158,30 @@ def run(args, on_edge=None) -> int:
         args.symmetry = False
         checker = on_edge = EdgeChecker(profile, config,
                                         discipline=base.disciplined(base.config_from_args(args)))
-    console = _console()
-    show_progress = not args.json and sys.stdout.isatty()
-    progress = _Progress(console) if show_progress else None
+    console = make_console()
+    label = f"{subject(profile, args)}: {profile.config_text(config)}"
+    progress = make_progress(args, "exploring")
     try:
-        result = explore_args(args, on_edge=on_edge, progress=progress, loaded=loaded)
-    finally:
-        if progress is not None:
-            progress.stop()
+        with progress:
+            result = explore_args(args, on_edge=on_edge, progress=progress_callback(progress),
+                                  loaded=loaded)
+    except (KeyboardInterrupt, Stopped) as stop:
+        stop = stop if isinstance(stop, Stopped) else Stopped("interrupted")
+        return stopped_report(args, profile, config, label, progress, stop, console)
     if args.save_graph:
         save_graph(result, args.save_graph)
-    data = exploration_data(result)
+    data = {**report_header(profile, args, profile.config_text(config)),
+            **exploration_data(result)}
     if checker is not None:
         data["conformance"] = {"edges_checked": checker.checked, "failing_calls": checker.failing,
                                "disagreements": [d.to_data() for d in checker.disagreements]}
+    if getattr(args, "junit", None):
+        from model import junit
+        junit.write(args.junit, [junit_suite(result, data, args)])
     if args.json:
         print(json.dumps(data, indent=2))
     else:
-        console.print(render_summary(data, label=f"{subject(profile, args)}: "
-                                                 f"{profile.config_text(result.config)}"))
+        console.print(render_summary(data, label=label))
         for renderable in render_violations(result):
             console.print(renderable)
         if checker is not None:
@@ -165,6 +190,74 @@ def run(args, on_edge=None) -> int:
             for d in checker.disagreements:
                 console.print(d.text())
     return 1 if result.violations or (checker is not None and checker.disagreements) else 0
+
+
+def stopped_report(args, profile, config, label, progress, stop, console) -> int:
+    """What a stopped exploration covered: the last counts the explorer reported. (The explorer
+    keeps what it found to itself until a search ends: a stopped one reports no violation.)"""
+    from model.commands.common import report_header, stop_code
+
+    counts = {"states": 0, "edges": 0, "depth": 0, **progress.counts}
+    why = "interrupted" if stop.reason == "interrupted" else \
+        f"stopped by --max-seconds {args.max_seconds:g}"
+    data = {**report_header(profile, args, profile.config_text(config)), **counts,
+            "complete": False, "stopped": stop.reason, "seconds": round(progress.elapsed(), 3),
+            "violations": None}
+    if getattr(args, "junit", None):
+        from model import junit
+        suite = junit.Suite(f"explore.{profile.name}", seconds=progress.elapsed(),
+                            properties=junit_properties(data))
+        suite.cases = [junit.Case(name, f"explore.{profile.name}",
+                                  skipped=f"not settled: exploration {stop.reason}")
+                       for name in property_names(profile)]
+        junit.write(args.junit, [suite])
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        console.print(f"{label}: {why} after {data['seconds']:.1f} s: {counts['states']:,} "
+                      f"states, {counts['edges']:,} edges, depth {counts['depth']} reached "
+                      "(incomplete; violations are reported only by a finished search: "
+                      "bound it with --max-depth or --max-states to get them)")
+    return stop_code(stop, found=False)
+
+
+def junit_properties(data: dict) -> dict:
+    keys = ("tool_version", "z3_version", "profile", "extensions", "mutant", "machine")
+    return {k: data.get(k) if not isinstance(data.get(k), list) else ", ".join(data[k])
+            for k in keys}
+
+
+def junit_suite(result, data: dict, args):
+    """One case per property the exploration checks: a violation is a failure with its trace;
+    a sometimes property never witnessed is a failure on a complete search, skipped otherwise."""
+    from model import junit
+    from model.commands.common import plain_text
+    from model.render import render_trace, trace_data
+
+    name = f"explore.{result.profile.name}"
+    suite = junit.Suite(name, seconds=result.seconds, properties=junit_properties(data))
+    violated = {v.property: v for v in result.violations}
+    graph = data["graph"]
+    for prop in property_names(result.profile) + [n for n in violated
+                                                  if n not in property_names(result.profile)]:
+        case = junit.Case(prop, name)
+        kind = result.props[prop].kind if prop in result.props else "graph"
+        if prop in violated:
+            v = violated[prop]
+            case.failure = f"violated: {v.doc} (shortest trace: {v.length} steps)"
+            case.text = plain_text(render_trace(trace_data(result.profile, result.config,
+                                                           v.trace, v)))
+        elif kind == "sometimes" and not data["sometimes"].get(prop, True):
+            if result.complete:
+                case.failure = "never witnessed in the complete exploration (a vacuous model?)"
+            else:
+                case.skipped = "not witnessed yet (exploration incomplete)"
+        elif kind == "graph" and not graph.get("checked"):
+            case.skipped = "not checked (exploration incomplete)"
+        elif prop not in result.props and kind != "graph":
+            case.skipped = "skipped (--skip)"
+        suite.cases.append(case)
+    return suite
 
 
 def subject(profile, args) -> str:

@@ -34,6 +34,9 @@ def register(subparsers, profile) -> None:
                              "the first one)")
     parser.add_argument("--save-graph", metavar="FILE",
                         help="write the reachable graph (.graphml, .json node-link, .dot)")
+    parser.add_argument("--save-trace", metavar="FILE",
+                        help="write the first violation's shortest trace as a scenario file "
+                             "(.scn), for `pkvm-model replay` and `conform --scenarios`")
     parser.add_argument("--skip", action="append", metavar="PROPERTY",
                         help="do not check this property (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
@@ -137,6 +140,23 @@ def check_outputs(args) -> None:
             raise UsageError(f"--save-graph: unknown format of {args.save_graph!r} "
                              "(use .graphml, .json, .dot)")
     check_output_path("--junit", getattr(args, "junit", None))
+    if getattr(args, "save_trace", None) is not None:
+        check_output_path("--save-trace", args.save_trace)
+        if not args.save_trace.endswith(".scn"):
+            raise UsageError(f"--save-trace {args.save_trace}: a scenario file ends in .scn")
+
+
+def save_trace(result, path: str) -> None:
+    """The first violation's trace as a scenario (nothing is written when nothing is violated)."""
+    from model.conformance import scenario_text
+
+    if not result.violations:
+        return
+    v = result.violations[0]
+    comment = (f"{v.property} violated: {v.doc}\nshortest trace found by pkvm-model explore "
+               f"({result.profile.name}, {', '.join(result.profile.extensions) or 'no extension'})")
+    with open(path, "w") as f:
+        f.write(scenario_text(result.profile, result.config, v.trace, comment))
 
 
 def run(args, on_edge=None) -> int:
@@ -170,6 +190,8 @@ def run(args, on_edge=None) -> int:
         return stopped_report(args, profile, config, label, progress, stop, console)
     if args.save_graph:
         save_graph(result, args.save_graph)
+    if args.save_trace:
+        save_trace(result, args.save_trace)
     data = {**report_header(profile, args, profile.config_text(config)),
             **exploration_data(result)}
     if checker is not None:

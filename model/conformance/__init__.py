@@ -13,7 +13,7 @@ from model.conformance.edges import EdgeChecker, ExplorationReport, explore_conf
 from model.conformance.report import Cell, Disagreement
 from model.conformance.scenarios import (
     CallLine, ExpectLine, Scenario, ScenarioError, ScenarioReport, load_scenario, parse_scenario,
-    run_scenario, run_scenarios, shipped_scenarios,
+    run_scenario, run_scenarios, scenario_text, shipped_scenarios,
 )
 from model.conformance.walks import WalkReport, call_strategy, walk, walk_machine
 
@@ -21,5 +21,5 @@ __all__ = [
     "CallLine", "Cell", "Disagreement", "EdgeChecker", "ExpectLine", "ExplorationReport",
     "Scenario", "ScenarioError", "ScenarioReport", "WalkReport", "call_strategy", "compare_call",
     "explore_conformance", "load_scenario", "minimize", "parse_scenario", "replay",
-    "run_scenario", "run_scenarios", "shipped_scenarios", "side_by_side", "walk", "walk_machine",
+    "run_scenario", "run_scenarios", "scenario_text", "shipped_scenarios", "side_by_side", "walk", "walk_machine",
 ]

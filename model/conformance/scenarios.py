@@ -203,6 +203,17 @@ def run_scenario(profile, scenario: Scenario, *, config=None) -> ScenarioReport:
     return ScenarioReport(scenario.path, scenario.lines, made, found)
 
 
+def scenario_text(profile, config, trace: list, comment: str) -> str:
+    """A trace (steps with `call` and `errno`) as a scenario file: what `explore --save-trace`
+    writes, and `replay` or `conform --scenarios` run on model and reference alike."""
+    lines = [f"# {line}" for line in comment.splitlines()]
+    lines.append(f"machine {profile.presenter.machine_text(config)}")
+    for st in trace:
+        args = " ".join(f"{p}={a}" for p, a in zip(st.call.params, st.call.args))
+        lines.append(f"{st.call.name} {args} -> {errno_name(st.errno)}".replace("  ", " "))
+    return "\n".join(lines) + "\n"
+
+
 def shipped_scenarios(profile) -> list[Path]:
     """The scenario files shipped with the profile (its `scenarios` folder)."""
     return sorted(Path(profile.scenarios).glob("*.scn")) if profile.scenarios else []

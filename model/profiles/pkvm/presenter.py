@@ -247,6 +247,8 @@ def machine_text(config: Config) -> str:
         extra += f" pin_max={config.pin_max}"
     if config.count_max != U32_MAX:
         extra += f" count_max={config.count_max}"
+    if not config.host_discipline:
+        extra += " discipline=off"
     return f"ram={config.ram} mmio={config.mmio} guests={kinds}{extra}"
 
 

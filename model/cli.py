@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-SUBCOMMANDS = ("prove", "mutants", "explore", "diagram", "conform", "replay", "check")
+SUBCOMMANDS = ("prove", "mutants", "explore", "diagram", "conform", "replay", "diff", "check")
 
 
 class UsageError(Exception):

@@ -44,6 +44,10 @@ class Diagram:
     initial: object = None
     red_nodes: dict = field(default_factory=dict)  # key -> violated property names
     red_edges: set = field(default_factory=set)
+    new_nodes: set = field(default_factory=set)  # a proposal's: only the changed protocol has them
+    new_edges: set = field(default_factory=set)  # (key, key, label)
+    gone_nodes: set = field(default_factory=set)  # only the unchanged protocol has them
+    gone_edges: set = field(default_factory=set)
     note: str = ""
 
 
@@ -78,6 +82,26 @@ def projected_diagram(result: Exploration, view: str, model: Exploration | None 
         d.red_edges = {(u, v, n) for (u, v), ns in d.edges.items() for n in ns
                        if n not in ok.edges.get((u, v), ())}
     d.note = "calls that leave the projection unchanged are not drawn"
+    return d
+
+
+def view_diff(base: Exploration, changed: Exploration, view: str) -> Diagram:
+    """The projection of both explorations of one machine on one view: what a proposed change
+    adds (green) and takes away (grey, dashed)."""
+    before, after = projected_diagram(base, view), projected_diagram(changed, view)
+    d = projected_diagram(changed, view, base)
+    d.title = f"{after.title}: what the change adds (green) and removes (grey, dashed)"
+    d.red_edges = set()
+    d.new_nodes = set(after.nodes) - set(before.nodes)
+    d.gone_nodes = set(before.nodes) - set(after.nodes)
+    old = {(u, v, n) for (u, v), ns in before.edges.items() for n in ns}
+    new = {(u, v, n) for (u, v), ns in after.edges.items() for n in ns}
+    d.new_edges, d.gone_edges = new - old, old - new
+    for key in d.gone_nodes:
+        d.nodes[key] = before.nodes[key]
+    for u, v, n in d.gone_edges:
+        d.edges.setdefault((u, v), [])
+        d.edges[(u, v)] = sorted({*d.edges[(u, v)], n})
     return d
 
 
@@ -164,17 +188,27 @@ def dot(d: Diagram) -> str:
             bad = ", ".join(sorted(d.red_nodes[key]))
             attrs = [f"label={_q(label + chr(10) + 'violates: ' + bad)}", "color=\"#c00000\"",
                      "fillcolor=\"#ffd6d6\"", "fontcolor=\"#8b0000\"", "penwidth=2"]
+        if key in d.new_nodes:
+            attrs += ["color=\"#1a7f37\"", "penwidth=2"] + (
+                [] if key in d.red_nodes else ["fillcolor=\"#d8f5dd\""])
+        if key in d.gone_nodes:
+            attrs += ["color=\"#888888\"", "fillcolor=\"#f2f2f2\"", "fontcolor=\"#888888\"",
+                      "style=\"rounded,filled,dashed\""]
         if key == d.initial:
             attrs.append("peripheries=2")
         out.append(f"  {ids[key]} [{', '.join(attrs)}];")
+    styles = (("", ""), ("red", ', color="#c00000", fontcolor="#c00000", style=dashed'),
+              ("new", ', color="#1a7f37", fontcolor="#1a7f37", penwidth=2'),
+              ("gone", ', color="#888888", fontcolor="#888888", style=dashed'))
     for (u, v), labels in d.edges.items():
-        good = [n for n in labels if (u, v, n) not in d.red_edges]
-        bad = [n for n in labels if (u, v, n) in d.red_edges]
-        if good:
-            out.append(f"  {ids[u]} -> {ids[v]} [label={_q(chr(10).join(good))}];")
-        if bad:
-            out.append(f"  {ids[u]} -> {ids[v]} [label={_q(chr(10).join(bad))}, "
-                       "color=\"#c00000\", fontcolor=\"#c00000\", style=dashed];")
+        groups = {"": [], "red": [], "new": [], "gone": []}
+        for n in labels:
+            kind = ("red" if (u, v, n) in d.red_edges else "new" if (u, v, n) in d.new_edges
+                    else "gone" if (u, v, n) in d.gone_edges else "")
+            groups[kind].append(n)
+        for kind, style in styles:
+            if groups[kind]:
+                out.append(f"  {ids[u]} -> {ids[v]} [label={_q(chr(10).join(groups[kind]))}{style}];")
     out.append("}")
     return "\n".join(out) + "\n"
 

@@ -17,6 +17,9 @@ from model.explorer import Exploration, Violation, unreduced_counts
 from model.transitions import errno_name
 
 _CHANGED = "bold black on yellow"
+# The version of the trace JSON (docs/explorer.md): each step's call, name, args, errno,
+# result, the whole state as objects with cells, and which cells changed.
+TRACE_FORMAT = 1
 CHANGED_MARK = "*"  # after a value the step changed, besides the colour
 
 
@@ -46,7 +49,7 @@ def trace_data(profile, config, trace: list, violation: Violation | None = None)
     data = {"initial": initial, "steps": steps}
     if violation is not None:
         data = {"property": violation.property, "doc": violation.doc, "kind": violation.kind,
-                "length": violation.length, **data}
+                "where": violation.where, "length": violation.length, **data}
     return data
 
 
@@ -54,6 +57,7 @@ def exploration_data(result: Exploration, unreduced: bool = True) -> dict:
     """The JSON of `pkvm-model explore --json`: the summary, each violation with its trace."""
     data = result.summary(traces=lambda v: trace_data(result.profile, result.config,
                                                       v.trace)["steps"])
+    data["trace_format"] = TRACE_FORMAT
     data["profile"] = result.profile.name
     data["extensions"] = list(result.profile.extensions)
     if unreduced and result.symmetry.get("enabled"):
@@ -105,8 +109,9 @@ def render_trace(data: dict, title: str | None = None):
         row(st["step"], Text(st["call"]), result, st["state"], set(st["changed"]))
     parts = [table]
     if "property" in data:
+        at = f" (at {data['where']})" if data.get("where") else ""
         parts.append(Panel(Text.assemble(("violated: ", "bold red"), (data["property"], "bold"),
-                                         f" — {data['doc']}"),
+                                         at, f" — {data['doc']}"),
                            border_style="red", expand=False))
     return Group(*parts)
 

@@ -31,6 +31,7 @@ class Violation:
     doc: str
     kind: str  # "state", "step" or "graph"
     trace: list  # list of TraceStep, shortest from the initial state
+    where: str = ""  # the indexes at which the property fails, e.g. "page 1" (state properties)
 
     @property
     def length(self) -> int:
@@ -78,7 +79,8 @@ class Exploration:
             "seconds": round(self.seconds, 3),
             "states_per_second": round(len(self.states) / self.seconds) if self.seconds else None,
             "violations": [{"property": v.property, "doc": v.doc, "kind": v.kind,
-                            "length": v.length, "trace": to_data(v)} for v in self.violations],
+                            "where": v.where, "length": v.length, "trace": to_data(v)}
+                           for v in self.violations],
             "sometimes": dict(self.sometimes),
             "symmetry": dict(self.symmetry),
             "graph": dict(self.graph_checks),

@@ -6,6 +6,40 @@ from model.explorer.results import Exploration, TraceStep
 from model.transitions import ERRNO_NAMES
 
 
+class _Where:
+    """A view that notes, for each quantifier (`forall_<kind>`) that fails, the first index at
+    which it does: where a state breaks a property, in the profile's own kinds."""
+
+    def __init__(self, view):
+        self._view = view
+        self.found: list[str] = []
+
+    def __getattr__(self, name):
+        attr = getattr(self._view, name)
+        if not name.startswith("forall_"):
+            return attr
+        plural = name.removeprefix("forall_")
+        kind = plural[:-3] + "y" if plural.endswith("ies") else plural.removesuffix("s")
+
+        def forall(pred):
+            def noting(*idx):
+                held = pred(*idx)
+                if not held and len(self.found) < 3:
+                    self.found.append(f"{kind} {', '.join(str(i) for i in idx)}")
+                return held
+            return attr(noting)
+        return forall
+
+
+def where(result: Exploration, prop, state) -> str:
+    """The indexes at which a state breaks a state property (e.g. "page 1"), or ""."""
+    if prop is None or prop.state is None:
+        return ""
+    view = _Where(result.profile.view(result.config, state))
+    prop.state(view)
+    return "; ".join(dict.fromkeys(view.found))
+
+
 class Asymmetric(Exception):
     """The protocol explored does not treat renamed states alike: symmetry would be unsound."""
 

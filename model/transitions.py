@@ -19,6 +19,16 @@ ERRNO_NAMES = {**{-code: name for code, name in _errno.errorcode.items()}, -EHWP
 ERRNO_CODES = {name: code for code, name in ERRNO_NAMES.items()}
 
 
+def name_outcomes(names: dict[int, str]) -> None:
+    """A profile names outcomes of its calls that are not errnos (a KVM_RUN exit, a signal):
+    negative codes, reported, parsed in scenario files and accepted as known like errnos."""
+    for code, name in names.items():
+        if code >= 0 or ERRNO_NAMES.get(code, name) != name:
+            raise ValueError(f"outcome {name} = {code}: codes are negative and new")
+        ERRNO_NAMES[code] = name
+        ERRNO_CODES[name] = code
+
+
 def errno_name(errno: int | None, unanswered: str = "-") -> str:
     """`ok` for success, else the kernel's name of the (negative) errno, e.g. `-EPERM`; a call
     that got no answer (a side that crashed or was not asked) reads `unanswered`."""

@@ -7,6 +7,7 @@ import importlib
 PROFILES = {
     "pkvm": "pKVM page ownership on arm64 (the default)",
     "toy": "a few pages lent and returned: the machinery's own test protocol",
+    "gmem": "KVM guest_memfd, memslots, memory attributes and guest faults (Linux 7.1)",
 }
 DEFAULT = "pkvm"
 

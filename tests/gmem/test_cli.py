@@ -1,0 +1,42 @@
+"""Bad input is one line on stderr and exit 2; the commands run on the profile."""
+
+import pytest
+
+from model.cli import main
+
+
+@pytest.mark.parametrize("argv", [
+    ["explore", "--profile", "gmem", "--vm", "sev"],
+    ["explore", "--profile", "gmem", "--gfns", "0"],
+    ["explore", "--profile", "gmem", "--pages", "1000"],
+    ["conform", "--profile", "gmem", "--scenarios", "/nonexistent"],
+    ["mutants", "--profile", "gmem", "--only", "no_such_mutant"],
+])
+def test_bad_input_is_one_line_and_exit_2(argv, capsys):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("pkvm-model: error:") and err.count("\n") == 1
+
+
+def test_malformed_scenario_file_exit_2(tmp_path, capsys):
+    (tmp_path / "bad.scn").write_text("machine vm=x86 files=1\nguest_read gfn=0 -> maybe\n")
+    argv = ["conform", "--profile", "gmem", "--no-explore", "--walks", "0",
+            "--scenarios", str(tmp_path)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "bad.scn:2" in err and err.count("\n") == 1
+
+
+def test_explore_tiny_machine_exit_0(capsys):
+    argv = ["explore", "--profile", "gmem", "--vm", "arm64", "--files", "1", "--slots", "1",
+            "--gfns", "1", "--pages", "1", "--json"]
+    assert main(argv) == 0
+    assert '"violations": []' in capsys.readouterr().out
+
+
+def test_gfn_diagram(tmp_path):
+    out = tmp_path / "gfn.mmd"
+    argv = ["diagram", "--profile", "gmem", "--view", "gfn", "--format", "mermaid", "-o", str(out)]
+    assert main(argv) == 0
+    text = out.read_text()
+    assert "leaf private:f0[0]" in text and "page zero" in text and "set_attributes" in text

@@ -111,6 +111,10 @@ class Profile:
     def symmetry(self, config, enabled: bool = True):
         return NoSymmetry()
 
+    # Machines (as explore options) that `pkvm-model check` explores beside the default one,
+    # for what the default machine cannot reach (gmem: host faults need a VM without private
+    # memory); a sometimes property then counts as witnessed when any of them witnesses it.
+    witness_machines = ()
     presenter = None  # how states are shown: traces, diffs, counterexamples, diagrams
     prover = None  # what the prover needs (None: the profile has no symbolic reading)
     reference = None  # the conformance adapter to a reference implementation, if any

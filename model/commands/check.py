@@ -80,6 +80,14 @@ def _explore(profile, settings, progress) -> dict:
     args = _args("explore", profile.name, settings)
     result = explore_args(args, progress=progress_callback(progress))
     data = exploration_data(result)
+    for extra in profile.witness_machines:
+        other = exploration_data(explore_args(_args("explore", profile.name, settings, extra),
+                                              progress=progress_callback(progress)))
+        data["sometimes"] = {k: v or other["sometimes"].get(k, False)
+                             for k, v in data["sometimes"].items()}
+        data["violations"] += [{**v, "property": f"{v['property']} ({' '.join(extra)})"}
+                               for v in other["violations"]]
+        data["states"] += other["states"]
     missing = [k for k, v in data["sometimes"].items() if not v]
     graph = {k: v for k, v in data["graph"].items() if k != "checked"}
     problems = [f"{v['property']}: violated ({v['length']}-step trace: pkvm-model explore "

@@ -26,6 +26,8 @@ class GmemProfile(Profile):
     prover = GmemProof()
     reference = GmemReference()
     scenarios = Path(__file__).parent / "scenarios"
+    # Host faults need INIT_SHARED, which only VMs without private memory offer.
+    witness_machines = (("--vm", "x86"),)
 
     def default_config(self) -> Config:
         return Config()

@@ -165,6 +165,27 @@ class SymbolicSteps:
         self.errno = z3.If(self.errno != 0, self.errno, errno)
 
 
+class ProofHooks:
+    """The part of a profile's prover hooks that only wires its symbolic classes: a profile sets
+    `Machine`, `State` (with `fresh(tag)`), `Reading`, `Step` and `initial`, and adds the rest
+    (pools, cases, concretize, counterexample, ...)."""
+
+    Machine = State = Reading = Step = None
+    initial = None
+
+    def machine(self, tag: str = ""):
+        return self.Machine(tag)
+
+    def fresh_state(self, tag: str):
+        return self.State.fresh(tag)
+
+    def reading(self, machine, state, transitions=None):
+        return self.Reading(machine, state, transitions)
+
+    def stepping(self, machine, pre, transitions=None):
+        return self.Step(machine, pre, transitions)
+
+
 def run(transition, view, args):
     """Interpret one transition body on a symbolic step view; the view then holds the errno,
     the post-state and the side facts."""

@@ -13,6 +13,7 @@ import z3
 from model.profiles.gmem.properties import STRENGTHENING
 from model.profiles.gmem.readings import Machine, Symbolic, SymbolicState, SymbolicStep, initial
 from model.profiles.gmem.states import VM_NAMES, Config
+from model.symbolic import ProofHooks
 
 
 def _unique(terms: list) -> list:
@@ -118,24 +119,11 @@ BMC = (
 )
 
 
-class GmemProof:
+class GmemProof(ProofHooks):
     strengthening = STRENGTHENING
     universe = "VM types, gfns, slots, files and file pages"
-
-    @staticmethod
-    def machine(tag: str = "") -> Machine:
-        return Machine(tag)
-
-    fresh_state = staticmethod(SymbolicState.fresh)
+    Machine, State, Reading, Step = Machine, SymbolicState, Symbolic, SymbolicStep
     initial = staticmethod(initial)
-
-    @staticmethod
-    def reading(machine, state, transitions=None):
-        return Symbolic(machine, state, transitions)
-
-    @staticmethod
-    def stepping(machine, pre, transitions=None):
-        return SymbolicStep(machine, pre, transitions)
 
     pools = staticmethod(pools)
     counterexample = staticmethod(counterexample)

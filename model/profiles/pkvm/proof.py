@@ -16,6 +16,7 @@ from model.profiles.pkvm.symbolic import (
 from model.profiles.pkvm.presenter import entry_cells, page_cells
 from model.profiles.pkvm.properties import nothing_stranded
 from model.properties import Property
+from model.symbolic import ProofHooks
 
 STRANDING = Property("stranding_hazard", "sometimes",
                      "a torn-down VM still holds a page (no host discipline)",
@@ -240,29 +241,13 @@ def cases(q, ok, fail) -> list:
             z3.And(ok, size != 1, size != BLOCK_PAGES), fail]
 
 
-class PkvmProof:
+class PkvmProof(ProofHooks):
     """The prover hooks (see `model/prover.py`)."""
 
     strengthening = (GHOST,)
     universe = "pages and guests"  # what "unbounded" quantifies over, for reports
-
-    @staticmethod
-    def machine(tag: str = "") -> Machine:
-        return Machine(tag)
-
-    @staticmethod
-    def fresh_state(tag: str) -> SymbolicState:
-        return SymbolicState.fresh(tag)
-
+    Machine, State, Reading, Step = Machine, SymbolicState, Symbolic, SymbolicStep
     initial = staticmethod(initial)
-
-    @staticmethod
-    def reading(machine, state, transitions=None) -> Symbolic:
-        return Symbolic(machine, state, transitions)
-
-    @staticmethod
-    def stepping(machine, pre, transitions=None) -> SymbolicStep:
-        return SymbolicStep(machine, pre, transitions)
 
     pools = staticmethod(pools)
     cases = staticmethod(cases)

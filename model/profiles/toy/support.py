@@ -14,6 +14,7 @@ from model.profiles.toy.protocol import Config, Data, Owner, State
 from model.profiles.toy.readings import Machine, Symbolic, SymbolicState, SymbolicStep, initial
 from model.references.toy import Lender
 from model.states import enum_name
+from model.symbolic import ProofHooks
 from model.syntax import read_number
 
 
@@ -132,24 +133,11 @@ def _evaluate(model, term) -> int:
     return model.eval(term, model_completion=True).as_long()
 
 
-class ToyProof:
+class ToyProof(ProofHooks):
     strengthening = ()
     universe = "pages"
-
-    @staticmethod
-    def machine(tag: str = "") -> Machine:
-        return Machine(tag)
-
-    fresh_state = staticmethod(SymbolicState.fresh)
+    Machine, State, Reading, Step = Machine, SymbolicState, Symbolic, SymbolicStep
     initial = staticmethod(initial)
-
-    @staticmethod
-    def reading(machine, state, transitions=None):
-        return Symbolic(machine, state, transitions)
-
-    @staticmethod
-    def stepping(machine, pre, transitions=None):
-        return SymbolicStep(machine, pre, transitions)
 
     @staticmethod
     def pools(q, named=()) -> dict:

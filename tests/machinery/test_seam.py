@@ -149,3 +149,23 @@ def test_unknown_profile_is_one_line(capsys):
     assert main(["explore", "--profile", "sev"]) == 2
     err = capsys.readouterr().err
     assert "unknown profile 'sev'" in err and "pkvm, toy" in err and err.count("\n") == 1
+
+
+def test_check_counts_a_sometimes_witnessed_on_a_witness_machine(monkeypatch):
+    """`check` explores the profile's witness machines too; a property the default machine
+    cannot reach counts when another witnesses it."""
+    from model import profiles
+    from model.commands.check import _explore
+    from model.commands.progress import Progress
+    from model.properties import Property
+
+    toy = profiles.get("toy")
+    third = Property("third_page_lent", "sometimes", "a third page can be lent",
+                     state=lambda s: s.owner(2) == 1)  # the default machine has two pages
+    changed = toy.with_changes(sometimes=toy.sometimes + (third,))
+    monkeypatch.setitem(profiles._CHECKED, "toy", changed)
+    lone = _explore(changed, None, Progress("x", False))
+    assert not lone["ok"] and lone["problems"] == ["third_page_lent: never witnessed"]
+    monkeypatch.setattr(type(toy), "witness_machines", (("--pages", "3"),))
+    both = _explore(changed, None, Progress("x", False))
+    assert both["ok"] and "8/8 sometimes" in both["text"]

@@ -21,7 +21,27 @@ FIELDS = State._fields
 
 
 class Vocabulary:
-    """What both readings derive from their reads, written once."""
+    """What both readings derive from their reads (`read(field, key)`), written once."""
+
+    # -- named reads ---------------------------------------------------------------------------
+    def fsize(self, f): return self.read("fsize", f)
+    def fflags(self, f): return self.read("fflags", f)
+    def fd(self, f): return self.read("fd", f)
+    def vmas(self, f): return self.read("vmas", f)
+    def page(self, f, i): return self.read("page", (f, i))
+    def bind(self, f, i): return self.read("bind", (f, i))
+    def hpte(self, f, i): return self.read("hpte", (f, i))
+    def sn(self, x): return self.read("sn", x)
+    def sbase(self, x): return self.read("sbase", x)
+    def sgmem(self, x): return self.read("sgmem", x)
+    def sfile(self, x): return self.read("sfile", x)
+    def spgoff(self, x): return self.read("spgoff", x)
+    def sonly(self, x): return self.read("sonly", x)
+    def attr(self, g): return self.read("attr", g)
+    def gslot(self, g): return self.read("gslot", g)
+    def lkind(self, g): return self.read("lkind", g)
+    def lfile(self, g): return self.read("lfile", g)
+    def lidx(self, g): return self.read("lidx", g)
 
     # -- the VM type (sheet 1.1) ------------------------------------------------------------
     def has_private(self):
@@ -134,24 +154,6 @@ class Concrete(Vocabulary, ConcreteView):
 
     def vm(self): return self.pre.vm
     def nfiles(self): return self.pre.nfiles
-    def fsize(self, f): return self.read("fsize", f)
-    def fflags(self, f): return self.read("fflags", f)
-    def fd(self, f): return self.read("fd", f)
-    def vmas(self, f): return self.read("vmas", f)
-    def page(self, f, i): return self.read("page", (f, i))
-    def bind(self, f, i): return self.read("bind", (f, i))
-    def hpte(self, f, i): return self.read("hpte", (f, i))
-    def sn(self, x): return self.read("sn", x)
-    def sbase(self, x): return self.read("sbase", x)
-    def sgmem(self, x): return self.read("sgmem", x)
-    def sfile(self, x): return self.read("sfile", x)
-    def spgoff(self, x): return self.read("spgoff", x)
-    def sonly(self, x): return self.read("sonly", x)
-    def attr(self, g): return self.read("attr", g)
-    def gslot(self, g): return self.read("gslot", g)
-    def lkind(self, g): return self.read("lkind", g)
-    def lfile(self, g): return self.read("lfile", g)
-    def lidx(self, g): return self.read("lidx", g)
 
     # -- quantifiers ------------------------------------------------------------------------------
     def _files(self):
@@ -348,24 +350,6 @@ class Symbolic(Vocabulary, SymbolicReading):
 
     def vm(self): return self.state.arrays["vm"]
     def nfiles(self): return self.state.arrays["nfiles"]
-    def fsize(self, f): return self.read("fsize", f)
-    def fflags(self, f): return self.read("fflags", f)
-    def fd(self, f): return self.read("fd", f)
-    def vmas(self, f): return self.read("vmas", f)
-    def page(self, f, i): return self.read("page", (f, i))
-    def bind(self, f, i): return self.read("bind", (f, i))
-    def hpte(self, f, i): return self.read("hpte", (f, i))
-    def sn(self, x): return self.read("sn", x)
-    def sbase(self, x): return self.read("sbase", x)
-    def sgmem(self, x): return self.read("sgmem", x)
-    def sfile(self, x): return self.read("sfile", x)
-    def spgoff(self, x): return self.read("spgoff", x)
-    def sonly(self, x): return self.read("sonly", x)
-    def attr(self, g): return self.read("attr", g)
-    def gslot(self, g): return self.read("gslot", g)
-    def lkind(self, g): return self.read("lkind", g)
-    def lfile(self, g): return self.read("lfile", g)
-    def lidx(self, g): return self.read("lidx", g)
 
     # -- quantifiers ------------------------------------------------------------------------------
     def forall_gfn(self, pred):

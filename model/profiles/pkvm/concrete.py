@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from model.concrete import ConcreteView
 from model.profiles.pkvm.states import (
-    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, VALID_STATES, Config, Leaf, Life, State, find_leaf,
+    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, VALID_STATES, Config, Leaf, Life, PageReads, State, find_leaf,
 )
 
 _NO_LEAF = Leaf(0, 1, 1, NOPAGE, 0, 0)
 
 
-class Concrete(ConcreteView):
+class Concrete(PageReads, ConcreteView):
     """One state seen through the transition vocabulary, with a write buffer for its successor."""
 
     def __init__(self, config: Config, state: State, transitions: dict | None = None):
@@ -70,18 +70,6 @@ class Concrete(ConcreteView):
             return getattr(self.pre, field)[p]
         return PAGE_INIT[field]
 
-    def host(self, p): return self.page("host", p)
-    def hyp(self, p): return self.page("hyp", p)
-    def ffa(self, p): return self.page("ffa", p)
-    def pins(self, p): return self.page("pins", p)
-    def count(self, p): return self.page("count", p)
-    def pte_kind(self, p): return self.page("pte_kind", p)
-    def pte_type(self, p): return self.page("pte_type", p)
-    def pte_owner(self, p): return self.page("pte_owner", p)
-    def pte_handle(self, p): return self.page("pte_handle", p)
-    def pte_gfn(self, p): return self.page("pte_gfn", p)
-    def hyp_mapped(self, p): return self.page("hyp_mapped", p)
-    def contents(self, p): return self.page("contents", p)
 
     def region(self, p):
         return self.config.region(p)

@@ -114,6 +114,24 @@ PAGE_INIT = {
 }
 
 
+
+class PageReads:
+    """The named reads of a page's fields, the same in every reading (each gives `page`)."""
+
+    def host(self, p): return self.page("host", p)
+    def hyp(self, p): return self.page("hyp", p)
+    def ffa(self, p): return self.page("ffa", p)
+    def pins(self, p): return self.page("pins", p)
+    def count(self, p): return self.page("count", p)
+    def pte_kind(self, p): return self.page("pte_kind", p)
+    def pte_type(self, p): return self.page("pte_type", p)
+    def pte_owner(self, p): return self.page("pte_owner", p)
+    def pte_handle(self, p): return self.page("pte_handle", p)
+    def pte_gfn(self, p): return self.page("pte_gfn", p)
+    def hyp_mapped(self, p): return self.page("hyp_mapped", p)
+    def contents(self, p): return self.page("contents", p)
+
+
 class State(NamedTuple):
     """One machine state: a tuple per page field (indexed by pfn), per-guest lifecycle and leaves."""
 

@@ -23,6 +23,7 @@ import z3
 
 from model.profiles.pkvm.states import (
     NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, U16_MAX, U32_MAX, VALID_STATES,
+    PageReads,
 )
 from model.symbolic import BOOL, INT, SymbolicReading, SymbolicSteps, fresh
 
@@ -72,7 +73,7 @@ class SymbolicState:
         return z3.And(*[self.arrays[f] == other.arrays[f] for f in fields])
 
 
-class Symbolic(SymbolicReading):
+class Symbolic(PageReads, SymbolicReading):
     """A state read through the transition/property vocabulary, as z3 terms."""
 
     def __init__(self, machine: Machine, state: SymbolicState, transitions: dict | None = None):
@@ -116,18 +117,6 @@ class Symbolic(SymbolicReading):
     def page(self, field, p):
         return z3.Select(self.state.arrays[field], p)
 
-    def host(self, p): return self.page("host", p)
-    def hyp(self, p): return self.page("hyp", p)
-    def ffa(self, p): return self.page("ffa", p)
-    def pins(self, p): return self.page("pins", p)
-    def count(self, p): return self.page("count", p)
-    def pte_kind(self, p): return self.page("pte_kind", p)
-    def pte_type(self, p): return self.page("pte_type", p)
-    def pte_owner(self, p): return self.page("pte_owner", p)
-    def pte_handle(self, p): return self.page("pte_handle", p)
-    def pte_gfn(self, p): return self.page("pte_gfn", p)
-    def hyp_mapped(self, p): return self.page("hyp_mapped", p)
-    def contents(self, p): return self.page("contents", p)
 
     def region(self, p):
         m = self.machine

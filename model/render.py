@@ -122,7 +122,8 @@ def render_summary(data: dict, label: str = "exploration"):
     table.add_column("what", style="dim", no_wrap=True)
     table.add_column("value", overflow="fold")
     stopped = {"violation": "stopped after the first violation's layer",
-               "max_depth": "bounded by --max-depth", "max_states": "bounded by --max-states"}
+               "max_depth": "bounded by --max-depth", "max_states": "bounded by --max-states",
+               "interrupted": "interrupted", "time limit": "stopped by --max-seconds"}
     complete = "complete" if data["complete"] else \
         f"[yellow]incomplete: {stopped.get(data.get('stopped'), 'bounded')}[/yellow]"
     table.add_row("states", f"{data['states']:,}")

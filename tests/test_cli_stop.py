@@ -55,3 +55,23 @@ def test_max_seconds_bounds_the_prover(tmp_path):
     assert done.returncode == 124 and "Traceback" not in done.stderr
     assert "stopped by --max-seconds:" in done.stdout and "not run" in done.stdout
     assert 'skipped message="not run (time limit)"' in junit.read_text()
+
+
+MUTANT_RUN = ["explore", "--mutant", "share_hyp_skips_host_check", "--all-violations",
+              "--pages", "3"]  # violations at depth 2, a search of minutes
+
+
+def test_a_stopped_exploration_reports_the_violations_found_so_far():
+    done = cli(*MUTANT_RUN, "--max-seconds", "4", "--json")
+    assert done.returncode == 1 and done.stderr == ""  # found something before the limit
+    data = json.loads(done.stdout)
+    assert data["stopped"] == "time limit" and data["complete"] is False
+    found = {v["property"]: v for v in data["violations"]}
+    assert "single_owner" in found and found["single_owner"]["length"] == 2
+    assert found["single_owner"]["trace"][-1]["call"].startswith("host_share_hyp")
+
+
+def test_ctrl_c_keeps_the_violations_found_so_far():
+    code, out, err = interrupt(MUTANT_RUN, 5.0)
+    assert code == 130 and "Traceback" not in err
+    assert "violated: single_owner" in out and "violations found so far" in out

@@ -263,18 +263,36 @@ def report_header(profile, args, machine: str | None) -> dict:
 
 
 def console(stderr: bool = False):
-    """A rich console: on a terminal its width; elsewhere (a CI log, a file) as wide as the
-    content needs, so no table cuts a name or a number, and no colour codes."""
+    """A rich console: on a terminal its width; elsewhere (a CI log, a file) each renderable as
+    wide as its content needs, so no table cuts a name or a number, no panel border runs to the
+    width limit, and no colour codes."""
     out = _Console(stderr=stderr)
     if not out.is_terminal:
-        out = _Console(stderr=stderr, width=10_000, no_color=True, highlight=False)
+        out = _Console(stderr=stderr, width=WIDE, no_color=True, highlight=False, fit=True)
     return out
+
+
+WIDE = 10_000  # the widest line a report may need off a terminal
 
 
 def _console_class():
     from rich.console import Console
+    from rich.measure import Measurement
 
     class PipeConsole(Console):
+        def __init__(self, *args, fit: bool = False, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.fit = fit
+
+        def print(self, *objects, **kwargs):
+            """With `fit`, each object at the width its content needs (a panel or a table
+            title would otherwise span the whole width limit)."""
+            if not self.fit or "width" in kwargs:
+                return super().print(*objects, **kwargs)
+            for obj in objects:
+                need = Measurement.get(self, self.options, obj).maximum
+                super().print(obj, width=max(1, min(need, WIDE)), **kwargs)
+
         def on_broken_pipe(self) -> None:  # rich would exit 1: let `main` exit 141, quietly
             raise BrokenPipeError
 
@@ -285,14 +303,13 @@ def _Console(**kwargs):
     return _console_class()(**kwargs)
 
 
-def plain_text(*renderables, width: int = 10_000) -> str:
-    """Renderables as plain text (for JUnit failures): no colour, no width limit."""
+def plain_text(*renderables) -> str:
+    """Renderables as plain text (for JUnit failures): no colour, each as wide as it needs."""
     import io
 
-    from rich.console import Console
-
     buf = io.StringIO()
-    out = Console(file=buf, width=width, no_color=True, color_system=None, highlight=False)
+    out = _Console(file=buf, width=WIDE, no_color=True, color_system=None, highlight=False,
+                   fit=True)
     for r in renderables:
         out.print(r)
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines())

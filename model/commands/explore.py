@@ -82,8 +82,8 @@ def progress_callback(progress):
     return report
 
 
-def explore_args(args, on_edge=None, progress=None, loaded=None):
-    """Run the exploration the arguments describe."""
+def explore_args(args, on_edge=None, progress=None, loaded=None, stops=()):
+    """Run the exploration the arguments describe (`stops`: see `model.explorer.explore`)."""
     from model.cli import UsageError
     from model.explorer import explore
 
@@ -96,7 +96,8 @@ def explore_args(args, on_edge=None, progress=None, loaded=None):
     profile, properties = without(profile, getattr(args, "skip", None))
     return explore(profile, config, max_depth=args.max_depth, max_states=args.max_states,
                    symmetry=args.symmetry, on_edge=on_edge, progress=progress,
-                   stop_on_violation=not args.all_violations, properties=properties)
+                   stop_on_violation=not args.all_violations, properties=properties,
+                   stops=stops)
 
 
 def save_graph(result, path: str) -> None:
@@ -162,7 +163,7 @@ def save_trace(result, path: str) -> None:
 def run(args, on_edge=None) -> int:
     from model.cli import UsageError
     from model.commands.common import Stopped, console as make_console, make_progress, \
-        report_header
+        report_header, stop_code
     from model.render import exploration_data, render_summary, render_violations
 
     on_edge = on_edge or getattr(args, "on_edge", None)
@@ -184,16 +185,22 @@ def run(args, on_edge=None) -> int:
     try:
         with progress:
             result = explore_args(args, on_edge=on_edge, progress=progress_callback(progress),
-                                  loaded=loaded)
+                                  loaded=loaded, stops=(KeyboardInterrupt, Stopped))
     except (KeyboardInterrupt, Stopped) as stop:
         stop = stop if isinstance(stop, Stopped) else Stopped("interrupted")
         return stopped_report(args, profile, config, label, progress, stop, console)
-    if args.save_graph:
+    stop = None
+    if result.interruption is not None:  # the search kept what it found before the stop
+        stop = result.interruption if isinstance(result.interruption, Stopped) \
+            else Stopped("interrupted")
+    if args.save_graph and stop is None:
         save_graph(result, args.save_graph)
     if args.save_trace:
         save_trace(result, args.save_trace)
     data = {**report_header(profile, args, profile.config_text(config)),
             **exploration_data(result)}
+    if stop is not None:
+        data["stopped"] = stop.reason
     if checker is not None:
         data["conformance"] = {"edges_checked": checker.checked, "failing_calls": checker.failing,
                                "disagreements": [d.to_data() for d in checker.disagreements]}
@@ -206,17 +213,26 @@ def run(args, on_edge=None) -> int:
         console.print(render_summary(data, label=label))
         for renderable in render_violations(result):
             console.print(renderable)
+        if stop is not None:
+            why = "interrupted" if stop.reason == "interrupted" else \
+                f"stopped by --max-seconds {args.max_seconds:g}"
+            console.print(f"{label}: {why} after {result.seconds:.1f} s, incomplete: "
+                          f"{len(result.violations)} violations found so far"
+                          + (" (above, each with its shortest trace)" if result.violations else ""))
         if checker is not None:
             console.print(f"conformance: {checker.checked} calls replayed on the reference, "
                           f"{len(checker.disagreements)} disagreements")
             for d in checker.disagreements:
                 console.print(d.text())
-    return 1 if result.violations or (checker is not None and checker.disagreements) else 0
+    found = bool(result.violations or (checker is not None and checker.disagreements))
+    if stop is not None:
+        return stop_code(stop, found)
+    return 1 if found else 0
 
 
 def stopped_report(args, profile, config, label, progress, stop, console) -> int:
-    """What a stopped exploration covered: the last counts the explorer reported. (The explorer
-    keeps what it found to itself until a search ends: a stopped one reports no violation.)"""
+    """What an exploration stopped outside its search covered (while loading, or while its
+    traces were replayed): the last counts the explorer reported, and no violation."""
     from model.commands.common import report_header, stop_code
 
     counts = {"states": 0, "edges": 0, "depth": 0, **progress.counts}
@@ -238,8 +254,7 @@ def stopped_report(args, profile, config, label, progress, stop, console) -> int
     else:
         console.print(f"{label}: {why} after {data['seconds']:.1f} s: {counts['states']:,} "
                       f"states, {counts['edges']:,} edges, depth {counts['depth']} reached "
-                      "(incomplete; violations are reported only by a finished search: "
-                      "bound it with --max-depth or --max-states to get them)")
+                      "(incomplete)")
     return stop_code(stop, found=False)
 
 

@@ -58,7 +58,9 @@ class Exploration:
     symmetry: dict
     graph_checks: dict
     witnesses: dict = field(default_factory=dict)
-    stopped: str | None = None  # why an incomplete search ended: max_depth, max_states, violation
+    stopped: str | None = None  # why an incomplete search ended: max_depth, max_states,
+    # violation, interrupted (then `interruption` is the exception that stopped it)
+    interruption: BaseException | None = field(default=None, repr=False)
     # The search's own bookkeeping, for traces and counts.
     parent: list = field(default_factory=list, repr=False)  # BFS tree: parent node, -1 at root
     via: list = field(default_factory=list, repr=False)  # index of the call from the parent

@@ -48,7 +48,8 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
             symmetry: bool = True, properties: Iterable[Property] | None = None,
             on_edge: Callable | None = None, progress: Callable | None = None,
             graph_checks: bool = True, memo: bool = True,
-            stop_on_violation: bool = False, symmetry_check: int = 200) -> Exploration:
+            stop_on_violation: bool = False, symmetry_check: int = 200,
+            stops: tuple = ()) -> Exploration:
     """Breadth-first search of the reachable graph of `config` under the profile's protocol.
 
     Symmetry reduction (`profile.symmetry`) is sound only for a protocol that treats
@@ -65,10 +66,15 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
     `profile.step` itself for every call instead of the memoised `Stepper`.
     `stop_on_violation` ends the search with the BFS layer in which the first violation shows
     (every violation of that minimal length is still found, each with its shortest trace).
+    An exception of a type in `stops` (say Ctrl-C, or a deadline raised from `progress`)
+    ends the search early but keeps what it found: the result is incomplete, `stopped` is
+    "interrupted" and `interruption` the exception, and every violation found so far comes with
+    its trace.
     """
     kwargs = dict(max_depth=max_depth, max_states=max_states,
                   properties=properties, on_edge=on_edge, progress=progress,
-                  graph_checks=graph_checks, memo=memo, stop_on_violation=stop_on_violation)
+                  graph_checks=graph_checks, memo=memo, stop_on_violation=stop_on_violation,
+                  stops=stops)
     if symmetry:
         try:
             return _explore(profile, config, symmetry=True, symmetry_check=symmetry_check,
@@ -82,7 +88,7 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
 
 def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
              on_edge, progress, graph_checks, memo, stop_on_violation,
-             symmetry_check) -> Exploration:
+             symmetry_check, stops) -> Exploration:
     config.validate()
     start = time.perf_counter()
     props = list(properties) if properties is not None else list(profile.properties.values())
@@ -139,96 +145,104 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     frontier = [0]
     depth = 0
     last_report = start
-    while frontier:
-        if max_depth is not None and depth >= max_depth:
-            truncated, stopped = True, "max_depth"
-            break
-        if stop_on_violation and found:
-            truncated, stopped = True, "violation"
-            break
-        nxt = []
-        for node in frontier:
-            s = states[node]
-            pre = view(config, s)
-            out: dict[int, list] = {}
-            if stepper is not None:
-                stepper.begin(s)
-            checks = [p for p in step_always if p.name not in found]
-            for ci in range_calls:
-                try:
-                    if stepper is not None:
-                        outcome = stepper(ci)
-                    else:
-                        outcome = profile.step(config, s, cs[ci])
-                except Exception as err:  # noqa: BLE001 - reported with its trace, not hidden
-                    if "call_completes" not in found:
-                        found["call_completes"] = ("crash", node, ci)
-                        crashes.append(f"{cs[ci]} raised {err!r} in the last state of the trace")
-                    continue
-                if outcome is None:
-                    continue
-                tried += 1
-                if on_edge is not None:
-                    on_edge(s, cs[ci], outcome)
-                errno, t = outcome
-                post = pre if t is s else view(config, t)
-                name = names[ci]
-                for p in checks:
-                    if not p.step(name, errno, pre, post) and p.name not in found:
-                        found[p.name] = ("step", node, ci, outcome)
-                if pending_step:
-                    for p in list(pending_step):
-                        if p.step(name, errno, pre, post):
-                            sometimes[p.name] = True
-                            witnesses[p.name] = ("step", node, ci, outcome)
-                            pending_step.remove(p)
-                if errno:
-                    if not errno_known(errno):
-                        found.setdefault("errno_known", ("step", node, ci, outcome))
-                    continue
-                edges += 1
-                target = raw_get(t)
-                if target is None:
-                    c = canon(t)
-                    target = ids.get(c)
+    interruption = None
+    try:
+        while frontier:
+            if max_depth is not None and depth >= max_depth:
+                truncated, stopped = True, "max_depth"
+                break
+            if stop_on_violation and found:
+                truncated, stopped = True, "violation"
+                break
+            nxt = []
+            for node in frontier:
+                s = states[node]
+                pre = view(config, s)
+                out: dict[int, list] = {}
+                if stepper is not None:
+                    stepper.begin(s)
+                checks = [p for p in step_always if p.name not in found]
+                for ci in range_calls:
+                    try:
+                        if stepper is not None:
+                            outcome = stepper(ci)
+                        else:
+                            outcome = profile.step(config, s, cs[ci])
+                    except Exception as err:  # noqa: BLE001 - reported with its trace, not hidden
+                        if "call_completes" not in found:
+                            found["call_completes"] = ("crash", node, ci)
+                            crashes.append(f"{cs[ci]} raised {err!r} in the last state of the trace")
+                        continue
+                    if outcome is None:
+                        continue
+                    tried += 1
+                    if on_edge is not None:
+                        on_edge(s, cs[ci], outcome)
+                    errno, t = outcome
+                    post = pre if t is s else view(config, t)
+                    name = names[ci]
+                    for p in checks:
+                        if not p.step(name, errno, pre, post) and p.name not in found:
+                            found[p.name] = ("step", node, ci, outcome)
+                    if pending_step:
+                        for p in list(pending_step):
+                            if p.step(name, errno, pre, post):
+                                sometimes[p.name] = True
+                                witnesses[p.name] = ("step", node, ci, outcome)
+                                pending_step.remove(p)
+                    if errno:
+                        if not errno_known(errno):
+                            found.setdefault("errno_known", ("step", node, ci, outcome))
+                        continue
+                    edges += 1
+                    target = raw_get(t)
                     if target is None:
-                        if max_states is not None and len(states) >= max_states:
-                            truncated, stopped = True, "max_states"
-                            continue
-                        c = intern(c)
-                        target = len(states)
-                        states.append(c)
-                        ids[c] = target
-                        parent.append(node)
-                        via.append(ci)
-                        depth_of.append(depth + 1)
-                        nxt.append(target)
-                        check_state(target, c)
-                    if raw_ids is not ids:
-                        raw_ids[t] = target
-                targets = out.get(target)
-                if targets is None:
-                    out[target] = [ci]
-                else:
-                    targets.append(ci)
-            graph.add_edges_from((node, target, {"calls": tuple(cis)})
-                                 for target, cis in out.items())
-            if node < symmetry_check and not sym.trivial and stopped != "max_states":
-                _check_equivariance(profile, config, stepper or Stepper(profile, config, cs), cs,
-                                    sym, s, step_always)
-            if progress is not None:
-                now = time.perf_counter()
-                if now - last_report > 0.1:
-                    last_report = now
-                    progress(len(states), edges, depth, len(nxt))
-        frontier = nxt
-        if frontier:
-            depth += 1
+                        c = canon(t)
+                        target = ids.get(c)
+                        if target is None:
+                            if max_states is not None and len(states) >= max_states:
+                                truncated, stopped = True, "max_states"
+                                continue
+                            c = intern(c)
+                            target = len(states)
+                            states.append(c)
+                            ids[c] = target
+                            parent.append(node)
+                            via.append(ci)
+                            depth_of.append(depth + 1)
+                            nxt.append(target)
+                            check_state(target, c)
+                        if raw_ids is not ids:
+                            raw_ids[t] = target
+                    targets = out.get(target)
+                    if targets is None:
+                        out[target] = [ci]
+                    else:
+                        targets.append(ci)
+                graph.add_edges_from((node, target, {"calls": tuple(cis)})
+                                     for target, cis in out.items())
+                if node < symmetry_check and not sym.trivial and stopped != "max_states":
+                    _check_equivariance(profile, config, stepper or Stepper(profile, config, cs), cs,
+                                        sym, s, step_always)
+                if progress is not None:
+                    now = time.perf_counter()
+                    if now - last_report > 0.1:
+                        last_report = now
+                        progress(len(states), edges, depth, len(nxt))
+            frontier = nxt
+            if frontier:
+                depth += 1
+    except stops as stop:  # Ctrl-C or a deadline: keep what was found
+        truncated, stopped, interruption = True, "interrupted", stop
+        del states[len(depth_of):]  # a state appended as the interrupt came, its parent not
     raw_ids.clear()
     complete = not truncated
     seconds = time.perf_counter() - start
-    if progress is not None:
-        progress(len(states), edges, depth, 0)
+    if progress is not None and interruption is None:
+        try:
+            progress(len(states), edges, depth, 0)
+        except stops as stop:  # at the very end: the search is complete, its graph unchecked
+            interruption = stop
 
     result = Exploration(
         profile=profile, config=config, graph=graph, states=states, calls=cs, depth_of=depth_of, depth=depth,
@@ -239,10 +253,11 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     result.stepper = stepper
     result.props = {p.name: p for p in props}
     result.stopped = stopped
+    result.interruption = interruption
     result.symmetry = {"enabled": symmetry, **sym.describe(), "states": len(states)}
 
     graph_found: dict[str, int] = {}
-    if complete and graph_checks:
+    if complete and graph_checks and interruption is None:
         result.graph_checks = graph_properties(profile, config, graph, states, graph_found)
     else:
         result.graph_checks = {"checked": False}

@@ -49,7 +49,8 @@ def trace_data(profile, config, trace: list, violation: Violation | None = None)
     data = {"initial": initial, "steps": steps}
     if violation is not None:
         data = {"property": violation.property, "doc": violation.doc, "kind": violation.kind,
-                "where": violation.where, "length": violation.length, **data}
+                "where": violation.where, "clause": violation.clause,
+                "length": violation.length, **data}
     return data
 
 
@@ -110,9 +111,11 @@ def render_trace(data: dict, title: str | None = None):
     parts = [table]
     if "property" in data:
         at = f" (at {data['where']})" if data.get("where") else ""
-        parts.append(Panel(Text.assemble(("violated: ", "bold red"), (data["property"], "bold"),
-                                         at, f" — {data['doc']}"),
-                           border_style="red", expand=False))
+        text = Text.assemble(("violated: ", "bold red"), (data["property"], "bold"), at,
+                             f" — {data['doc']}")
+        if data.get("clause"):
+            text.append(f"\nclause: {data['clause']}")
+        parts.append(Panel(text, border_style="red", expand=False))
     return Group(*parts)
 
 
@@ -169,10 +172,12 @@ def render_violations(result: Exploration, limit: int | None = None) -> list:
     for v in result.violations[:limit]:
         key = tuple((s.call, s.errno) for s in v.trace)
         if key in shown:  # the same run breaks several properties: name them, draw it once
-            out.append(Panel(Text.assemble(("violated: ", "bold red"), (v.property, "bold"),
-                                           f" — {v.doc}",
-                                           (f" (same trace as {shown[key]})", "dim")),
-                             border_style="red", expand=False))
+            at = f" (at {v.where})" if v.where else ""
+            text = Text.assemble(("violated: ", "bold red"), (v.property, "bold"), at,
+                                 f" — {v.doc}", (f" (same trace as {shown[key]})", "dim"))
+            if v.clause:
+                text.append(f"\nclause: {v.clause}")
+            out.append(Panel(text, border_style="red", expand=False))
             continue
         shown[key] = v.property
         out.append(render_trace(trace_data(result.profile, result.config, v.trace, v),

@@ -31,7 +31,8 @@ class Violation:
     doc: str
     kind: str  # "state", "step" or "graph"
     trace: list  # list of TraceStep, shortest from the initial state
-    where: str = ""  # the indexes at which the property fails, e.g. "page 1" (state properties)
+    where: str = ""  # the indexes at which the property fails, e.g. "page 1"
+    clause: str = ""  # the clause of the property that is false there, quoted from its source
 
     @property
     def length(self) -> int:
@@ -81,7 +82,7 @@ class Exploration:
             "seconds": round(self.seconds, 3),
             "states_per_second": round(len(self.states) / self.seconds) if self.seconds else None,
             "violations": [{"property": v.property, "doc": v.doc, "kind": v.kind,
-                            "where": v.where, "length": v.length, "trace": to_data(v)}
+                            "where": v.where, "clause": v.clause, "length": v.length, "trace": to_data(v)}
                            for v in self.violations],
             "sometimes": dict(self.sometimes),
             "symmetry": dict(self.symmetry),

@@ -39,7 +39,7 @@ import networkx as nx
 from model.explorer.graph import graph_properties
 from model.explorer.memo import StateChecker, Stepper
 from model.explorer.results import GRAPH_CHECKS, Exploration, Violation
-from model.explorer.traces import Asymmetric, errno_known, trace, where
+from model.explorer.traces import Asymmetric, blame, errno_known, trace
 from model.properties import Property
 from model.states import Intern
 
@@ -270,9 +270,9 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
             doc = f"{doc}: {crashes[0]}"
         kind = "state" if prop is not None and prop.state else "step"
         steps = trace(result, found[name], name)
-        at = where(result, prop, steps[-1].post if steps else profile.initial_state(config)) \
-            if kind == "state" else ""
-        result.violations.append(Violation(name, doc, kind, steps, at))
+        why = blame(result, prop, steps)
+        result.violations.append(Violation(name, doc, kind, steps, "; ".join(why.where),
+                                           why.text()))
     graph_docs = {g.name: g.doc for g in profile.graph}
     for name, node in graph_found.items():
         result.violations.append(Violation(name, graph_docs[name], "graph",

@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
+from model.clauses import Blame, blame_state, blame_step
 from model.explorer.results import Exploration, TraceStep
 from model.transitions import ERRNO_NAMES
 
 
-class _Where:
-    """A view that notes, for each quantifier (`forall_<kind>`) that fails, the first index at
-    which it does: where a state breaks a property, in the profile's own kinds."""
-
-    def __init__(self, view):
-        self._view = view
-        self.found: list[str] = []
-
-    def __getattr__(self, name):
-        attr = getattr(self._view, name)
-        if not name.startswith("forall_"):
-            return attr
-        plural = name.removeprefix("forall_")
-        kind = plural[:-3] + "y" if plural.endswith("ies") else plural.removesuffix("s")
-
-        def forall(pred):
-            def noting(*idx):
-                held = pred(*idx)
-                if not held and len(self.found) < 3:
-                    self.found.append(f"{kind} {', '.join(str(i) for i in idx)}")
-                return held
-            return attr(noting)
-        return forall
-
-
-def where(result: Exploration, prop, state) -> str:
-    """The indexes at which a state breaks a state property (e.g. "page 1"), or ""."""
-    if prop is None or prop.state is None:
-        return ""
-    view = _Where(result.profile.view(result.config, state))
-    prop.state(view)
-    return "; ".join(dict.fromkeys(view.found))
+def blame(result: Exploration, prop, steps: list) -> Blame:
+    """Where and by which clause the end of a trace breaks a property (empty for the explorer's
+    own checks, which are no formula)."""
+    if prop is None:
+        return Blame()
+    view = result.profile.view
+    if prop.state is not None:
+        last = steps[-1].post if steps else result.profile.initial_state(result.config)
+        return blame_state(prop, view(result.config, last))
+    if not steps or steps[-1].errno is None:
+        return Blame()
+    last = steps[-1]
+    return blame_step(prop, last.call.name, last.errno, view(result.config, last.pre),
+                      view(result.config, last.post))
 
 
 class Asymmetric(Exception):

@@ -99,6 +99,8 @@ def test_toy_mutant_gives_a_trace_in_the_toys_words(capsys):
     assert code == 1
     v = data["violations"][0]
     assert v["property"] == "scrubbed" and v["where"] == "page 0" and data["trace_format"] == 1
+    assert v["clause"] == ("s.owner(p) == BORROWER is false, where s.data(p) == SECRET "
+                           "(model/profiles/toy/protocol.py:128)")
     assert [s["call"] for s in v["trace"]] == ["lend(page=0)", "write(page=0)", "reclaim(page=0)"]
     assert v["trace"][-1]["state"]["page0"] == {"owner": "LENDER", "pins": 0, "data": "SECRET"}
     assert "page0.owner" in v["trace"][-1]["changed"]

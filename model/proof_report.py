@@ -4,6 +4,8 @@ Nothing here prints."""
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -92,17 +94,29 @@ def render_table(data: dict, wide: bool = False) -> Table:
 
 
 def render_counterexample(o: dict, doc: str) -> Panel:
-    """Pre- and post-state of the objects involved; changed cells in red."""
+    """Pre- and post-state of the objects involved, changed cells in red and marked `*`. A
+    concrete counterexample shows only what matters: the objects the call changed and those
+    their cells name, and in them only the cells not as the machine starts (--json has all)."""
     cex = o["counterexample"]
+    machine = cex["machine"]
+    if isinstance(machine, dict):
+        machine = ", ".join(f"{k} {v}" for k, v in machine.items())
     parts = [Text(f"{cex['call']} -> {cex.get('errno', '')}", style="bold"),
-             Text(f"machine: {cex['machine']}", style="dim")]
-    if not cex.get("concrete", True):
-        parts.append(Text("a state satisfying every invariant, not necessarily reachable",
-                          style="dim"))
-    for key, cells in cex.get("cells", {}).items():
+             Text(f"machine: {machine}", style="dim")]
+    if cex.get("reachable"):
+        parts.append(Text("reachable: the shortest run from the initial state is "
+                          + "; ".join(cex.get("trace", [])), style="dim"))
+    else:
+        parts.append(Text("the pre-state satisfies every invariant but need not be reachable "
+                          "(an inductive counterexample: the obligation fails, the protocol "
+                          "may not)", style="dim"))
+    shown, hidden = _relevant(cex)
+    for key in shown:
+        cells = cex["cells"][key]
         table = Table(title=key, title_justify="left", show_header=True)
         table.add_column("")
-        fields = list(dict.fromkeys([*cells["pre"], *cells["post"]]))
+        fields = [f for f in dict.fromkeys([*cells["pre"], *cells["post"]])
+                  if f in cells["changed"] or not _as_initial(cex, key, f)]
         for f in fields:
             table.add_column(f, overflow="fold")
         for label in ("pre", "post"):
@@ -115,6 +129,42 @@ def render_counterexample(o: dict, doc: str) -> Panel:
                                    style="bold red" if changed else ""))
             table.add_row(label, *values)
         parts.append(table)
-    parts.append(Text("* changed by the call", style="dim"))
-    parts.append(Text(f"violates {o['property']}: {doc}", style="bold red"))
+    notes = ["* changed by the call"]
+    if "initial" in cex:
+        notes.append("cells as in the initial state are left out")
+    if hidden:
+        notes.append(f"not involved, left out: {', '.join(hidden)}")
+    parts.append(Text("; ".join(notes), style="dim"))
+    at = f" at {cex['where']}" if cex.get("where") else ""
+    parts.append(Text(f"violates {o['property']}{at}: {doc}", style="bold red"))
+    if cex.get("clause"):
+        parts.append(Text(f"clause: {cex['clause']}", style="red"))
     return Panel(Group(*parts), title=f"counterexample: {o['property']} / {o['transition']}")
+
+
+def _as_initial(cex: dict, key: str, field: str) -> bool:
+    """The cell is the same before and after the call as in the machine's initial state."""
+    start = cex.get("initial", {}).get(key)
+    if start is None or field not in start:
+        return False
+    cells = cex["cells"][key]
+    return cells["pre"].get(field) == cells["post"].get(field) == start[field]
+
+
+def _relevant(cex: dict) -> tuple[list, list]:
+    """(objects to show, objects left out). Without the initial state to compare with, all are
+    shown; else the objects the call changed, the objects their shown cells name (by a cell's
+    name or value), and so on."""
+    names = list(cex.get("cells", {}))
+    if "initial" not in cex:
+        return names, []
+    keep = [n for n in names if cex["cells"][n]["changed"]] or names[:1]
+    i = 0
+    while i < len(keep):
+        cells = cex["cells"][keep[i]]
+        text = " ".join(f"{f} {v}" for label in ("pre", "post") for f, v in cells[label].items()
+                        if not _as_initial(cex, keep[i], f))
+        words = set(re.findall(r"[A-Za-z_]+[0-9]+", text))
+        keep += [n for n in names if n in words and n not in keep]
+        i += 1
+    return [n for n in names if n in keep], [n for n in names if n not in keep]

@@ -185,6 +185,28 @@ class ProofHooks:
     def stepping(self, machine, pre, transitions=None):
         return self.Step(machine, pre, transitions)
 
+    @staticmethod
+    def concrete_counterexample(profile, config, pre, call, outcome, prop, focus) -> dict:
+        """A counterexample made concrete, in the explorer's words: each object's cells before
+        and after the call and in the same machine's initial state (so a report can leave out
+        what is as it always starts), and where and by which clause the property breaks. Its
+        pre-state satisfies every invariant; it need not be reachable."""
+        from model.clauses import blame_state, blame_step
+
+        snapshot = profile.presenter.snapshot
+        before, after = snapshot(config, pre, focus), snapshot(config, outcome.state, focus)
+        start = snapshot(config, profile.initial_state(config), focus)
+        pre_view, post_view = profile.view(config, pre), profile.view(config, outcome.state)
+        why = blame_state(prop, post_view) if prop.state else \
+            blame_step(prop, call.name, outcome.errno, pre_view, post_view)
+        cells = {name: {"pre": before.get(name, {}), "post": cells,
+                        "changed": sorted(k for k in cells if before.get(name, {}).get(k) != cells[k])}
+                 for name, cells in after.items()}
+        return {"call": str(call), "errno": outcome.errno,
+                "machine": profile.presenter.machine_text(config), "concrete": True,
+                "reachable": False, "where": "; ".join(why.where), "clause": why.text(),
+                "initial": start, "cells": cells}
+
 
 def run(transition, view, args):
     """Interpret one transition body on a symbolic step view; the view then holds the errno,

@@ -57,6 +57,8 @@ def refute(profile, result: Result, max_states: int = MAX_STATES) -> Result:
              for name in after}
     counterexample = {"call": steps[-1]["call"], "errno": steps[-1]["errno"],
                       "machine": profile.presenter.machine_text(config), "concrete": True,
-                      "reachable": True, "trace": [s["call"] for s in steps], "cells": cells}
+                      "reachable": True, "trace": [s["call"] for s in steps],
+                      "where": hits[0].where, "clause": hits[0].clause,
+                      "initial": data["initial"], "cells": cells}
     return Result(result.property, result.transition, "violated",
                   result.seconds + found.seconds, counterexample, ())

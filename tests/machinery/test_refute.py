@@ -1,5 +1,7 @@
 """The refutation fallback: what z3 leaves unknown, a bounded search may show violated."""
 
+import json
+
 from model.commands.refute import refute
 from model.extensions import mutate
 from model.profiles import get
@@ -39,3 +41,29 @@ def test_a_true_obligation_stays_unknown_and_proofs_stay_proved():
     assert refute(TOY, unknown) is unknown  # a bounded search proves nothing
     proved = Result("pinned_is_borrowed", "reclaim", "proved", 0.0)
     assert refute(mutate(TOY, "reclaim_ignores_pins"), proved) is proved
+
+
+def test_counterexamples_show_what_matters_and_say_whether_they_are_reachable():
+    """Run as a user would: the JSON has every cell, the text only the involved ones."""
+    from tests.test_cli_bad_input import cli
+
+    done = cli("prove", "--profile", "toy", "--mutant", "reclaim_ignores_pins", "--json")
+    assert done.returncode == 1
+    (o,) = [o for o in json.loads(done.stdout)["obligations"] if o["status"] == "violated"]
+    cex = o["counterexample"]
+    assert cex["where"] == "page 0" and cex["clause"].startswith("s.owner(p) == BORROWER is false")
+    assert set(cex["cells"]) == set(cex["initial"]) == {"page0", "page1"}
+    text = cli("prove", "--profile", "toy", "--mutant", "reclaim_ignores_pins").stdout
+    assert "reachable: the shortest run from the initial state is lend(page=0)" in text
+    assert "not involved, left out: page1" in text and "clause: s.owner(p) == BORROWER" in text
+    assert "┃ owner" in text and "┃ data" not in text  # data as initially: left out
+
+
+def test_an_inductive_counterexample_says_its_pre_state_need_not_be_reachable():
+    from tests.test_cli_bad_input import cli
+
+    done = cli("prove", "--mutant", "share_hyp_skips_host_check", "--transition",
+               "host_share_hyp", "--no-refute")
+    assert done.returncode == 1
+    assert "the pre-state satisfies every invariant but need not be reachable" in done.stdout
+    assert "clause: " in done.stdout and "left out:" in done.stdout

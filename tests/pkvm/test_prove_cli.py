@@ -50,7 +50,7 @@ def test_prove_renders_counterexample():
     assert done.returncode == 1
     out = done.stdout
     assert "counterexample: pins / host_unshare_hyp" in out
-    assert "violates pins: Only a page the hypervisor borrows can be pinned" in out
+    assert "violates pins at page 0: Only a page the hypervisor borrows can be pinned" in out
 
 
 @pytest.mark.parametrize("argv,needle", [

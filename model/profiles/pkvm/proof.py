@@ -211,20 +211,8 @@ def concretize(q, model, profile) -> dict | None:
         broken = not q.prop.step(call.name, outcome.errno, view, post)
     if not broken:
         return None
-    return concrete_counterexample(profile, small, state, call, outcome)
-
-
-def concrete_counterexample(profile, config: Config, pre: State, call, outcome) -> dict:
-    """A counterexample on a concrete machine: the pre- and post-state in the explorer's words
-    (the presenter's snapshot of every page and VM), and which cells the call changed."""
-    presenter = profile.presenter
-    pages = list(range(config.pages))
-    before = presenter.snapshot(config, pre, pages)
-    after = presenter.snapshot(config, outcome.state, pages)
-    cells = {name: _changes(before[name], after[name]) for name in after}
-    return {"call": str(call), "errno": outcome.errno,
-            "machine": {"ram": config.ram, "mmio": config.mmio, "guests": len(config.guests)},
-            "concrete": True, "cells": cells}
+    return PkvmProof.concrete_counterexample(profile, small, state, call, outcome, q.prop,
+                                             list(range(small.pages)))
 
 
 def cases(q, ok, fail) -> list:

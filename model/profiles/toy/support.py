@@ -175,12 +175,8 @@ class ToyProof(ProofHooks):
         ok = q.prop.state(post) if q.prop.state else q.prop.step(call.name, outcome.errno, view, post)
         if ok:
             return None
-        cells = {}
-        for p in range(config.pages):
-            a, b = _page_cells(state, p), _page_cells(outcome.state, p)
-            cells[f"page{p}"] = {"pre": a, "post": b, "changed": [k for k in a if a[k] != b[k]]}
-        return {"call": str(call), "errno": outcome.errno, "machine": {"pages": config.pages},
-                "concrete": True, "cells": cells}
+        return ToyProof.concrete_counterexample(profile, config, state, call, outcome, q.prop,
+                                                list(range(config.pages)))
 
     @staticmethod
     def counterexample(q, model) -> dict:

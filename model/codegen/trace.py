@@ -1,0 +1,400 @@
+"""The code-generation reading: every call of a fixed configuration, traced once into a decision
+tree over the cells of the state.
+
+The profile's own concrete view is run on a state whose every integer is a `Sym` cell, with the
+vocabulary's connectives (`And`, `Or`, `Not`, `Implies`, `If`) building expressions. Where the
+view's Python code needs a value (a failing `require`, a `when` guard, a check of an unrolled
+`each_page`, a comparison while searching a list, a state value used as an index or a bound),
+the tracer decides: a truth test forks both ways, an integer takes each value it is known to
+take plus "another value". The body is re-run once per decision path, so each path is straight-
+line code (its guards, then its writes and errno); the paths merge into a tree. Decisions made
+on a path bind what they imply (a cell equal to a constant), so later reads fold.
+
+A state's layout (`flatten`): every integer of the nested tuples is a cell, in order; the rest
+(lengths of tuples, the types of named tuples) is its shape. A variable-length field (a list of
+ends) gives one shape per length, and a call is traced per (call, shape). Integers a path
+converts are only those it was told of (`learned`): "another value" ends the path in `Unknown`,
+which the backends turn into a fall-back to the concrete reading (Python) or a failed assertion
+(Promela), and the Python backend learns the value and traces again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from model.codegen.expr import ACTIVE, Sym, cell, conj, disj, ite, key, negate, substitute, truth
+from model.transitions import run_concrete
+
+EAGER_PATHS = 300  # a computation with more paths is traced lazily (below)
+MAX_PATHS = 20_000  # per traced computation: past it the tracing is refused, naming the call
+
+
+class TraceError(Exception):
+    """A body that the tracer cannot turn into code (too many paths)."""
+
+
+# -- layouts ---------------------------------------------------------------------------------
+
+def _is_cell(x) -> bool:
+    return isinstance(x, (int, Sym))  # bool and IntEnum are ints
+
+
+def flatten(state, cells: list | None = None):
+    """(shape, cells): the shape is hashable and names the structure, the cells its integers."""
+    cells = [] if cells is None else cells
+    if _is_cell(state):
+        cells.append(state)
+        return None, cells
+    if isinstance(state, tuple):
+        kids = tuple(flatten(x, cells)[0] for x in state)
+        return (type(state) if type(state) is not tuple else tuple, kids), cells
+    return ("k", state), cells
+
+
+def build(shape, cells):
+    """The state of a shape from its cells, inverse of `flatten`."""
+    return _build(shape, iter(cells))
+
+
+def _build(shape, it):
+    if shape is None:
+        return next(it)
+    if shape[0] == "k":
+        return shape[1]
+    cls, kids = shape
+    parts = [_build(k, it) for k in kids]
+    return tuple(parts) if cls is tuple else cls(*parts)
+
+
+def size(shape) -> int:
+    if shape is None:
+        return 1
+    if shape[0] == "k":
+        return 0
+    return sum(size(k) for k in shape[1])
+
+
+def paths_of(shape, prefix: str = "") -> list[str]:
+    """A name per cell, from the fields of named tuples and the indices of tuples."""
+    if shape is None:
+        return [prefix or "cell"]
+    if shape[0] == "k":
+        return []
+    cls, kids = shape
+    names = getattr(cls, "_fields", None)
+    out = []
+    for i, k in enumerate(kids):
+        part = names[i] if names else str(i)
+        out += paths_of(k, f"{prefix}_{part}" if prefix else part)
+    return out
+
+
+# -- the tracer --------------------------------------------------------------------------------
+
+class Unknown(Exception):
+    """A path converted an integer to a value it was not told of."""
+
+    def __init__(self, expr):
+        super().__init__(repr(expr))
+        self.expr = expr
+
+
+OTHER = "other"
+LAZY = "lazy"  # the key in `learned` of a computation traced lazily
+
+
+class Tracer:
+    """Decides one path: replays `prefix`, then takes the first option of each new decision."""
+
+    def __init__(self, prefix: tuple, learned: dict, oracle=None):
+        self.prefix = prefix
+        self.learned = learned
+        self.oracle = oracle  # cell values of one concrete state: decide as it does, and learn
+        self.decisions: list = []  # (expr, value, options)
+        self.env: dict[int, int] = {}
+        self.facts: dict = {}
+
+    def resolve(self, x):
+        if self.env:
+            x = substitute(x, self.env)
+        if isinstance(x, Sym):
+            return self.facts.get(key(x), x)
+        return x
+
+    def _next(self, expr, options):
+        if self.oracle is not None:
+            value = substitute(expr, self.oracle)
+            value = bool(value) if options[0] is True else int(value)
+            if value not in options:
+                self.learned.setdefault(key(expr), set()).add(value)
+            self.decisions.append((expr, value, options))
+            return value
+        i = len(self.decisions)
+        value = self.prefix[i] if i < len(self.prefix) else options[0]
+        self.decisions.append((expr, value, options))
+        return value
+
+    def decide_bool(self, x) -> bool:
+        e = self.resolve(truth(x))
+        if not isinstance(e, Sym):
+            return bool(e)
+        value = self._next(e, (True, False))
+        self._assume(e, value)
+        return value
+
+    def decide_int(self, x) -> int:
+        e = self.resolve(x)
+        if not isinstance(e, Sym):
+            return int(e)
+        value = self._next(e, (*sorted(self.learned.get(key(e), ())), OTHER))
+        if value is OTHER:
+            raise Unknown(e)
+        self.facts[key(e)] = value
+        if e.op == "cell":
+            self.env[e.args[0]] = value
+        return value
+
+    def _assume(self, e, value: bool) -> None:
+        """Record what a decided condition implies."""
+        self.facts[key(e)] = value
+        neg = negate(e)
+        if isinstance(neg, Sym):
+            self.facts[key(neg)] = not value
+        if e.op == ("eq" if value else "ne"):
+            a, b = e.args
+            if isinstance(b, Sym) and not isinstance(a, Sym):
+                a, b = b, a
+            if isinstance(a, Sym) and a.op == "cell" and not isinstance(b, Sym):
+                self.env[a.args[0]] = b
+        if e.op == ("and" if value else "or"):
+            for part in e.args:
+                part = self.resolve(part)
+                if isinstance(part, Sym):
+                    self._assume(part, value)
+        if e.op == "not":
+            self._assume(e.args[0], not value)
+
+
+# -- the decision tree -------------------------------------------------------------------------
+
+@dataclass
+class Branch:
+    expr: object  # a condition (kind "bool") or an integer expression (kind "int")
+    kind: str  # "bool": both ways; "int": the values it was told of (ints or bools), and OTHER
+    children: list  # [(value, node)]
+
+
+@dataclass
+class End:
+    """What a path ends in: kind "none" (the call is not made), "out" (errno, shape, cells),
+    "value" (a property's truth), "unknown" (an integer it was not told of: `expr`), or
+    "crash" (the body raised: `detail`)."""
+
+    kind: str
+    errno: object = 0
+    shape: object = None
+    cells: tuple = ()
+    value: object = None
+    expr: object = None
+    detail: str = ""
+
+
+def explore_paths(run, learned: dict, what: str, oracle: dict | None = None) -> object:
+    """Every decision path of `run(tracer)`, merged into a tree.
+
+    A computation with more than EAGER_PATHS paths (a loop whose every turn tests a state value
+    doubles them) is traced lazily instead: its tree holds the paths of the states it was shown
+    (`oracle`: the cells of a state the tree did not cover), every other way out of a decision
+    ending in `Unknown`. An oracle's path is learned first, in either mode."""
+    if oracle is not None:
+        tracer = Tracer((), learned, oracle)
+        leaf = _run(run, tracer)
+        if LAZY in learned:
+            learned[LAZY].append((tracer.decisions, leaf))
+    if LAZY not in learned:
+        try:
+            return _merge(_paths(run, learned, what, EAGER_PATHS))
+        except TraceError:
+            learned[LAZY] = [(tracer.decisions, leaf)] if oracle is not None else []
+    root = None
+    for decisions, leaf in learned[LAZY]:
+        root = _insert(root, [(e, v, (OTHER,)) for e, v, _o in decisions], leaf)
+    if root is None:
+        return End("unknown", expr=True)
+    for node in _branches(root):
+        node.children.append((OTHER, End("unknown", expr=node.expr)))
+    return root
+
+
+def _branches(node):
+    if isinstance(node, Branch):
+        yield node
+        for _v, child in node.children:
+            yield from _branches(child)
+
+
+def _run(run, tracer):
+    ACTIVE.append(tracer)
+    try:
+        return run(tracer)
+    except Unknown as why:
+        return End("unknown", expr=why.expr)
+    except TraceError:
+        raise
+    except Exception as err:  # noqa: BLE001 - a path the concrete reading would crash on
+        return End("crash", detail=f"{type(err).__name__}: {err}")
+    finally:
+        ACTIVE.pop()
+
+
+def _paths(run, learned, what, limit):
+    root = None
+    stack = [()]
+    count = 0
+    while stack:
+        prefix = stack.pop()
+        count += 1
+        if count > limit:
+            raise TraceError(f"{what}: more than {limit} paths")
+        tracer = Tracer(prefix, learned)
+        leaf = _run(run, tracer)
+        root = _insert(root, tracer.decisions, leaf)
+        for i in range(len(prefix), len(tracer.decisions)):
+            _expr, value, options = tracer.decisions[i]
+            head = tuple(d[1] for d in tracer.decisions[:i])
+            stack.extend(head + (alt,) for alt in reversed(options) if alt is not value)
+    return root
+
+
+def _insert(root, decisions, leaf):
+    """The tree with one more path (iterative: a path may hold thousands of decisions)."""
+    if not decisions:
+        return leaf
+    holder = [root]
+    slot = (holder, 0)
+    for expr, value, options in decisions:
+        parent, at = slot
+        node = parent[at]
+        if node is None:
+            node = parent[at] = Branch(expr, "bool" if options == (True, False) else "int", [])
+        for i, (v, _child) in enumerate(node.children):
+            if v == value and type(v) is type(value):
+                break
+        else:
+            node.children.append((value, None))
+            i = len(node.children) - 1
+        slot = (_ChildSlot(node.children, i), 0)
+    parent, at = slot
+    parent[at] = leaf
+    return holder[0]
+
+
+class _ChildSlot:
+    """The child of a (value, child) pair, as an assignable slot."""
+
+    def __init__(self, children, i):
+        self.children, self.i = children, i
+
+    def __getitem__(self, _at):
+        return self.children[self.i][1]
+
+    def __setitem__(self, _at, node):
+        self.children[self.i] = (self.children[self.i][0], node)
+
+
+def signature(node):
+    """A hashable structural value of a tree (equal trees, equal signatures)."""
+    if isinstance(node, End):
+        return ("L", node.kind, key(node.errno), node.shape, tuple(key(c) for c in node.cells),
+                key(node.value), key(node.expr), node.detail)
+    return ("B", key(node.expr), node.kind, tuple((v, signature(c)) for v, c in node.children))
+
+
+def _merge(node):
+    """Collapse a truth test whose two sides end the same way."""
+    if isinstance(node, End):
+        return node
+    node.children = [(v, _merge(c)) for v, c in node.children]
+    if node.kind == "bool" and len(node.children) == 2:
+        a, b = (c for _v, c in node.children)
+        if signature(a) == signature(b):
+            return a
+    return node
+
+
+def ends(node):
+    if isinstance(node, End):
+        yield node
+    else:
+        for _v, child in node.children:
+            yield from ends(child)
+
+
+# -- the reading -------------------------------------------------------------------------------
+
+class _Vocabulary:
+    """The connectives as expressions (a truth test on them would fork needlessly)."""
+
+    And = staticmethod(conj)
+    Or = staticmethod(disj)
+    Not = staticmethod(negate)
+    If = staticmethod(ite)
+
+    @staticmethod
+    def Implies(a, b):
+        return disj(negate(a), b)
+
+
+_TRACED: dict = {}
+
+
+def traced_view(profile, config, state):
+    """The profile's concrete view of a state of Sym cells, speaking in expressions."""
+    view = profile.view(config, state)
+    base = type(view)
+    cls = _TRACED.get(base)
+    if cls is None:
+        cls = _TRACED[base] = type(f"Traced{base.__name__}", (_Vocabulary, base), {})
+    view.__class__ = cls
+    return view
+
+
+def symbolic_state(shape):
+    return build(shape, [cell(i) for i in range(size(shape))])
+
+
+def trace_call(profile, config, call, shape, learned: dict, oracle: dict | None = None):
+    """The decision tree of one call on every state of one shape."""
+    t = profile.transitions[call.name]
+    disciplined = profile.disciplined(config)
+    pre = symbolic_state(shape)
+
+    def run(tracer):
+        view = traced_view(profile, config, pre)
+        errno = run_concrete(view, t, call.args, disciplined)
+        if errno is None:
+            return End("none")
+        post_shape, cells = flatten(view.post())
+        return End("out", errno=tracer.resolve(errno), shape=post_shape,
+                    cells=tuple(tracer.resolve(c) for c in cells))
+
+    return explore_paths(run, learned, f"{call} on shape {hash(shape) & 0xffff:04x}", oracle)
+
+
+def trace_predicate(profile, config, predicate, shape, learned: dict, what: str,
+                    oracle: dict | None = None):
+    """The decision tree of a state predicate (an `always` property) on one shape."""
+    pre = symbolic_state(shape)
+
+    def run(tracer):
+        return End("value", value=tracer.resolve(truth(predicate(traced_view(profile, config,
+                                                                               pre)))))
+
+    return explore_paths(run, learned, what, oracle)
+
+
+def unchanged(leaf: End, shape) -> bool:
+    """Whether an "out" leaf ends every cell of its pre-state shape as it was."""
+    return leaf.shape == shape and all(
+        isinstance(c, Sym) and c.op == "cell" and c.args[0] == i for i, c in enumerate(leaf.cells))
+

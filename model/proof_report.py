@@ -108,8 +108,8 @@ def render_counterexample(o: dict, doc: str) -> Panel:
                           + "; ".join(cex.get("trace", [])), style="dim"))
     else:
         parts.append(Text("the pre-state satisfies every invariant but need not be reachable "
-                          "(an inductive counterexample: the obligation fails, the protocol "
-                          "may not)", style="dim"))
+                          "(an induction step that fails: the protocol itself may still hold)",
+                          style="dim"))
     shown, hidden = _relevant(cex)
     for key in shown:
         cells = cex["cells"][key]

@@ -54,8 +54,10 @@ def trace_data(profile, config, trace: list, violation: Violation | None = None)
     return data
 
 
-def exploration_data(result: Exploration, unreduced: bool = True) -> dict:
-    """The JSON of `pkvm-model explore --json`: the summary, each violation with its trace."""
+def exploration_data(result: Exploration, unreduced: bool = False) -> dict:
+    """The JSON of `pkvm-model explore --json`: the summary, each violation with its trace;
+    with `unreduced`, the size of the unreduced graph (summed over the orbits: only on request,
+    as it costs a large share of a reduced run)."""
     data = result.summary(traces=lambda v: trace_data(result.profile, result.config,
                                                       v.trace)["steps"])
     data["trace_format"] = TRACE_FORMAT

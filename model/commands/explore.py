@@ -28,6 +28,9 @@ def register(subparsers, profile) -> None:
     parser.add_argument("--symmetry", action=argparse.BooleanOptionalAction, default=True,
                         help="explore one state per orbit of interchangeable pages, VMs, gfns "
                              "(the profile's symmetry; default on)")
+    parser.add_argument("--unreduced", action="store_true",
+                        help="also count the states and edges of the unreduced graph, rebuilt "
+                             "from the orbits (costs about as much as a small search again)")
     parser.add_argument("--all-violations", action="store_true",
                         help="keep exploring after the first violation, to find every violated "
                              "property's shortest trace (default: stop after the BFS layer of "
@@ -198,7 +201,7 @@ def run(args, on_edge=None) -> int:
     if args.save_trace:
         save_trace(result, args.save_trace)
     data = {**report_header(profile, args, profile.config_text(config)),
-            **exploration_data(result)}
+            **exploration_data(result, unreduced=args.unreduced)}
     if stop is not None:
         data["stopped"] = stop.reason
     if checker is not None:

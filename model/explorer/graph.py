@@ -7,9 +7,7 @@ A profile states each graph property as a predicate on concrete states (`GraphPr
 
 from __future__ import annotations
 
-import networkx as nx
-
-from model.explorer.results import Exploration
+from model.explorer.results import Arcs, Exploration
 
 ORBIT_LIMIT = 20_000  # group orders past which unreduced counts are not rebuilt from orbits
 
@@ -26,8 +24,8 @@ def unreduced_counts(result: Exploration) -> dict:
         return {"states": None, "edges": None}
     states = edges = 0
     out_calls = [0] * len(result.states)
-    for u, _v, data in result.graph.edges(data=True):
-        out_calls[u] += len(data["calls"])
+    for u, calls in zip(result.arcs.src, result.arcs.calls):
+        out_calls[u] += len(calls)
     for node, state in enumerate(result.states):
         size = sym.orbit_size(state)
         states += size
@@ -35,11 +33,10 @@ def unreduced_counts(result: Exploration) -> dict:
     return {"states": states, "edges": edges}
 
 
-def _can_reach(graph: nx.DiGraph, targets: list[int]) -> set[int]:
+def _can_reach(pred: list[list[int]], targets: list[int]) -> set[int]:
     """Every node with a path to one of the targets (reverse reachability)."""
     seen = set(targets)
     stack = list(targets)
-    pred = graph.pred
     while stack:
         v = stack.pop()
         for u in pred[v]:
@@ -49,18 +46,21 @@ def _can_reach(graph: nx.DiGraph, targets: list[int]) -> set[int]:
     return seen
 
 
-def graph_properties(profile, config, graph: nx.DiGraph, states: list, found: dict) -> dict:
+def graph_properties(profile, config, arcs: Arcs, states: list, found: dict) -> dict:
     """Check each of the profile's graph properties; the first failing node of each goes in
     `found`. Returns the counts: per property, how many states break it."""
     out = {"checked": True}
+    pred = succ = None
     for prop in profile.graph:
         if prop.kind == "return":
+            pred = pred or arcs.predecessors(len(states))
             home = [n for n, s in enumerate(states) if prop.target(config, s)]
-            back = _can_reach(graph, home)
+            back = _can_reach(pred, home)
             bad = [n for n in range(len(states)) if n not in back]
         else:
+            succ = succ or arcs.successors(len(states))
             bad = [n for n in range(len(states))
-                   if not any(v != n for v in graph.succ[n]) and not prop.target(config, states[n])]
+                   if not any(v != n for v in succ[n]) and not prop.target(config, states[n])]
         if bad:
             found[prop.name] = bad[0]
         out[prop.name] = len(bad)

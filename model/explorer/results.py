@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Callable, NamedTuple
 
 import networkx as nx
@@ -39,13 +41,53 @@ class Violation:
         return len(self.trace)
 
 
+class Arcs:
+    """The reachable graph as the search grows it: one entry per (source, target) pair, in
+    flat integer arrays (a networkx graph costs hundreds of bytes per edge), the calls of an
+    arc as an interned tuple of call indexes."""
+
+    def __init__(self):
+        self.src, self.dst = array("i"), array("i")
+        self.calls: list[tuple] = []
+        self._interned: dict[tuple, tuple] = {}
+
+    def add(self, src: int, dst: int, calls: list) -> None:
+        self.src.append(src)
+        self.dst.append(dst)
+        key = tuple(calls)
+        self.calls.append(self._interned.setdefault(key, key))
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def successors(self, nodes: int) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in range(nodes)]
+        for u, v in zip(self.src, self.dst):
+            out[u].append(v)
+        return out
+
+    def predecessors(self, nodes: int) -> list[list[int]]:
+        out: list[list[int]] = [[] for _ in range(nodes)]
+        for u, v in zip(self.src, self.dst):
+            out[v].append(u)
+        return out
+
+    def digraph(self, nodes: int) -> nx.DiGraph:
+        graph = nx.DiGraph()
+        graph.add_nodes_from(range(nodes))
+        graph.add_edges_from((u, v, {"calls": c}) for u, v, c in zip(self.src, self.dst,
+                                                                     self.calls))
+        return graph
+
+
 @dataclass
 class Exploration:
-    """What a bounded exploration found. Node i of `graph` is `states[i]` (a representative)."""
+    """What a bounded exploration found. Node i of `graph` is `states[i]` (a representative);
+    `graph` is a networkx DiGraph built from `arcs` when first asked for."""
 
     profile: object
     config: object
-    graph: nx.DiGraph
+    arcs: Arcs
     states: list
     calls: list
     depth_of: list
@@ -68,6 +110,10 @@ class Exploration:
     sym: object = field(default=None, repr=False)
     stepper: object = field(default=None, repr=False)
     props: dict = field(default_factory=dict, repr=False)
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        return self.arcs.digraph(len(self.states))
 
     def summary(self, traces: Callable | None = None) -> dict:
         """Plain JSON-able data; `traces(violation)` turns each trace into data (default: calls)."""

@@ -1,10 +1,11 @@
 """Bounded breadth-first exploration of the reachable graph of one configuration.
 
 From the initial state, every call of `profile.calls(config)` is tried in every reachable state, in a
-fixed order (so two runs give the same graph, the same node ids, the same traces). The graph is a
-networkx DiGraph whose nodes are integer ids (the `State` of node i is `states[i]`) and whose
-edges carry `calls`, the indexes (into `Exploration.calls`) of the successful calls that lead from
-one state to the other; failing calls are self-loops the graph omits, but every one of them is
+fixed order (so two runs give the same graph, the same node ids, the same traces). The graph's
+nodes are integer ids (the `State` of node i is `states[i]`) and its arcs carry the indexes (into
+`Exploration.calls`) of the successful calls that lead from one state to the other, kept in flat
+arrays (`Arcs`) while the search runs and turned into a networkx DiGraph only when a user asks
+for `Exploration.graph`; failing calls are self-loops the graph omits, but every one of them is
 run through the step properties (check-then-commit) and its errno checked.
 
 Checks, none skipped (a property found violated is reported once, with its first, shortest
@@ -23,7 +24,7 @@ parent pointers: the first state of the BFS order that violates a property is at
 Speed comes from three things, each exact: steps and state properties are memoised on the
 fields of the state they read (`Stepper`, `StateChecker`); states the profile's symmetry
 deems interchangeable are explored once per orbit (checked as the search goes); states are tuples with
-shared fields and the graph holds integers and call indexes only.
+shared fields and the arcs are integers and interned tuples of call indexes.
 
 The model never prints and neither does this module: progress goes to an optional callback, the
 results come back as an `Exploration` (with `summary()` as plain JSON-able data).
@@ -34,11 +35,9 @@ from __future__ import annotations
 import time
 from typing import Callable, Iterable
 
-import networkx as nx
-
 from model.explorer.graph import graph_properties
 from model.explorer.memo import StateChecker, Stepper
-from model.explorer.results import GRAPH_CHECKS, Exploration, Violation
+from model.explorer.results import GRAPH_CHECKS, Arcs, Exploration, Violation
 from model.explorer.traces import Asymmetric, blame, errno_known, trace
 from model.properties import Property
 from model.states import Intern
@@ -112,8 +111,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     names = [c.name for c in cs]
     range_calls = range(len(cs))
     parent, via, depth_of = [-1], [-1], [0]
-    graph = nx.DiGraph()
-    graph.add_node(0)
+    arcs = Arcs()
     found: dict[str, tuple] = {}  # property -> ("state", node) | ("step", node, call idx, outcome)
     crashes: list[str] = []
 
@@ -219,8 +217,8 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                         out[target] = [ci]
                     else:
                         targets.append(ci)
-                graph.add_edges_from((node, target, {"calls": tuple(cis)})
-                                     for target, cis in out.items())
+                for target, cis in out.items():
+                    arcs.add(node, target, cis)
                 if node < symmetry_check and not sym.trivial and stopped != "max_states":
                     _check_equivariance(profile, config, stepper or Stepper(profile, config, cs), cs,
                                         sym, s, step_always)
@@ -245,7 +243,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
             interruption = stop
 
     result = Exploration(
-        profile=profile, config=config, graph=graph, states=states, calls=cs, depth_of=depth_of, depth=depth,
+        profile=profile, config=config, arcs=arcs, states=states, calls=cs, depth_of=depth_of, depth=depth,
         complete=complete, seconds=seconds, edges=edges, tried=tried, violations=[],
         sometimes=sometimes, symmetry={}, graph_checks={}, witnesses=witnesses)
     result.parent, result.via = parent, via
@@ -258,7 +256,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
 
     graph_found: dict[str, int] = {}
     if complete and graph_checks and interruption is None:
-        result.graph_checks = graph_properties(profile, config, graph, states, graph_found)
+        result.graph_checks = graph_properties(profile, config, arcs, states, graph_found)
     else:
         result.graph_checks = {"checked": False}
     # Violations in the order of the property catalog, then the errno and graph checks.

@@ -74,7 +74,7 @@ def test_format_reads_calls_constants_and_expectations():
     ("machine ram=2 colour=blue", "t.scn:1: unknown machine option(s) colour"),
     ("machine ram=0", "t.scn:1: need at least one RAM page"),
     ("machine ram=2 discipline=maybe", "t.scn:1: discipline must be on or off"),
-    (HEADER + "expect page 9: host=OWNED", "t.scn:2: page 9 is not a RAM or MMIO page"),
+    (HEADER + "expect page 9: host=OWNED", "t.scn:2: page 9 is not a RAM, MMIO or no-map page"),
     (HEADER + "expect page 0: owner=HOST", "t.scn:2: page check 'owner'"),
     (HEADER + "expect page 0 host=OWNED", "t.scn:2: expect needs `expect <subject>: <checks>`"),
     (HEADER + "expect vm5: life=DYING", "t.scn:2: vm5: the machine has 2 guest(s)"),

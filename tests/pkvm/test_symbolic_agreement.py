@@ -66,7 +66,8 @@ def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
     for vm, flag in enumerate(config.guests):
         protected = z3.Store(protected, vm, z3.BoolVal(flag))
     m.protected = protected
-    facts = [m.ram == config.ram, m.mmio == config.mmio, m.guests == len(config.guests)]
+    facts = [m.ram == config.ram, m.mmio == config.mmio, m.nomap == config.nomap,
+             m.guests == len(config.guests)]
     return m, SymbolicState(arrays), facts
 
 
@@ -142,7 +143,8 @@ def test_agreement_check_finds_a_divergence():
             **{**TRANSITIONS["host_share_hyp"].__dict__, "body": original})
 
 
-HOLE = CONFIG.pages  # the first pfn past MMIO: a memory hole, no metadata stored
+HOLE = CONFIG.pages  # the first pfn past the no-map pages: a memory hole, no metadata stored
+NOMAP = CONFIG.ram + CONFIG.mmio  # a MEMBLOCK_NOMAP page: metadata, never given away
 
 
 @pytest.mark.parametrize("name", sorted(PKVM.mutants))
@@ -159,10 +161,10 @@ def test_readings_agree_under_every_mutant_on_holes_and_mmio_too(name):
 
 
 def _edge_args(name):
-    """Arguments on the MMIO page and the hole, for the mutated transition."""
+    """Arguments on the MMIO page, the no-map page and the hole, for the mutated transition."""
     params = PKVM.transitions[PKVM.mutants[name].transition].params
     out = []
-    for pfn in (CONFIG.ram, HOLE):
+    for pfn in (CONFIG.ram, NOMAP, HOLE):
         values = {"pfn": pfn, "nr": 1, "gfn": 0, "vm": 1, "prot": 6}
         out.append(tuple(values[p] for p in params))
     return out

@@ -10,11 +10,11 @@ the model (`model/states.py`, one tuple per page field) meet. Three maps, each i
   only (host stage-2 leaves, `struct hyp_page`, hyp stage-1 leaves, the FF-A record, page
   contents, the VM table, guest stage-2 leaves). Nothing is cached on the reference side.
 
-Field by field, for every pfn in [0, ram + mmio):
+Field by field, for every pfn in [0, ram + mmio + nomap):
 
 | model field | read from |
 |---|---|
-| host, hyp, pins, count | `hyp_page(pfn)`: `__host_state`, `__hyp_state_comp ^ 0b11`, refcount, `host_share_guest_count` (RAM only; MMIO pages have no `struct hyp_page` and read the initial values) |
+| host, hyp, pins, count | `hyp_page(pfn)`: `__host_state`, `__hyp_state_comp ^ 0b11`, refcount, `host_share_guest_count` (RAM only; MMIO and no-map pages have no `struct hyp_page` in the reference and read the initial values) |
 | ffa | `ffa_state(pfn)` (RAM only) |
 | pte_kind, pte_type, pte_owner, pte_handle, pte_gfn | host stage-2 leaf of pfn: zero, a valid identity page, or an invalid annotated entry (type 63:60, owner 3:1, handle meta 15:0, gfn meta 55:16) |
 | hyp_mapped | a valid hyp stage-1 leaf at hyp VA = PA of pfn |
@@ -55,7 +55,8 @@ _HOST_ATTRS = rpte.stage2_set_prot_attr(rpte.KVM_PGTABLE_PROT_RWX)  # PKVM_HOST_
 
 def reference_for(config: Config) -> Hypervisor:
     """A fresh reference machine for the config: RAM, MMIO, counter widths, one VM per guest."""
-    hv = Hypervisor(config.ram, config.mmio, pin_max=config.pin_max, count_max=config.count_max)
+    hv = Hypervisor(config.ram, config.mmio, pin_max=config.pin_max, count_max=config.count_max,
+                    nomap_pages=config.nomap)
     for handle, protected in enumerate(config.guests):
         got = hv.create_vm(protected)
         if got != handle:
@@ -150,8 +151,8 @@ def _guest_leaf(vm: int, gfn: int, level: int, pte: int) -> Leaf:
 
 def abstract(hv: Hypervisor, config: Config | None = None) -> State:
     """The model state of a reference machine (checked against config's machine when given)."""
-    ram, mmio = hv.nr_ram_pages, hv.nr_mmio_pages
-    n = ram + mmio
+    ram = hv.nr_ram_pages
+    n = ram + hv.nr_mmio_pages + hv.nr_nomap_pages
     if config is not None:
         _check_machine(hv, config)
     columns = {f: [PAGE_INIT[f]] * n for f in PAGE_FIELDS}
@@ -195,13 +196,14 @@ def abstract(hv: Hypervisor, config: Config | None = None) -> State:
 
 
 def _check_machine(hv: Hypervisor, config: Config) -> None:
-    if (hv.nr_ram_pages, hv.nr_mmio_pages) != (config.ram, config.mmio):
-        raise Unrepresentable(f"reference has {hv.nr_ram_pages} RAM and {hv.nr_mmio_pages} MMIO pages, "
-                              f"config {config.ram} and {config.mmio}")
+    if (hv.nr_ram_pages, hv.nr_mmio_pages, hv.nr_nomap_pages) != (config.ram, config.mmio, config.nomap):
+        raise Unrepresentable(f"reference has {hv.nr_ram_pages} RAM, {hv.nr_mmio_pages} MMIO and "
+                              f"{hv.nr_nomap_pages} no-map pages, config {config.ram}, "
+                              f"{config.mmio} and {config.nomap}")
     kinds = tuple(bool(hv.vm_is_protected(vm)) for vm in range(hv.nr_vms()))
     if kinds != tuple(config.guests):
         raise Unrepresentable(f"reference VMs (protected flags) {kinds}, config {tuple(config.guests)}")
-    for pfn in (0, config.ram - 1, config.ram, config.pages):
+    for pfn in (0, config.ram - 1, config.ram, config.ram + config.mmio, config.pages):
         want = config.region(pfn)
         if Region[hv.region(pfn).name] != want:
             raise Unrepresentable(f"pfn {pfn} is {hv.region(pfn).name} in the reference, "

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from model.concrete import ConcreteView
 from model.profiles.pkvm.states import (
-    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, VALID_STATES, Config, Leaf, Life, PageReads, State, find_leaf,
+    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, VALID_STATES, Config, Leaf, Life, PageReads, Region,
+    State, find_leaf,
 )
 
 _NO_LEAF = Leaf(0, 1, 1, NOPAGE, 0, 0)
@@ -73,6 +74,10 @@ class Concrete(PageReads, ConcreteView):
 
     def region(self, p):
         return self.config.region(p)
+
+    def ram_page(self, p):
+        """p is a page of (allowed) RAM, the pages the invariants speak of."""
+        return self.config.region(p) == Region.RAM
 
     def is_guest(self, vm):
         return 0 <= vm < len(self.config.guests)

@@ -135,6 +135,14 @@ def share_hyp_skips_host_check(ext):
     ext.drop_check("host_share_hyp", "host_state")
 
 
+@mutant("host_share_hyp")
+def share_hyp_allows_nomap(ext):
+    """host_share_hyp checks that the page is memory, not that it is allowed memory (the
+    MEMBLOCK_NOMAP test of check_range_allowed_memory() left out): the host shares a no-map
+    page with the hypervisor"""
+    ext.drop_check("host_share_hyp", "range_nomap")
+
+
 @mutant("finalize_teardown_vm")
 def finalize_without_reclaim(ext):
     """the host finalizes a VM's teardown before reclaiming its pages (no host discipline)"""

@@ -249,7 +249,8 @@ def machine_text(config: Config) -> str:
         extra += f" count_max={config.count_max}"
     if not config.host_discipline:
         extra += " discipline=off"
-    return f"ram={config.ram} mmio={config.mmio} guests={kinds}{extra}"
+    nomap = f" nomap={config.nomap}" if config.nomap else ""
+    return f"ram={config.ram} mmio={config.mmio}{nomap} guests={kinds}{extra}"
 
 
 def read_value(text: str, kind: str, consts: dict) -> int:
@@ -275,7 +276,7 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
         if key in opts:
             raise ValueError(f"machine option {key} given twice")
         opts[key] = value
-    unknown = set(opts) - {"ram", "mmio", "guests", "pin_max", "count_max", "discipline"}
+    unknown = set(opts) - {"ram", "mmio", "nomap", "guests", "pin_max", "count_max", "discipline"}
     if unknown:
         raise ValueError(f"unknown machine option(s) {', '.join(sorted(unknown))}")
     if "ram" not in opts:
@@ -284,7 +285,7 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
     guests = tuple(kinds[g] if g in kinds else _bad_guest(g)
                    for g in opts.get("guests", "").split(",") if g)
     ints = {}
-    for key in ("ram", "mmio", "pin_max", "count_max"):
+    for key in ("ram", "mmio", "nomap", "pin_max", "count_max"):
         if key in opts:
             if not re.fullmatch(r"\d+", opts[key]):
                 raise ValueError(f"machine option {key}={opts[key]!r} is not a number")
@@ -293,7 +294,8 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
     if discipline is None:
         raise ValueError("discipline must be on or off")
     pin_max = ints.get("pin_max", U16_MAX)
-    config = Config(ram=ints["ram"], mmio=ints.get("mmio", 0), guests=guests, pin_max=pin_max,
+    config = Config(ram=ints["ram"], mmio=ints.get("mmio", 0), nomap=ints.get("nomap", 0),
+                    guests=guests, pin_max=pin_max,
                     max_pins=pin_max, count_max=ints.get("count_max", U32_MAX),
                     host_discipline=discipline)
     config.validate()
@@ -316,7 +318,7 @@ def parse_expect(text: str, config: Config) -> tuple[tuple, tuple]:
     if len(words) == 2 and words[0] == "page":
         pfn = read_value(words[1], "pfn", CONSTANTS)
         if not 0 <= pfn < config.pages:
-            raise ValueError(f"page {pfn} is not a RAM or MMIO page of the machine")
+            raise ValueError(f"page {pfn} is not a RAM, MMIO or no-map page of the machine")
         guests = {f"vm{v}" for v in range(len(config.guests))}
         for key, value in pairs:
             if key is None or (key not in _PAGE_KEYS and key not in guests):
@@ -417,7 +419,8 @@ class PkvmPresenter:
     @staticmethod
     def constants(config: Config) -> dict:
         """Names a scenario's call lines may use: the kernel's limits and the machine's map."""
-        return {**CONSTANTS, "RAM": config.ram, "MMIO": config.ram, "HOLE": config.pages}
+        return {**CONSTANTS, "RAM": config.ram, "MMIO": config.ram,
+                "NOMAP": config.ram + config.mmio, "HOLE": config.pages}
 
     # The page view of `pkvm-model diagram`: one page's views, who holds it and how, drawn on
     # the smallest machine that shows every state of it.

@@ -29,7 +29,11 @@ class PkvmProfile(Profile):
 
     def add_arguments(self, group) -> None:
         group.add_argument("--pages", type=int, default=2, metavar="N",
-                           help="RAM pages (default 2; one MMIO page and one hole follow)")
+                           help="RAM pages (default 2; one MMIO page, the no-map pages and one "
+                                "hole follow)")
+        group.add_argument("--nomap", type=int, default=1, metavar="N",
+                           help="MEMBLOCK_NOMAP pages after the MMIO page: memory the host may "
+                                "not give away (default 1)")
         group.add_argument("--guests", type=int, default=2, metavar="G", help="VMs (default 2)")
         group.add_argument("--protected", type=int, default=None, metavar="K",
                            help="how many of the VMs are protected, handles 0..K-1 (default 1)")
@@ -45,7 +49,9 @@ class PkvmProfile(Profile):
         protected = min(1, args.guests) if args.protected is None else args.protected
         if not 0 <= protected <= args.guests:
             raise ValueError(f"--protected must be 0..{args.guests}, got {protected}")
-        config = Config(ram=args.pages, gfns=args.gfns,
+        if args.nomap < 0:
+            raise ValueError(f"--nomap must be 0 or more, got {args.nomap}")
+        config = Config(ram=args.pages, gfns=args.gfns, nomap=args.nomap,
                         guests=(True,) * protected + (False,) * (args.guests - protected),
                         host_discipline=not args.no_host_discipline)
         config = self.adjust(config)
@@ -57,7 +63,8 @@ class PkvmProfile(Profile):
     def config_text(self, config: Config) -> str:
         guests = ", ".join(f"vm{v} {'protected' if p else 'non-protected'}"
                            for v, p in enumerate(config.guests)) or "no guests"
-        return f"{config.ram} RAM pages ({guests}), {config.gfns} gfns"
+        nomap = f", {config.nomap} no-map" if config.nomap != 1 else ""
+        return f"{config.ram} RAM pages ({guests}), {config.gfns} gfns{nomap}"
 
     def disciplined(self, config: Config) -> bool:
         return config.host_discipline

@@ -100,7 +100,7 @@ def small_leaves(q):
 
 def _machine(model, m: Machine) -> dict:
     ev = _evaluator(model)
-    return {"ram": ev(m.ram), "mmio": ev(m.mmio), "guests": ev(m.guests)}
+    return {"ram": ev(m.ram), "mmio": ev(m.mmio), "nomap": ev(m.nomap), "guests": ev(m.guests)}
 
 
 def _page_cells(view: Symbolic, ev, p) -> dict:
@@ -142,7 +142,7 @@ def concretize(q, model, profile) -> dict | None:
     concretely) and the call really breaks the property there, the counterexample is real."""
     ev = _evaluator(model)
     pre = Symbolic(q.m, q.pre)
-    ram, mmio, guests = ev(q.m.ram), ev(q.m.mmio), ev(q.m.guests)
+    ram, mmio, nomap, guests = ev(q.m.ram), ev(q.m.mmio), ev(q.m.nomap), ev(q.m.guests)
     named = dict(zip(q.t.params, (ev(a) for a in q.args)))
     pfns = {ev(p) for p in q.pools["page"]}
     if "pfn" in named and named.get("nr", 1) <= 8:
@@ -161,13 +161,15 @@ def concretize(q, model, profile) -> dict | None:
         rams = [0] if ram > 0 else []
     new_pfn = {p: i for i, p in enumerate(rams)}
     new_vm = {v: i for i, v in enumerate(vms)}
-    small = Config(ram=len(rams), mmio=1, guests=tuple(ev(pre.protected(v)) for v in vms),
-                   gfns=1, hole_pfns=1)
+    small = Config(ram=len(rams), mmio=1, nomap=1,
+                   guests=tuple(ev(pre.protected(v)) for v in vms), gfns=1, hole_pfns=1)
 
     def pfn_of(p):
         if p in new_pfn:
             return new_pfn[p]
-        return small.ram if ram <= p < ram + mmio else small.ram + 1
+        if ram <= p < ram + mmio:
+            return small.ram
+        return small.ram + 1 if ram + mmio <= p < ram + mmio + nomap else small.pages
 
     fields = {f: [] for f in PAGE_FIELDS}
     for p in rams:
@@ -178,8 +180,8 @@ def concretize(q, model, profile) -> dict | None:
             if f == "contents" and value >= Contents.SECRET_BASE:
                 value = Contents.SECRET_BASE + new_vm.get(value - Contents.SECRET_BASE, len(vms))
             fields[f].append(value)
-    for f in PAGE_FIELDS:  # the MMIO page, untouched
-        fields[f].append(PAGE_INIT[f])
+    for f in PAGE_FIELDS:  # the MMIO page and the no-map page, untouched
+        fields[f] += [PAGE_INIT[f]] * 2
     s2 = []
     for v in vms:
         leaves = []
@@ -250,7 +252,8 @@ class PkvmProof(ProofHooks):
     @staticmethod
     def fix_machine(m: Machine, config: Config) -> list:
         """Facts that make the symbolic machine the concrete one of `config` (for BMC)."""
-        return [m.ram == config.ram, m.mmio == config.mmio, m.guests == len(config.guests),
+        return [m.ram == config.ram, m.mmio == config.mmio, m.nomap == config.nomap,
+                m.guests == len(config.guests),
                 *[z3.Select(m.protected, v) == flag for v, flag in enumerate(config.guests)]]
 
     @staticmethod

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from model.profiles.pkvm.states import (
     BLOCK_PAGES, NOPAGE, OWNED, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, SHARED_OWNED,
-    Annotation, Contents, Life, Owner, PteKind, Region,
+    Annotation, Contents, Life, Owner, PteKind,
 )
 from model.properties import GraphProperty, Property, always, always_step, check_then_commit
 
 def _ram(s, p):
-    return s.region(p) == Region.RAM
+    return s.ram_page(p)
 
 
 def _guest_owned_by_annotation(s, p):

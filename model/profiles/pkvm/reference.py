@@ -18,11 +18,11 @@ from model.references.pkvm import Hypervisor
 from model.references.pkvm import pte as rpte
 from model.transitions import Call
 
-SMALL_WALK = Config(ram=16, mmio=2, guests=(True, False, True, False, True), gfns=16,
+SMALL_WALK = Config(ram=16, mmio=2, nomap=2, guests=(True, False, True, False, True), gfns=16,
                     nrs=(1, 2, BLOCK_PAGES), max_pins=U16_MAX)
 BLOCK_WALK = Config(ram=1024, mmio=2, guests=(True, False, False, True), gfns=1024,
                     nrs=(1, 2, BLOCK_PAGES), max_pins=U16_MAX)
-NARROW_WALK = Config(ram=16, mmio=1, guests=(False, False, True, False), gfns=16,
+NARROW_WALK = Config(ram=16, mmio=1, nomap=3, guests=(False, False, True, False), gfns=16,
                      nrs=(1, 2), pin_max=3, count_max=2, max_pins=3)
 WALK_CONFIGS = (SMALL_WALK, BLOCK_WALK, NARROW_WALK)
 
@@ -31,7 +31,9 @@ def _walk_values(config: Config) -> dict:
     """Argument values a walk draws from, repeats weighting the ones that can succeed."""
     ram, pages = config.ram, config.pages
     low = list(range(min(ram, 6))) * 3
-    pfns = low + [ram - 1, ram - 1, ram, pages, PA_PAGES - 1, PA_PAGES, 2**64 - 1]
+    nomap = ram + config.mmio
+    pfns = low + [ram - 1, ram - 1, ram, nomap, nomap, nomap + 1, pages, PA_PAGES - 1, PA_PAGES,
+                  2**64 - 1]
     gfns = list(range(4)) * 3 + [5, 7, IPA_PAGES - 1, IPA_PAGES]
     if ram >= 2 * BLOCK_PAGES:
         pfns += [BLOCK_PAGES] * 4 + [BLOCK_PAGES + 1, BLOCK_PAGES + 3, 2 * BLOCK_PAGES - 1]

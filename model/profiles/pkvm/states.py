@@ -63,11 +63,13 @@ class Life(IntEnum):
 
 
 class Region(IntEnum):
-    """Which memblock region a pfn falls in."""
+    """Which region a pfn falls in: a memblock of RAM, MMIO (no memblock), a memblock of RAM
+    marked MEMBLOCK_NOMAP (memory the hypervisor never lets the host give away), a hole."""
 
     RAM = 0
     MMIO = 1
     HOLE = 2
+    NOMAP = 3
 
 
 class Contents(IntEnum):
@@ -164,24 +166,25 @@ class Config:
     max_pins: int = 2  # exploration bound on the pin refcount
     pin_max: int = U16_MAX  # width of the pin refcount (smaller widths reach overflow in a few steps)
     count_max: int = U32_MAX  # width of host_share_guest_count
-    hole_pfns: int = 1  # pfns past MMIO tried (memory holes)
+    hole_pfns: int = 1  # pfns past the no-map pages tried (memory holes)
+    nomap: int = 1  # MEMBLOCK_NOMAP pages after MMIO: RAM the host may not give away
     host_discipline: bool = True  # the host finalizes a VM only once it holds nothing
 
     @property
     def pages(self) -> int:
-        """Pages the state stores: RAM then MMIO."""
-        return self.ram + self.mmio
+        """Pages the state stores: RAM, then MMIO, then no-map RAM."""
+        return self.ram + self.mmio + self.nomap
 
     def validate(self) -> None:
         """Reject configurations that describe no machine, naming the problem."""
         if self.ram < 1:
             raise ValueError(f"need at least one RAM page, got {self.ram}")
-        if self.mmio < 0 or self.hole_pfns < 0:
-            raise ValueError("mmio and hole page counts cannot be negative")
+        if self.mmio < 0 or self.hole_pfns < 0 or self.nomap < 0:
+            raise ValueError("mmio, no-map and hole page counts cannot be negative")
         if self.gfns < 1:
             raise ValueError(f"need at least one gfn, got {self.gfns}")
-        if any(nr < 1 for nr in self.nrs):
-            raise ValueError(f"nr_pages must be positive, got {self.nrs}")
+        if any(nr < 0 for nr in self.nrs):
+            raise ValueError(f"nr_pages cannot be negative, got {self.nrs}")
         if any(not 0 <= p <= 15 for p in self.prots):
             raise ValueError(f"prot must be 0..15, got {self.prots}")
         if not 0 <= self.max_pins <= self.pin_max:
@@ -194,6 +197,8 @@ class Config:
             return Region.RAM
         if pfn < self.ram + self.mmio:
             return Region.MMIO
+        if pfn < self.pages:
+            return Region.NOMAP
         return Region.HOLE
 
 

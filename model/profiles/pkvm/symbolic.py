@@ -37,16 +37,22 @@ def _sort_of(field: str):
 
 
 class Machine:
-    """The static part: how much RAM and MMIO, how many guests, which are protected."""
+    """The static part: how much RAM, MMIO and no-map RAM, how many guests, which are protected."""
 
     def __init__(self, tag: str = ""):
         self.ram = z3.Int(f"ram{tag}")
         self.mmio = z3.Int(f"mmio{tag}")
+        self.nomap = z3.Int(f"nomap{tag}")
         self.guests = z3.Int(f"guests{tag}")
         self.protected = z3.Array(f"protected{tag}", INT, BOOL)
 
     def axioms(self):
-        return [self.ram >= 1, self.mmio >= 0, self.guests >= 0]
+        return [self.ram >= 1, self.mmio >= 0, self.nomap >= 0, self.guests >= 0]
+
+    @property
+    def pages(self):
+        """Pages with metadata: RAM, MMIO, no-map RAM."""
+        return self.ram + self.mmio + self.nomap
 
 
 class SymbolicState:
@@ -95,8 +101,7 @@ class Symbolic(PageReads, SymbolicReading):
         return self._quantify("page", lambda p: p >= 0, pred)
 
     def exists_page(self, pred):
-        return self._quantify("page", lambda p: p < self.machine.ram + self.machine.mmio, pred,
-                              universal=False)
+        return self._quantify("page", lambda p: p < self.machine.pages, pred, universal=False)
 
     def forall_vms(self, pred):
         return self._quantify("vm", self.is_guest, pred)
@@ -120,7 +125,11 @@ class Symbolic(PageReads, SymbolicReading):
 
     def region(self, p):
         m = self.machine
-        return z3.If(p < m.ram, 0, z3.If(p < m.ram + m.mmio, 1, 2))
+        return z3.If(p < m.ram, 0, z3.If(p < m.ram + m.mmio, 1, z3.If(p < m.pages, 3, 2)))
+
+    def ram_page(self, p):
+        """region(p) == RAM, as one comparison (the invariants read it on every page)."""
+        return p < self.machine.ram
 
     def is_guest(self, vm):
         return z3.And(vm >= 0, vm < self.machine.guests)
@@ -185,9 +194,9 @@ class SymbolicStep(SymbolicSteps, Symbolic):
 
     # -- writes ------------------------------------------------------------------------------
     def _stored(self, p):
-        """Only RAM and MMIO pages have metadata: a write to a hole is dropped, as concretely.
-        (Range writes come after the range checks, which allow RAM only.)"""
-        return z3.And(p >= 0, p < self.machine.ram + self.machine.mmio)
+        """Only RAM, MMIO and no-map pages have metadata: a write to a hole is dropped, as
+        concretely. (Range writes come after the range checks, which allow RAM only.)"""
+        return z3.And(p >= 0, p < self.machine.pages)
 
     def set(self, field, p, value):
         arr = self.post[field]

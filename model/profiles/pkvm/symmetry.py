@@ -15,7 +15,7 @@ class Symmetry:
     """Canonical representatives of states under renamings that no transition can tell apart.
 
     The group. Three kinds of renaming act on a state together:
-    - pages: a permutation of the pfns of each memory region (RAM, MMIO) that maps every range a
+    - pages: a permutation of the pfns of each memory region (RAM, MMIO, no-map) that maps every range a
       call can name to another such range. Single-page calls see pages one at a time, so any
       permutation of a region qualifies when every tried `nr` is 1 or covers the whole region;
       otherwise only the reversal of the region (it maps intervals to intervals) does.
@@ -59,7 +59,8 @@ class Symmetry:
         self.n = config.pages
         self.guests = len(config.guests)
         self.gfns = config.gfns
-        regions = [(0, config.ram), (config.ram, config.pages)]
+        mmio_end = config.ram + config.mmio
+        regions = [(0, config.ram), (config.ram, mmio_end), (mmio_end, config.pages)]
         per_region = [self._region_perms(lo, hi) if enabled else [tuple(range(lo, hi))]
                       for lo, hi in regions]
         self.page_perms = [self._with_inverse(sum(parts, ())) for parts in
@@ -89,7 +90,7 @@ class Symmetry:
     def _region_perms(self, lo: int, hi: int) -> list[tuple]:
         size = hi - lo
         identity = tuple(range(lo, hi))
-        if size <= 1:
+        if size <= 1 or 0 in self.config.nrs:  # nr 0 fails on a region's first pfn only
             return [identity]
         if all(nr == 1 or nr >= size for nr in self.config.nrs):
             return list(itertools.permutations(identity))

@@ -27,10 +27,18 @@ transition = PKVM.transition
 # -- shared checks and effects -----------------------------------------------------------------
 
 def check_range(s, pfn, nr):
-    """check_range_allowed_memory with the argument checks before it."""
-    yield s.require(s.And(nr > 0, pfn + nr <= PA_PAGES), EINVAL, "range_size")
-    yield s.require(s.region(pfn) == s.region(pfn + nr - 1), EINVAL, "range_region")
-    yield s.require(s.region(pfn) == Region.RAM, EPERM, "range_memory")
+    """pfn_range_is_valid(), then check_range_allowed_memory() on [pfn, pfn + nr).
+
+    As in the kernel, nr 0 is no error of its own: pfn_range_is_valid() passes it, and
+    check_range_allowed_memory() looks up pfn and the page before it (`end - 1`), so nr 0 is
+    -EINVAL on the first pfn of a region (and on pfn 0, where `end - 1` wraps) and otherwise
+    passes the range checks and changes nothing (docs/contract.md)."""
+    yield s.require(s.And(nr >= 0, pfn < PA_PAGES, pfn + nr <= PA_PAGES), EINVAL, "range_size")
+    yield s.require(s.And(pfn + nr - 1 >= 0, s.region(pfn) == s.region(pfn + nr - 1)), EINVAL,
+                    "range_region")
+    yield s.require(s.Or(s.region(pfn) == Region.RAM, s.region(pfn) == Region.NOMAP), EPERM,
+                    "range_memory")
+    yield s.require(s.region(pfn) != Region.NOMAP, EPERM, "range_nomap")
 
 
 def check_vm(s, vm, *lives):

@@ -56,17 +56,21 @@ class Hypervisor:
         "snapshot", "identical", "clone",
     )
 
-    __slots__ = ("nr_ram_pages", "nr_mmio_pages", "pin_max", "count_max", "hyp_pool", "host_mmu",
+    __slots__ = ("nr_ram_pages", "nr_mmio_pages", "nr_nomap_pages", "pin_max", "count_max", "hyp_pool", "host_mmu",
                  "pkvm_pgtable", "hyp_vmemmap", "ffa_borrowed", "phys_mem", "vm_table")
 
-    def __init__(self, ram_pages, mmio_pages, pin_max=U16_MAX, count_max=U32_MAX):
+    def __init__(self, ram_pages, mmio_pages, pin_max=U16_MAX, count_max=U32_MAX, nomap_pages=0):
         """`pin_max` and `count_max` are the largest values the pin refcount and
         host_share_guest_count may reach: the kernel's u16 and u32 by default, narrowed in
-        tests so that overflow is reachable in a few calls."""
-        assert 0 < ram_pages and 0 <= mmio_pages and ram_pages + mmio_pages <= PA_PAGES
+        tests so that overflow is reachable in a few calls. `nomap_pages` of memory flagged
+        MEMBLOCK_NOMAP follow the MMIO pages: no transition may take them, so they need no
+        struct hyp_page here (it would stay zero)."""
+        assert 0 < ram_pages and 0 <= mmio_pages and 0 <= nomap_pages
+        assert ram_pages + mmio_pages + nomap_pages <= PA_PAGES
         assert 1 <= pin_max <= U16_MAX and 1 <= count_max <= U32_MAX
         self.nr_ram_pages = ram_pages
         self.nr_mmio_pages = mmio_pages
+        self.nr_nomap_pages = nomap_pages
         self.pin_max = pin_max
         self.count_max = count_max
         self.hyp_pool = HypPool()
@@ -145,8 +149,8 @@ class Hypervisor:
     # -- introspection -------------------------------------------------------
 
     def region(self, pfn):
-        """RAM, MMIO or HOLE."""
-        return find_mem_range(pfn, self.nr_ram_pages, self.nr_mmio_pages)
+        """RAM, MMIO, NOMAP or HOLE."""
+        return find_mem_range(pfn, self.nr_ram_pages, self.nr_mmio_pages, self.nr_nomap_pages)
 
     def host_stage2_pte(self, pfn):
         """(raw pte, level) where a host stage-2 walk of pfn stops; (0, level) = not yet mapped."""
@@ -228,7 +232,8 @@ class Hypervisor:
 
     def snapshot(self):
         """The complete machine state as nested tuples: equal iff bit-for-bit equal."""
-        return (self.nr_ram_pages, self.nr_mmio_pages, self.pin_max, self.count_max,
+        return (self.nr_ram_pages, self.nr_mmio_pages, self.nr_nomap_pages, self.pin_max,
+                self.count_max,
                 self.hyp_pool.snapshot(),
                 self.host_mmu.pgd, self.pkvm_pgtable.pgd, tuple(self.hyp_vmemmap),
                 bytes(self.ffa_borrowed), tuple(self.phys_mem),
@@ -248,6 +253,7 @@ class Hypervisor:
                     or a.is_protected != b.is_protected):
                 return False
         return (self.nr_ram_pages == other.nr_ram_pages and self.nr_mmio_pages == other.nr_mmio_pages
+                and self.nr_nomap_pages == other.nr_nomap_pages
                 and self.pin_max == other.pin_max and self.count_max == other.count_max)
 
     def clone(self):
@@ -256,6 +262,7 @@ class Hypervisor:
         new = Hypervisor.__new__(Hypervisor)
         new.nr_ram_pages = self.nr_ram_pages
         new.nr_mmio_pages = self.nr_mmio_pages
+        new.nr_nomap_pages = self.nr_nomap_pages
         new.pin_max = self.pin_max
         new.count_max = self.count_max
         new.hyp_pool = pool = self.hyp_pool.clone()

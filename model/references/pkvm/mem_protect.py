@@ -14,7 +14,7 @@ from errno import E2BIG, EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, EPERM
 
 from .memory import (
     BLOCK_PAGES, CONTENTS_HOST, CONTENTS_PUBLIC, CONTENTS_SECRET, CONTENTS_ZERO,
-    IPA_PAGES, PA_PAGES, PkvmPageState, Region, find_mem_range,
+    IPA_PAGES, PA_PAGES, PkvmPageState, Region,
     get_host_state, get_hyp_state, host_share_guest_count, hyp_page_count,
     hyp_set_page_count, set_host_share_guest_count, set_host_state, set_hyp_state,
 )
@@ -47,14 +47,23 @@ EHWPOISON = getattr(errno, "EHWPOISON", 133)
 
 # -- ranges ------------------------------------------------------------------
 
+def pfn_range_is_valid(pfn, nr):
+    """The range lies in the PA range, without overflow; nr 0 passes."""
+    return 0 <= pfn < PA_PAGES and 0 <= nr <= PA_PAGES - pfn
+
+
 def check_range_allowed_memory(pkvm, pfn, nr):
-    """pfn_range_is_valid() then check_range_allowed_memory(): -EINVAL, -EINVAL, -EPERM."""
-    if nr <= 0 or pfn < 0 or pfn + nr > PA_PAGES:
+    """pfn_range_is_valid() (-EINVAL), then check_range_allowed_memory(): the start and the
+    last page (`end - 1`, which for nr 0 is the page before pfn) in one region (-EINVAL), that
+    region a memblock (-EPERM) not flagged MEMBLOCK_NOMAP (-EPERM)."""
+    if not pfn_range_is_valid(pfn, nr):
         return -EINVAL
-    region = find_mem_range(pfn, pkvm.nr_ram_pages, pkvm.nr_mmio_pages)
-    if find_mem_range(pfn + nr - 1, pkvm.nr_ram_pages, pkvm.nr_mmio_pages) != region:
+    last = pfn + nr - 1
+    region = pkvm.region(pfn)
+    if last < 0 or pkvm.region(last) != region:
         return -EINVAL
-    if region != Region.RAM:
+    memblock = region in (Region.RAM, Region.NOMAP)  # find_mem_range() found a region
+    if not memblock or region == Region.NOMAP:  # !reg || reg->flags & MEMBLOCK_NOMAP
         return -EPERM
     return 0
 

@@ -46,14 +46,18 @@ class Region(IntEnum):
     RAM = 0
     MMIO = 1
     HOLE = 2
+    NOMAP = 3  # a memblock region flagged MEMBLOCK_NOMAP: memory, but not allowed memory
 
 
-def find_mem_range(pfn, nr_ram, nr_mmio):
-    """The region of a pfn: RAM [0, ram), MMIO [ram, ram + mmio), hole above."""
+def find_mem_range(pfn, nr_ram, nr_mmio, nr_nomap=0):
+    """The region of a pfn: RAM [0, ram), MMIO [ram, ram + mmio) (no memblock), a
+    MEMBLOCK_NOMAP memblock [ram + mmio, ram + mmio + nomap), hole above (no memblock)."""
     if pfn < nr_ram:
         return Region.RAM
     if pfn < nr_ram + nr_mmio:
         return Region.MMIO
+    if pfn < nr_ram + nr_mmio + nr_nomap:
+        return Region.NOMAP
     return Region.HOLE
 
 

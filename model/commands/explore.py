@@ -219,7 +219,9 @@ def run(args, on_edge=None) -> int:
         if stop is not None:
             why = "interrupted" if stop.reason == "interrupted" else \
                 f"stopped by --max-seconds {args.max_seconds:g}"
-            console.print(f"{label}: {why} after {result.seconds:.1f} s, incomplete: "
+            console.print(f"{label}: {why} after {result.seconds:.1f} s: "
+                          f"{len(result.states):,} states, {result.edges:,} edges, depth "
+                          f"{result.depth} reached; incomplete: "
                           f"{len(result.violations)} violations found so far"
                           + (" (above, each with its shortest trace)" if result.violations else ""))
         if checker is not None:

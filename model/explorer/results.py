@@ -90,7 +90,7 @@ class Exploration:
     arcs: Arcs
     states: list
     calls: list
-    depth_of: list
+    depth_of: list  # per node (an array of ints, like parent and via)
     depth: int
     complete: bool
     seconds: float

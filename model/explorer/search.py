@@ -33,6 +33,7 @@ results come back as an `Exploration` (with `summary()` as plain JSON-able data)
 from __future__ import annotations
 
 import time
+from array import array
 from typing import Callable, Iterable
 
 from model.explorer.graph import graph_properties
@@ -110,7 +111,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     raw_get = raw_ids.get
     names = [c.name for c in cs]
     range_calls = range(len(cs))
-    parent, via, depth_of = [-1], [-1], [0]
+    parent, via, depth_of = array("i", [-1]), array("i", [-1]), array("i", [0])  # per node
     arcs = Arcs()
     found: dict[str, tuple] = {}  # property -> ("state", node) | ("step", node, call idx, outcome)
     crashes: list[str] = []

@@ -35,7 +35,8 @@ def test_check_fails_on_a_violation_and_names_it(tmp_path, monkeypatch, capsys):
     assert main(["check", "--profile", "toy", "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["result"] == "fail" and data["z3_version"]
-    assert any(p.startswith("toy explore: scrubbed: violated") for p in data["problems"])
+    assert any(p.startswith("toy explore: scrubbed: violated at page 0 (3-step trace")
+               for p in data["problems"])
     assert any(p.startswith("toy prove: scrubbed / reclaim: violated") for p in data["problems"])
 
 

@@ -90,8 +90,9 @@ def _explore(profile, settings, progress) -> dict:
         data["states"] += other["states"]
     missing = [k for k, v in data["sometimes"].items() if not v]
     graph = {k: v for k, v in data["graph"].items() if k != "checked"}
-    problems = [f"{v['property']}: violated ({v['length']}-step trace: pkvm-model explore "
-                f"--profile {profile.name})" for v in data["violations"]]
+    problems = [f"{v['property']}: violated{' at ' + v['where'] if v.get('where') else ''} "
+                f"({v['length']}-step trace: pkvm-model explore --profile {profile.name})"
+                for v in data["violations"]]
     if result.complete:
         problems += [f"{m}: never witnessed" for m in missing]
     text = (f"{data['states']:,} states, depth {data['depth']}"

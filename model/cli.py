@@ -17,7 +17,8 @@ import os
 import signal
 import sys
 
-SUBCOMMANDS = ("prove", "mutants", "explore", "diagram", "conform", "replay", "diff", "check")
+SUBCOMMANDS = ("prove", "mutants", "explore", "diagram", "conform", "replay", "diff", "check",
+               "export")
 
 
 class UsageError(Exception):

@@ -22,15 +22,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model.codegen.expr import ACTIVE, Sym, cell, conj, disj, ite, key, negate, substitute, truth
+from model.codegen.expr import ACTIVE, SWAPPED, Sym, cell, conj, disj, ite, key, negate, \
+    substitute, truth
 from model.transitions import run_concrete
 
 EAGER_PATHS = 300  # a computation with more paths is traced lazily (below)
-MAX_PATHS = 20_000  # per traced computation: past it the tracing is refused, naming the call
+EAGER_DECISIONS = 20_000  # or with more decisions on all its paths together
+
+
+_ORDER = frozenset(("eq", "ne", "lt", "le", "gt", "ge"))
 
 
 class TraceError(Exception):
-    """A body that the tracer cannot turn into code (too many paths)."""
+    """Too many paths to trace eagerly."""
 
 
 # -- layouts ---------------------------------------------------------------------------------
@@ -74,6 +78,13 @@ def size(shape) -> int:
     return sum(size(k) for k in shape[1])
 
 
+def widest(shape) -> int:
+    """The length of the longest tuple of a shape."""
+    if shape is None or shape[0] == "k":
+        return 0
+    return max([len(shape[1]), *(widest(k) for k in shape[1])])
+
+
 def paths_of(shape, prefix: str = "") -> list[str]:
     """A name per cell, from the fields of named tuples and the indices of tuples."""
     if shape is None:
@@ -106,20 +117,85 @@ LAZY = "lazy"  # the key in `learned` of a computation traced lazily
 class Tracer:
     """Decides one path: replays `prefix`, then takes the first option of each new decision."""
 
-    def __init__(self, prefix: tuple, learned: dict, oracle=None):
+    def __init__(self, prefix: tuple, learned: dict, oracle=None, small: int = 0):
         self.prefix = prefix
         self.learned = learned
+        self.small = small  # integers below it are tried unasked (indices of the state's tuples)
         self.oracle = oracle  # cell values of one concrete state: decide as it does, and learn
         self.decisions: list = []  # (expr, value, options)
         self.env: dict[int, int] = {}
         self.facts: dict = {}
+        self.bounds: dict[int, tuple] = {}  # cell -> (lo, hi), None where unbounded
 
     def resolve(self, x):
         if self.env:
             x = substitute(x, self.env)
         if isinstance(x, Sym):
-            return self.facts.get(key(x), x)
+            x = self.facts.get(key(x), x)
+            if isinstance(x, Sym) and x.op in _ORDER and self.bounds:
+                return self._compare(x)
         return x
+
+    def interval(self, x) -> tuple:
+        """Bounds of an expression from the bounds of its cells (sums and differences)."""
+        if not isinstance(x, Sym):
+            return int(x), int(x)
+        if x.op == "cell":
+            return self.bounds.get(x.args[0], (None, None))
+        if x.op in ("add", "sub"):
+            (alo, ahi), (blo, bhi) = self.interval(x.args[0]), self.interval(x.args[1])
+            if x.op == "sub":
+                blo, bhi = (None if bhi is None else -bhi), (None if blo is None else -blo)
+            return (None if alo is None or blo is None else alo + blo,
+                    None if ahi is None or bhi is None else ahi + bhi)
+        if x.op in _ORDER or x.op in ("and", "or", "not"):
+            return 0, 1
+        return None, None
+
+    def _compare(self, x):
+        """A comparison its operands' bounds decide, as a bool; else x."""
+        (alo, ahi), (blo, bhi) = self.interval(x.args[0]), self.interval(x.args[1])
+        below = ahi is not None and blo is not None and ahi < blo  # a < b surely
+        above = alo is not None and bhi is not None and alo > bhi  # a > b surely
+        le = ahi is not None and blo is not None and ahi <= blo
+        ge = alo is not None and bhi is not None and alo >= bhi
+        op = x.op
+        if op == "lt":
+            return True if below else False if ge else x
+        if op == "le":
+            return True if le else False if above else x
+        if op == "gt":
+            return True if above else False if le else x
+        if op == "ge":
+            return True if ge else False if below else x
+        if below or above:
+            return op == "ne"
+        return x
+
+    def _bound(self, e) -> None:
+        """Tighten a cell's bounds by a comparison with a constant that holds."""
+        a, b = e.args
+        op = e.op
+        if isinstance(b, Sym) and not isinstance(a, Sym):
+            a, b, op = b, a, SWAPPED[op]
+        if not (isinstance(a, Sym) and a.op == "cell") or isinstance(b, Sym):
+            return
+        i = a.args[0]
+        lo, hi = self.bounds.get(i, (None, None))
+        if op in ("lt", "le"):
+            top = b - 1 if op == "lt" else b
+            hi = top if hi is None else min(hi, top)
+        elif op in ("gt", "ge"):
+            bottom = b + 1 if op == "gt" else b
+            lo = bottom if lo is None else max(lo, bottom)
+        elif op == "eq":
+            lo = hi = b
+        elif op == "ne":
+            lo = lo + 1 if lo == b else lo
+            hi = hi - 1 if hi == b else hi
+        self.bounds[i] = (lo, hi)
+        if lo is not None and lo == hi:
+            self.env[i] = lo
 
     def _next(self, expr, options):
         if self.oracle is not None:
@@ -146,12 +222,18 @@ class Tracer:
         e = self.resolve(x)
         if not isinstance(e, Sym):
             return int(e)
-        value = self._next(e, (*sorted(self.learned.get(key(e), ())), OTHER))
+        lo, hi = self.interval(e)
+        if lo is not None and hi is not None and hi - lo < 64:  # every value it can take
+            options = tuple(range(lo, hi + 1))
+        else:
+            options = (*sorted(set(range(self.small)) | self.learned.get(key(e), set())), OTHER)
+        value = self._next(e, options)
         if value is OTHER:
             raise Unknown(e)
         self.facts[key(e)] = value
         if e.op == "cell":
             self.env[e.args[0]] = value
+            self.bounds[e.args[0]] = (value, value)
         return value
 
     def _assume(self, e, value: bool) -> None:
@@ -160,12 +242,9 @@ class Tracer:
         neg = negate(e)
         if isinstance(neg, Sym):
             self.facts[key(neg)] = not value
-        if e.op == ("eq" if value else "ne"):
-            a, b = e.args
-            if isinstance(b, Sym) and not isinstance(a, Sym):
-                a, b = b, a
-            if isinstance(a, Sym) and a.op == "cell" and not isinstance(b, Sym):
-                self.env[a.args[0]] = b
+        holds = e if value else neg
+        if isinstance(holds, Sym) and holds.op in SWAPPED:
+            self._bound(holds)
         if e.op == ("and" if value else "or"):
             for part in e.args:
                 part = self.resolve(part)
@@ -199,7 +278,8 @@ class End:
     detail: str = ""
 
 
-def explore_paths(run, learned: dict, what: str, oracle: dict | None = None) -> object:
+def explore_paths(run, learned: dict, what: str, oracle: dict | None = None,
+                  small: int = 0) -> object:
     """Every decision path of `run(tracer)`, merged into a tree.
 
     A computation with more than EAGER_PATHS paths (a loop whose every turn tests a state value
@@ -207,13 +287,13 @@ def explore_paths(run, learned: dict, what: str, oracle: dict | None = None) -> 
     (`oracle`: the cells of a state the tree did not cover), every other way out of a decision
     ending in `Unknown`. An oracle's path is learned first, in either mode."""
     if oracle is not None:
-        tracer = Tracer((), learned, oracle)
+        tracer = Tracer((), learned, oracle, small)
         leaf = _run(run, tracer)
         if LAZY in learned:
             learned[LAZY].append((tracer.decisions, leaf))
     if LAZY not in learned:
         try:
-            return _merge(_paths(run, learned, what, EAGER_PATHS))
+            return _merge(_paths(run, learned, what, small))
         except TraceError:
             learned[LAZY] = [(tracer.decisions, leaf)] if oracle is not None else []
     root = None
@@ -247,17 +327,20 @@ def _run(run, tracer):
         ACTIVE.pop()
 
 
-def _paths(run, learned, what, limit):
+def _paths(run, learned, what, small):
     root = None
     stack = [()]
-    count = 0
+    count = decided = 0
     while stack:
         prefix = stack.pop()
         count += 1
-        if count > limit:
-            raise TraceError(f"{what}: more than {limit} paths")
-        tracer = Tracer(prefix, learned)
+        if count > EAGER_PATHS:
+            raise TraceError(f"{what}: more than {EAGER_PATHS} paths")
+        tracer = Tracer(prefix, learned, small=small)
         leaf = _run(run, tracer)
+        decided += len(tracer.decisions)
+        if decided > EAGER_DECISIONS:
+            raise TraceError(f"{what}: more than {EAGER_DECISIONS} decisions")
         root = _insert(root, tracer.decisions, leaf)
         for i in range(len(prefix), len(tracer.decisions)):
             _expr, value, options = tracer.decisions[i]
@@ -378,7 +461,8 @@ def trace_call(profile, config, call, shape, learned: dict, oracle: dict | None 
         return End("out", errno=tracer.resolve(errno), shape=post_shape,
                     cells=tuple(tracer.resolve(c) for c in cells))
 
-    return explore_paths(run, learned, f"{call} on shape {hash(shape) & 0xffff:04x}", oracle)
+    return explore_paths(run, learned, f"{call} on shape {hash(shape) & 0xffff:04x}", oracle,
+                         widest(shape))
 
 
 def trace_predicate(profile, config, predicate, shape, learned: dict, what: str,
@@ -390,7 +474,7 @@ def trace_predicate(profile, config, predicate, shape, learned: dict, what: str,
         return End("value", value=tracer.resolve(truth(predicate(traced_view(profile, config,
                                                                                pre)))))
 
-    return explore_paths(run, learned, what, oracle)
+    return explore_paths(run, learned, what, oracle, widest(shape))
 
 
 def unchanged(leaf: End, shape) -> bool:

@@ -15,6 +15,13 @@ REFUTED = [
     ("unpin_keeps_mapping", "hyp_mappings"),
     ("unshare_hyp_updates_before_check", "check_then_commit"),
 ]
+# Refuted as `pkvm-model prove --mutant` does it: z3 leaves the obligation unknown, and the
+# fallback (a search of the default machine for a reachable state where the call breaks the
+# property) shows it violated with a concrete run.
+REFUTED_BY_SEARCH = [
+    ("share_hyp_allows_nomap", "range_hygiene"),
+    ("teardown_ignores_refs", "vm_references"),
+]
 
 
 @pytest.mark.parametrize("mutant,prop", REFUTED)
@@ -27,3 +34,17 @@ def test_prover_refutes_mutant(mutant, prop):
     cex = result.counterexample
     assert cex["call"].startswith(transition)
     assert any(cells["changed"] for cells in cex["cells"].values())
+
+
+@pytest.mark.parametrize("mutant,prop", REFUTED_BY_SEARCH)
+def test_prover_refutes_mutant_with_its_fallback(mutant, prop):
+    from model.commands.refute import refute
+
+    transition = PKVM.mutants[mutant].transition
+    profile = mutate(PKVM, mutant)
+    result = discharge(profile, Obligation(prop, transition),
+                       profile.disciplined(profile.adjust(profile.default_config())))
+    if result.status != "violated":
+        result = refute(profile, result)
+    assert result.status == "violated"
+    assert result.counterexample["call"].startswith(transition)

@@ -318,7 +318,7 @@ def test_cli_save_graph(main, tmp_path, capsys):
     assert main(["explore", *SMALL, "--save-graph", str(path)]) == 0
     g = nx.read_graphml(path)
     data = capsys.readouterr().out
-    assert g.number_of_nodes() == 444 and "444" in data
+    assert g.number_of_nodes() == 835 and "835" in data  # 444 before the VM refcount
     assert all("calls" in d for _u, _v, d in g.edges(data=True))
 
 

@@ -50,6 +50,10 @@ def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
     for v, value in enumerate(state.life):
         life = z3.Store(life, v, int(value))
     arrays["life"] = life
+    refs = z3.K(INT, z3.IntVal(0))
+    for v, value in enumerate(state.refs):
+        refs = z3.Store(refs, v, int(value))
+    arrays["refs"] = refs
     v, g = z3.Ints("v g")
     for f, empty in ENTRY_EMPTY.items():
         arr = z3.Lambda([v, g], z3.IntVal(int(empty)))
@@ -67,6 +71,7 @@ def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
         protected = z3.Store(protected, vm, z3.BoolVal(flag))
     m.protected = protected
     facts = [m.ram == config.ram, m.mmio == config.mmio, m.nomap == config.nomap,
+             m.vcpus == config.vcpus,
              m.guests == len(config.guests)]
     return m, SymbolicState(arrays), facts
 
@@ -84,8 +89,8 @@ def agree(config, state, call, profile=PKVM) -> None:
     same = [sym.errno == outcome.errno]
     for f in PAGE_FIELDS:
         same += [z3.Select(sym.post[f], p) == z3.Select(expected.arrays[f], p) for p in points]
-    same += [z3.Select(sym.post["life"], v) == z3.Select(expected.arrays["life"], v)
-             for v in range(len(config.guests))]
+    same += [z3.Select(sym.post[f], v) == z3.Select(expected.arrays[f], v)
+             for f in ("life", "refs") for v in range(len(config.guests))]
     for f in ENTRY_EMPTY:
         same += [z3.Select(sym.post[f], v, g) == z3.Select(expected.arrays[f], v, g)
                  for v in range(len(config.guests)) for g in gfns]

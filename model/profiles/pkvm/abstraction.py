@@ -20,6 +20,7 @@ Field by field, for every pfn in [0, ram + mmio + nomap):
 | hyp_mapped | a valid hyp stage-1 leaf at hyp VA = PA of pfn |
 | contents | `contents(pfn)` (RAM only) |
 | life | `vm_state(vm)` |
+| refs | `vm_refcount(vm)` (checked against the loaded vCPUs, `vm_loaded_vcpus(vm)`) |
 | s2 | `guest_leaves(vm)`: a valid level-3 leaf is `Leaf(gfn, 1, 1, state, prot, pfn)`, a valid level-2 block `Leaf(gfn, 512, 512, ...)`, a POISONED entry `Leaf(gfn, 1, 1, POISON, 0, 0)` |
 
 Anything the model has no words for (a host stage-2 entry that is not an identity map, a page
@@ -58,7 +59,7 @@ def reference_for(config: Config) -> Hypervisor:
     hv = Hypervisor(config.ram, config.mmio, pin_max=config.pin_max, count_max=config.count_max,
                     nomap_pages=config.nomap)
     for handle, protected in enumerate(config.guests):
-        got = hv.create_vm(protected)
+        got = hv.create_vm(protected, nr_vcpus=config.vcpus)
         if got != handle:
             raise Unrepresentable(f"create_vm returned handle {got}, expected {handle}")
     return hv
@@ -188,11 +189,16 @@ def abstract(hv: Hypervisor, config: Config | None = None) -> State:
                 or pte & _LEAF_ATTRS != rpte.PAGE_HYP):
             raise Unrepresentable(f"hyp stage-1 maps VA of pfn {pfn} with {pte:#x} at level {level}")
         mapped[pfn] = True
-    life, s2 = [], []
+    life, s2, refs = [], [], []
     for vm in range(hv.nr_vms()):
         life.append(_LIFE[hv.vm_state(vm).name])
+        if hv.vm_refcount(vm) != hv.vm_loaded_vcpus(vm):
+            raise Unrepresentable(f"vm{vm} refcount {hv.vm_refcount(vm)} with "
+                                  f"{hv.vm_loaded_vcpus(vm)} vCPU(s) loaded")
+        refs.append(hv.vm_refcount(vm))
         s2.append(tuple(_guest_leaf(vm, leaf.gfn, leaf.level, leaf.pte) for leaf in hv.guest_leaves(vm)))
-    return State(*[tuple(columns[f]) for f in PAGE_FIELDS], life=tuple(life), s2=tuple(s2))
+    return State(*[tuple(columns[f]) for f in PAGE_FIELDS], life=tuple(life), s2=tuple(s2),
+                 refs=tuple(refs))
 
 
 def _check_machine(hv: Hypervisor, config: Config) -> None:
@@ -200,6 +206,9 @@ def _check_machine(hv: Hypervisor, config: Config) -> None:
         raise Unrepresentable(f"reference has {hv.nr_ram_pages} RAM, {hv.nr_mmio_pages} MMIO and "
                               f"{hv.nr_nomap_pages} no-map pages, config {config.ram}, "
                               f"{config.mmio} and {config.nomap}")
+    vcpus = {hv.vm_nr_vcpus(vm) for vm in range(hv.nr_vms())}
+    if vcpus - {config.vcpus}:
+        raise Unrepresentable(f"reference VMs have {sorted(vcpus)} vCPUs, config {config.vcpus}")
     kinds = tuple(bool(hv.vm_is_protected(vm)) for vm in range(hv.nr_vms()))
     if kinds != tuple(config.guests):
         raise Unrepresentable(f"reference VMs (protected flags) {kinds}, config {tuple(config.guests)}")

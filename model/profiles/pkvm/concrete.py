@@ -24,8 +24,10 @@ class Concrete(PageReads, ConcreteView):
         self.n = config.pages
         self.pin_max = config.pin_max
         self.count_max = config.count_max
+        self.vcpus = config.vcpus
         self._pages: dict[str, list] = {}
         self._life: list | None = None
+        self._refs: list | None = None
         self._s2: dict[int, list] = {}
 
     @staticmethod
@@ -88,6 +90,9 @@ class Concrete(PageReads, ConcreteView):
     def life(self, vm):
         return self.pre.life[vm] if self.is_guest(vm) else Life.TORN_DOWN
 
+    def refs(self, vm):
+        return self.pre.refs[vm] if self.is_guest(vm) else 0
+
     def _leaf(self, vm, g):
         if not self.is_guest(vm):
             return _NO_LEAF
@@ -120,6 +125,13 @@ class Concrete(PageReads, ConcreteView):
         if self._life is None:
             self._life = list(self.pre.life)
         self._life[vm] = value
+
+    def set_refs(self, vm, value):
+        if not self._live():
+            return
+        if self._refs is None:
+            self._refs = list(self.pre.refs)
+        self._refs[vm] = value
 
     def _leaves(self, vm):
         if vm not in self._s2:
@@ -164,7 +176,7 @@ class Concrete(PageReads, ConcreteView):
 
     def post(self) -> State:
         """The successor state: the pre-state with every write applied."""
-        if not self._pages and self._life is None and not self._s2:
+        if not self._pages and self._life is None and self._refs is None and not self._s2:
             return self.pre
         fields = [tuple(self._pages[f]) if f in self._pages else getattr(self.pre, f)
                   for f in PAGE_FIELDS]
@@ -172,7 +184,8 @@ class Concrete(PageReads, ConcreteView):
         s2 = self.pre.s2
         if self._s2:
             s2 = tuple(tuple(self._s2[v]) if v in self._s2 else s2[v] for v in range(len(s2)))
-        return State(*fields, life=life, s2=s2)
+        refs = tuple(self._refs) if self._refs is not None else self.pre.refs
+        return State(*fields, life=life, s2=s2, refs=refs)
 
 
 def _carve(leaves: list, gfn: int, size: int) -> list:

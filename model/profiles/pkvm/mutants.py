@@ -143,6 +143,13 @@ def share_hyp_allows_nomap(ext):
     ext.drop_check("host_share_hyp", "range_nomap")
 
 
+@mutant("start_teardown_vm")
+def teardown_ignores_refs(ext):
+    """__pkvm_start_teardown_vm forgets the refcount test: a VM whose vCPU is loaded is marked
+    dying (and can be finalized and freed under the running vCPU)"""
+    ext.drop_check("start_teardown_vm", "vm_refs")
+
+
 @mutant("finalize_teardown_vm")
 def finalize_without_reclaim(ext):
     """the host finalizes a VM's teardown before reclaiming its pages (no host discipline)"""

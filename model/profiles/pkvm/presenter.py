@@ -90,7 +90,7 @@ def vm_snapshot(config: Config, state: State, vm: int) -> dict:
                           f"{PageState(leaf.state).name} {_prot(leaf.prot)}"
                           + ("" if leaf.size == 1 else f" (leaf of {leaf.size})"))
     return {"kind": "protected" if config.guests[vm] else "non-protected",
-            "life": Life(state.life[vm]).name, "s2": leaves}
+            "life": Life(state.life[vm]).name, "refs": state.refs[vm], "s2": leaves}
 
 
 def involved(config: Config, trace: list) -> list[int]:
@@ -188,6 +188,10 @@ def diff_states(config: Config, model: State, reference: State) -> list[tuple]:
         if la != lb:
             cells.append((where, "life", Life(la).name if la is not None else "-",
                               Life(lb).name if lb is not None else "-"))
+        ra = model.refs[vm] if vm < len(model.refs) else "-"
+        rb = reference.refs[vm] if vm < len(reference.refs) else "-"
+        if ra != rb:
+            cells.append((where, "loaded vCPUs (refcount)", ra, rb))
         a = {leaf.gfn: leaf for leaf in (model.s2[vm] if vm < len(model.s2) else ())}
         b = {leaf.gfn: leaf for leaf in (reference.s2[vm] if vm < len(reference.s2) else ())}
         for gfn in sorted(set(a) | set(b)):
@@ -232,8 +236,9 @@ def state_label(config: Config, state: State) -> str:
             extra.append(describe_contents(state.contents[p]))
         parts.append(f"p{p} {v}" + (" " + " ".join(extra) if extra else ""))
     for vm, life in enumerate(state.life):
-        if life != Life.RUNNING:
-            parts.append(f"vm{vm} {Life(life).name}")
+        refs = state.refs[vm]
+        if life != Life.RUNNING or refs:
+            parts.append(f"vm{vm} {Life(life).name}" + (f" refs{refs}" if refs else ""))
     return "\n".join(parts)
 
 
@@ -249,6 +254,8 @@ def machine_text(config: Config) -> str:
         extra += f" count_max={config.count_max}"
     if not config.host_discipline:
         extra += " discipline=off"
+    if config.vcpus != 1:
+        extra += f" vcpus={config.vcpus}"
     nomap = f" nomap={config.nomap}" if config.nomap else ""
     return f"ram={config.ram} mmio={config.mmio}{nomap} guests={kinds}{extra}"
 
@@ -276,7 +283,8 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
         if key in opts:
             raise ValueError(f"machine option {key} given twice")
         opts[key] = value
-    unknown = set(opts) - {"ram", "mmio", "nomap", "guests", "pin_max", "count_max", "discipline"}
+    unknown = set(opts) - {"ram", "mmio", "nomap", "guests", "pin_max", "count_max", "discipline",
+                           "vcpus"}
     if unknown:
         raise ValueError(f"unknown machine option(s) {', '.join(sorted(unknown))}")
     if "ram" not in opts:
@@ -285,7 +293,7 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
     guests = tuple(kinds[g] if g in kinds else _bad_guest(g)
                    for g in opts.get("guests", "").split(",") if g)
     ints = {}
-    for key in ("ram", "mmio", "nomap", "pin_max", "count_max"):
+    for key in ("ram", "mmio", "nomap", "pin_max", "count_max", "vcpus"):
         if key in opts:
             if not re.fullmatch(r"\d+", opts[key]):
                 raise ValueError(f"machine option {key}={opts[key]!r} is not a number")
@@ -295,7 +303,7 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
         raise ValueError("discipline must be on or off")
     pin_max = ints.get("pin_max", U16_MAX)
     config = Config(ram=ints["ram"], mmio=ints.get("mmio", 0), nomap=ints.get("nomap", 0),
-                    guests=guests, pin_max=pin_max,
+                    guests=guests, pin_max=pin_max, vcpus=ints.get("vcpus", 1),
                     max_pins=pin_max, count_max=ints.get("count_max", U32_MAX),
                     host_discipline=discipline)
     config.validate()
@@ -329,8 +337,9 @@ def parse_expect(text: str, config: Config) -> tuple[tuple, tuple]:
     vm = _vm_word(words[0], config) if words else None
     if len(words) == 1 and vm is not None:
         for key, value in pairs:
-            if key != "life" or value not in Life.__members__:
-                raise ValueError("vm check must be life=RUNNING|DYING|TORN_DOWN")
+            if not (key == "life" and value in Life.__members__
+                    or key == "refs" and re.fullmatch(r"\d+", value)):
+                raise ValueError("vm check must be life=RUNNING|DYING|TORN_DOWN or refs=N")
         return ("vm", vm), tuple(pairs)
     if len(words) == 3 and vm is not None and words[1] == "gfn":
         gfn = read_value(words[2], "gfn", CONSTANTS)
@@ -395,7 +404,9 @@ def check_expectation(state: State, subject: tuple, checks: tuple) -> list[tuple
         pfn = subject[1]
         results = [(k, v, _page_check(state, pfn, k)) for k, v in checks]
     elif kind == "vm":
-        results = [("life", v, Life(state.life[subject[1]]).name) for _k, v in checks]
+        vm = subject[1]
+        results = [("life", v, Life(state.life[vm]).name) if k == "life"
+                   else ("refs", v, str(state.refs[vm])) for k, v in checks]
     else:
         results = _entry_checks(state, subject[1], subject[2], checks)
     return [(what, want, got) for what, want, got in results if want != got]

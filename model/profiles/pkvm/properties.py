@@ -149,6 +149,12 @@ def nothing_stranded(s):
     return s.And(entries, pages)
 
 
+def vm_references(s):
+    """A VM's refcount counts its loaded vCPUs, and only a running VM has any loaded."""
+    return s.forall_vms(lambda v: s.And(
+        s.refs(v) >= 0, s.refs(v) <= s.vcpus, s.Implies(s.refs(v) > 0, s.life(v) == Life.RUNNING)))
+
+
 def type_ok(s):
     """Every field holds a value of its kind (the strengthening every other invariant leans on)."""
     def one_of(x, values):
@@ -171,6 +177,7 @@ ALWAYS = [
     always(type_ok), always(single_owner), always(sharing_pairs), always(pins), always(identity_map),
     always(hyp_mappings), always(range_hygiene), always(guest_kinds),
     always_step(check_then_commit), always(confidentiality), always(nothing_stranded),
+    always(vm_references),
 ]
 
 

@@ -65,6 +65,8 @@ def targeted_calls(transitions: dict, config: Config, state: State, late: bool) 
     if config.ram >= 2 * BLOCK_PAGES:
         focus += [BLOCK_PAGES, BLOCK_PAGES + 1, 2 * BLOCK_PAGES - 1]
     for vm in guests:
+        if state.life[vm] != Life.TORN_DOWN:
+            out += [Call("vcpu_load", (vm,)), Call("vcpu_put", (vm,))]
         used = set()
         for leaf in state.s2[vm]:
             g = leaf.gfn
@@ -100,6 +102,7 @@ def targeted_calls(transitions: dict, config: Config, state: State, late: bool) 
                     Call("host_donate_hyp", (p, 1))]
         out.append(Call("host_write", (p,)))
     if late:
+        out += [Call("vcpu_put", (vm,)) for vm in running if state.refs[vm]]
         out += [Call("start_teardown_vm", (vm,)) for vm in running]
     return [transitions[c.name].call(*c.args) for c in out if c.name in transitions]
 

@@ -151,6 +151,7 @@ class State(NamedTuple):
     contents: tuple
     life: tuple  # Life per guest
     s2: tuple  # per guest: tuple of Leaf sorted by gfn
+    refs: tuple  # per guest: the VM's refcount, one per loaded vCPU
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ class Config:
     hole_pfns: int = 1  # pfns past the no-map pages tried (memory holes)
     nomap: int = 1  # MEMBLOCK_NOMAP pages after MMIO: RAM the host may not give away
     host_discipline: bool = True  # the host finalizes a VM only once it holds nothing
+    vcpus: int = 1  # vCPUs of each VM (each loaded one holds a reference on its VM)
 
     @property
     def pages(self) -> int:
@@ -189,6 +191,8 @@ class Config:
             raise ValueError(f"prot must be 0..15, got {self.prots}")
         if not 0 <= self.max_pins <= self.pin_max:
             raise ValueError(f"max_pins must be 0..{self.pin_max}, got {self.max_pins}")
+        if self.vcpus < 1:
+            raise ValueError(f"a VM needs at least one vCPU, got {self.vcpus}")
         if not 1 <= self.pin_max <= U16_MAX or not 1 <= self.count_max <= U32_MAX:
             raise ValueError("counter widths must be at least 1 and at most the kernel's")
 
@@ -203,11 +207,12 @@ class Config:
 
 
 def initial_state(config: Config) -> State:
-    """Every RAM page host OWNED and untouched; every guest RUNNING with an empty stage-2."""
+    """Every RAM page host OWNED and untouched; every guest RUNNING with an empty stage-2 and
+    no vCPU loaded."""
     n = config.pages
     pages = [tuple([PAGE_INIT[f]] * n) for f in PAGE_FIELDS]
     guests = len(config.guests)
-    return State(*pages, life=(Life.RUNNING,) * guests, s2=((),) * guests)
+    return State(*pages, life=(Life.RUNNING,) * guests, s2=((),) * guests, refs=(0,) * guests)
 
 
 def find_leaf(leaves: tuple, gfn: int) -> Leaf | None:

@@ -43,11 +43,12 @@ class Machine:
         self.ram = z3.Int(f"ram{tag}")
         self.mmio = z3.Int(f"mmio{tag}")
         self.nomap = z3.Int(f"nomap{tag}")
+        self.vcpus = z3.Int(f"vcpus{tag}")
         self.guests = z3.Int(f"guests{tag}")
         self.protected = z3.Array(f"protected{tag}", INT, BOOL)
 
     def axioms(self):
-        return [self.ram >= 1, self.mmio >= 0, self.nomap >= 0, self.guests >= 0]
+        return [self.ram >= 1, self.mmio >= 0, self.nomap >= 0, self.guests >= 0, self.vcpus >= 1]
 
     @property
     def pages(self):
@@ -65,6 +66,7 @@ class SymbolicState:
     def fresh(cls, tag: str):
         arrays = {f: z3.Array(f"{f}{tag}", INT, _sort_of(f)) for f in PAGE_FIELDS}
         arrays["life"] = z3.Array(f"life{tag}", INT, INT)
+        arrays["refs"] = z3.Array(f"refs{tag}", INT, INT)
         for f in ENTRY_FIELDS:
             arrays[f] = z3.Array(f"{f}{tag}", INT, INT, INT)
         arrays["nb"] = z3.Array(f"nb{tag}", INT, INT)
@@ -89,6 +91,7 @@ class Symbolic(PageReads, SymbolicReading):
         self.transitions = transitions or {}
         self.pin_max = U16_MAX
         self.count_max = U32_MAX
+        self.vcpus = machine.vcpus
 
     @staticmethod
     def is_valid(state):
@@ -139,6 +142,9 @@ class Symbolic(PageReads, SymbolicReading):
 
     def life(self, vm):
         return z3.If(self.is_guest(vm), z3.Select(self.state.arrays["life"], vm), 2)
+
+    def refs(self, vm):
+        return z3.If(self.is_guest(vm), z3.Select(self.state.arrays["refs"], vm), 0)
 
     def _e(self, field, vm, g):
         return z3.Select(self.state.arrays[field], vm, g)
@@ -211,6 +217,10 @@ class SymbolicStep(SymbolicSteps, Symbolic):
     def set_life(self, vm, value):
         arr = self.post["life"]
         self.post["life"] = z3.Store(arr, vm, z3.If(self._on(), value, z3.Select(arr, vm)))
+
+    def set_refs(self, vm, value):
+        arr = self.post["refs"]
+        self.post["refs"] = z3.Store(arr, vm, z3.If(self._on(), value, z3.Select(arr, vm)))
 
     def _set_entries(self, in_range, values):
         """Write entry fields for every (v, g) with in_range(v, g); values maps field -> fn(v, g)."""
@@ -303,6 +313,7 @@ def initial(machine: Machine) -> SymbolicState:
     arrays = {f: z3.K(INT, z3.BoolVal(PAGE_INIT[f]) if f == "hyp_mapped" else z3.IntVal(int(PAGE_INIT[f])))
               for f in PAGE_FIELDS}
     arrays["life"] = z3.K(INT, z3.IntVal(0))
+    arrays["refs"] = z3.K(INT, z3.IntVal(0))
     v, g = fresh("v"), fresh("g")
     for f, x in ENTRY_EMPTY.items():
         arrays[f] = z3.Lambda([v, g], z3.IntVal(int(x)))

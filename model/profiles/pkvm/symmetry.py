@@ -189,7 +189,8 @@ class Symmetry:
                 leaves.append(Leaf(g, leaf.span, leaf.size, leaf.state, leaf.prot, pfn))
             leaves.sort()
             s2.append(tuple(leaves))
-        return State(*fields, life=life, s2=tuple(s2))
+        refs = tuple(state.refs[sinv[w]] for w in range(guests))
+        return State(*fields, life=life, s2=tuple(s2), refs=refs)
 
     def canonical(self, state: State) -> State:
         """The orbit's representative (the state itself when no renaming applies)."""

@@ -278,9 +278,28 @@ def check_vm_exists(s, vm):
 
 
 @transition("host", "hyp")
-def start_teardown_vm(s, vm):
-    """The host starts destroying a VM: no vCPU can run from now on."""
+def vcpu_load(s, vm):
+    """The host loads one of a VM's vCPUs on a CPU (__pkvm_vcpu_load), which holds a reference
+    on the VM until it is put; a dying VM's vCPUs cannot be loaded."""
     yield from check_vm_exists(s, vm)
+    yield s.require(s.life(vm) != Life.DYING, EINVAL, "vm_dying")
+    yield s.require(s.refs(vm) < s.vcpus, EBUSY, "vcpu_loaded")
+    s.set_refs(vm, s.refs(vm) + 1)
+
+
+@transition("host", "hyp")
+def vcpu_put(s, vm):
+    """The host puts a loaded vCPU of the VM back (__pkvm_vcpu_put), dropping its reference."""
+    yield from check_vm_exists(s, vm)
+    yield s.require(s.refs(vm) > 0, EINVAL, "vcpu_loaded")
+    s.set_refs(vm, s.refs(vm) - 1)
+
+
+@transition("host", "hyp")
+def start_teardown_vm(s, vm):
+    """The host starts destroying a VM no vCPU references: no vCPU can run from now on."""
+    yield from check_vm_exists(s, vm)
+    yield s.require(s.refs(vm) == 0, EBUSY, "vm_refs")
     yield s.require(s.life(vm) != Life.DYING, EINVAL, "vm_dying")
     s.set_life(vm, Life.DYING)
 

@@ -47,10 +47,10 @@ class Hypervisor:
         "host_share_guest", "host_unshare_guest", "host_donate_guest", "guest_share_host",
         "guest_unshare_host", "host_force_reclaim_page_guest", "start_teardown_vm",
         "reclaim_dying_guest_page", "finalize_teardown_vm", "hole_punch", "guest_write",
-        "host_write",
+        "host_write", "vcpu_load", "vcpu_put",
     )
     INTROSPECTION = (
-        "region", "host_stage2_pte", "host_stage2_leaves", "hyp_stage1_pte", "hyp_stage1_maps",
+        "region", "vm_refcount", "vm_loaded_vcpus", "vm_nr_vcpus", "host_stage2_pte", "host_stage2_leaves", "hyp_stage1_pte", "hyp_stage1_maps",
         "hyp_stage1_leaves", "hyp_page", "ffa_state", "contents", "nr_vms", "vm_state",
         "vm_is_protected", "guest_leaves", "guest_pfn_states", "page_states", "page_state",
         "snapshot", "identical", "clone",
@@ -83,8 +83,14 @@ class Hypervisor:
 
     # -- calls ---------------------------------------------------------------
 
-    def create_vm(self, protected):
-        return pkvm.pkvm_init_vm(self, protected)
+    def create_vm(self, protected, nr_vcpus=1):
+        return pkvm.pkvm_init_vm(self, protected, nr_vcpus)
+
+    def vcpu_load(self, vm):
+        return pkvm.pkvm_load_hyp_vcpu(self, vm)
+
+    def vcpu_put(self, vm):
+        return pkvm.pkvm_put_hyp_vcpu(self, vm)
 
     def host_share_hyp(self, pfn):
         return mem_protect.pkvm_host_share_hyp(self, pfn)
@@ -193,6 +199,16 @@ class Hypervisor:
     def vm_is_protected(self, vm):
         return self.vm_table[vm].is_protected
 
+    def vm_refcount(self, vm):
+        """The VM's refcount (one reference per loaded vCPU)."""
+        return self.vm_table[vm].refcount
+
+    def vm_loaded_vcpus(self, vm):
+        return sum(self.vm_table[vm].loaded)
+
+    def vm_nr_vcpus(self, vm):
+        return len(self.vm_table[vm].loaded)
+
     def guest_leaves(self, vm):
         """Every valid or annotated leaf of a VM's stage-2, by gfn; none once torn down."""
         for addr, level, pte in kvm_pgtable_leaves(self.vm_table[vm].pgt):
@@ -237,7 +253,8 @@ class Hypervisor:
                 self.hyp_pool.snapshot(),
                 self.host_mmu.pgd, self.pkvm_pgtable.pgd, tuple(self.hyp_vmemmap),
                 bytes(self.ffa_borrowed), tuple(self.phys_mem),
-                tuple((vm.handle, vm.is_protected, int(vm.state), vm.pgt.pgd) for vm in self.vm_table))
+                tuple((vm.handle, vm.is_protected, int(vm.state), vm.pgt.pgd, tuple(vm.loaded),
+                       vm.refcount) for vm in self.vm_table))
 
     def identical(self, other):
         """`self.snapshot() == other.snapshot()`, without building the snapshots."""
@@ -250,7 +267,8 @@ class Hypervisor:
             return False
         for a, b in zip(self.vm_table, other.vm_table):
             if (a.state != b.state or a.pgt.pgd != b.pgt.pgd or a.handle != b.handle
-                    or a.is_protected != b.is_protected):
+                    or a.is_protected != b.is_protected or a.loaded != b.loaded
+                    or a.refcount != b.refcount):
                 return False
         return (self.nr_ram_pages == other.nr_ram_pages and self.nr_mmio_pages == other.nr_mmio_pages
                 and self.nr_nomap_pages == other.nr_nomap_pages

@@ -12,17 +12,58 @@ from .pte import PAGE_SHIFT, kvm_granule_size, kvm_pte_valid
 from .vm import ALIVE, PkvmHypVm, VmState, get_pkvm_hyp_vm
 
 
-def pkvm_init_vm(pkvm, is_protected):
-    """Create a RUNNING VM with an empty stage-2; handles count up from 0."""
+def pkvm_init_vm(pkvm, is_protected, nr_vcpus=1):
+    """Create a RUNNING VM with an empty stage-2 and `nr_vcpus` vCPUs, none loaded; handles
+    count up from 0."""
     handle = len(pkvm.vm_table)
-    pkvm.vm_table.append(PkvmHypVm(handle, bool(is_protected), pkvm.hyp_pool))
+    pkvm.vm_table.append(PkvmHypVm(handle, bool(is_protected), pkvm.hyp_pool, nr_vcpus))
     return handle
+
+
+def pkvm_load_hyp_vcpu(pkvm, handle):
+    """Load the VM's first vCPU no CPU has loaded, taking a reference on the VM. The kernel
+    returns NULL on every failure (handle___pkvm_vcpu_load() then returns with nothing
+    loaded); here each failure has its errno: no VM -ENOENT, a dying VM -EINVAL, every vCPU
+    already loaded -EBUSY (docs/contract.md)."""
+    vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
+    if vm is None:
+        return -ENOENT
+    if vm.state == VmState.DYING:
+        return -EINVAL
+    for idx, loaded in enumerate(vm.loaded):
+        if not loaded:
+            break
+    else:
+        return -EBUSY
+
+    vm.loaded[idx] = True
+    vm.refcount += 1
+    return 0
+
+
+def pkvm_put_hyp_vcpu(pkvm, handle):
+    """Put a loaded vCPU of the VM back, dropping its reference (the kernel puts the vCPU the
+    calling CPU has loaded, and does nothing when it has none: -EINVAL here)."""
+    vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
+    if vm is None:
+        return -ENOENT
+    for idx in reversed(range(len(vm.loaded))):
+        if vm.loaded[idx]:
+            break
+    else:
+        return -EINVAL
+
+    vm.loaded[idx] = False
+    vm.refcount -= 1
+    return 0
 
 
 def pkvm_start_teardown_vm(pkvm, handle):
     vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
     if vm is None:
         return -ENOENT
+    if vm.refcount:  # WARN_ON(hyp_refcount_get(hyp_vm->refcount))
+        return -EBUSY
     if vm.state == VmState.DYING:
         return -EINVAL
 

@@ -13,15 +13,21 @@ class VmState(IntEnum):
 
 
 class PkvmHypVm:
-    """struct pkvm_hyp_vm: handle, kind, lifecycle and guest stage-2."""
+    """struct pkvm_hyp_vm: handle, kind, lifecycle, guest stage-2, its vCPUs and refcount.
 
-    __slots__ = ("handle", "is_protected", "state", "pgt")
+    `loaded[i]` is vCPU i's `loaded_hyp_vcpu` (set while a physical CPU has it loaded);
+    `refcount` is the VM's refcount, one per loaded vCPU (pkvm_load_hyp_vcpu() increments it,
+    pkvm_put_hyp_vcpu() drops it)."""
 
-    def __init__(self, handle, is_protected, pool):
+    __slots__ = ("handle", "is_protected", "state", "pgt", "loaded", "refcount")
+
+    def __init__(self, handle, is_protected, pool, nr_vcpus=1):
         self.handle = handle
         self.is_protected = is_protected
         self.state = VmState.RUNNING
         self.pgt = KvmPgtable(pool)
+        self.loaded = [False] * nr_vcpus
+        self.refcount = 0
 
     def clone(self, pool):
         new = PkvmHypVm.__new__(PkvmHypVm)
@@ -29,6 +35,8 @@ class PkvmHypVm:
         new.is_protected = self.is_protected
         new.state = self.state
         new.pgt = self.pgt.clone(pool)
+        new.loaded = self.loaded[:]
+        new.refcount = self.refcount
         return new
 
 

@@ -4,10 +4,10 @@ One global per cell (`c0`, `c1`, ...: the header names each one per shape; `shap
 variable-length field gives more than one), as narrow as the values it takes in the reachable
 states; one process looping over one `atomic` block per call (a `d_step` may be too long for
 SPIN), guarded by "the call succeeds" (a failing call changes nothing the explorer follows),
-whose body is the call's decision tree with its writes as assignments. The `always` state properties are asserted in every state by a
-never claim that only asserts (one claim state: it adds none to SPIN's count). A way out of a
-tree that no reachable state takes (a value or a path the trace was not shown) is
-`assert(false)`: SPIN would report it.
+whose body is the call's decision tree with its writes as assignments. The `always` state
+properties are asserted in every state by a never claim that only asserts (one claim state: it
+adds none to SPIN's count). A way out of a tree that no reachable state takes (a value or a path
+the trace was not shown) is `assert(false)`: SPIN would report it.
 
 So that every such way is known, the export first runs the compiled search of the
 configuration (`search.reachable`), which shows every tree the paths and values the reachable

@@ -88,7 +88,9 @@ class _Emitter:
         temp = f"v{self.temps}"
         self.temps += 1
         value = expression(node.expr)
-        self.lines.append(f"{pad}{temp} = {value if node.expr.op not in _TRUTH else f'bool({value})'}")
+        if node.expr.op in _TRUTH:
+            value = f"bool({value})"
+        self.lines.append(f"{pad}{temp} = {value}")
         for value, child in node.children:
             if value is not OTHER:
                 self.lines.append(f"{pad}if {temp} == {value}:")
@@ -197,8 +199,8 @@ class Compiled:
                     isinstance(x, Sym) and x.op == "cell" and x.args[0] == i
                     for i, x in enumerate(leaf.cells)):
                 return f"return ({errno}, c)"
-            cells = ", ".join(expression(x) for x in leaf.cells)
-            return f"return ({errno}, ({self.shape_id(leaf.shape)}, {cells}{',' if len(leaf.cells) == 0 else ''}))"
+            cells = "".join(f", {expression(x)}" for x in leaf.cells)
+            return f"return ({errno}, ({self.shape_id(leaf.shape)}{cells}))"
         return code
 
     def _fallback(self, slot: int):

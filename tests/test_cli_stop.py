@@ -30,7 +30,7 @@ def test_ctrl_c_stops_the_prover_with_the_obligations_finished():
     assert code == 130 and "Traceback" not in err
     data = json.loads(out)
     assert data["stopped"] == "interrupted" and data["result"] == "incomplete"
-    assert 0 < len(data["obligations"]) < data["total"] == 251
+    assert 0 < len(data["obligations"]) < data["total"]
     assert len(data["obligations"]) + len(data["not_run"]) == data["total"]
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from model.codegen.expr import Sym, cells_of
 from model.codegen.search import reachable
-from model.codegen.trace import OTHER, Branch, End, paths_of, size
+from model.codegen.trace import OTHER, End, paths_of, size
 
 INT_MAX = 2**31 - 1
 _OPS = {"add": "+", "sub": "-", "mul": "*", "floordiv": "/", "mod": "%", "and_": "&",

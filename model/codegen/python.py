@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 
 from model.codegen.expr import Sym, key
-from model.codegen.trace import OTHER, End, build, flatten, trace_call, trace_predicate
+from model.codegen.trace import OTHER, End, build, flatten, trace_call, trace_predicate, \
+    unchanged
 from model.transitions import Outcome
 
 _PY = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "mod": "%", "and_": "&",
@@ -195,9 +196,7 @@ class Compiled:
             if leaf.kind == "crash":
                 return "return _fallback(c)"
             errno = expression(leaf.errno)
-            if leaf.shape == self.shapes[sid] and all(
-                    isinstance(x, Sym) and x.op == "cell" and x.args[0] == i
-                    for i, x in enumerate(leaf.cells)):
+            if unchanged(leaf, self.shapes[sid]):
                 return f"return ({errno}, c)"
             cells = "".join(f", {expression(x)}" for x in leaf.cells)
             return f"return ({errno}, ({self.shape_id(leaf.shape)}{cells}))"

@@ -8,14 +8,17 @@ view's Python code needs a value (a failing `require`, a `when` guard, a check o
 the tracer decides: a truth test forks both ways, an integer takes each value it is known to
 take plus "another value". The body is re-run once per decision path, so each path is straight-
 line code (its guards, then its writes and errno); the paths merge into a tree. Decisions made
-on a path bind what they imply (a cell equal to a constant), so later reads fold.
+on a path bind what they imply (a cell equal to a constant, a cell's bounds), so later reads
+fold.
 
 A state's layout (`flatten`): every integer of the nested tuples is a cell, in order; the rest
 (lengths of tuples, the types of named tuples) is its shape. A variable-length field (a list of
-ends) gives one shape per length, and a call is traced per (call, shape). Integers a path
-converts are only those it was told of (`learned`): "another value" ends the path in `Unknown`,
-which the backends turn into a fall-back to the concrete reading (Python) or a failed assertion
-(Promela), and the Python backend learns the value and traces again.
+entries) gives one shape per length, and a call is traced per (call, shape). An integer takes
+the values its bounds allow, the indices of the state's tuples and the values it was told of
+(`learned`); "another value" ends the path in `Unknown`. A computation with too many paths is
+traced lazily, holding only the paths of the states it was shown. The Python backend learns
+what a state needs (its path, with an `oracle`) and traces again; the Promela backend writes a
+failed assertion there, after a compiled search has shown it every reachable state.
 """
 
 from __future__ import annotations
@@ -405,14 +408,6 @@ def _merge(node):
     return node
 
 
-def ends(node):
-    if isinstance(node, End):
-        yield node
-    else:
-        for _v, child in node.children:
-            yield from ends(child)
-
-
 # -- the reading -------------------------------------------------------------------------------
 
 class _Vocabulary:
@@ -478,7 +473,7 @@ def trace_predicate(profile, config, predicate, shape, learned: dict, what: str,
 
 
 def unchanged(leaf: End, shape) -> bool:
-    """Whether an "out" leaf ends every cell of its pre-state shape as it was."""
+    """Whether an "out" end keeps every cell of its pre-state shape as it was."""
     return leaf.shape == shape and all(
         isinstance(c, Sym) and c.op == "cell" and c.args[0] == i for i, c in enumerate(leaf.cells))
 

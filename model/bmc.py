@@ -26,9 +26,15 @@ RLIMIT = 400_000_000  # z3 resource units per search: deterministic, unlike a cl
 class Reach:
     property: str
     depth: int
-    witnessed: bool
+    witnessed: bool  # a path reaching the property was found
     seconds: float
     path: list[str]  # the calls of the witness path
+    expected: bool = True  # reachable is what should be (False: it must not be, to this depth)
+
+    @property
+    def holds(self) -> bool:
+        """The check came out as it should: reached if expected, not reached if not."""
+        return self.witnessed == self.expected
 
 
 class Unrolling:
@@ -82,14 +88,18 @@ class Unrolling:
                                       prop.step(name, runs[name][1].errno, pre, post)))
         return z3.Or(*options)
 
-    def search(self, prop: Property, rlimit: int = RLIMIT) -> Reach:
+    def search(self, prop: Property, rlimit: int = RLIMIT, expected: bool = True) -> Reach:
         start = time.perf_counter()
         solver = z3.Solver()
         solver.set("rlimit", rlimit)
         solver.add(*self.facts, self.reaches(prop))
-        found = solver.check() == z3.sat
+        verdict = solver.check()
+        found = verdict == z3.sat
         path = self._path(solver.model()) if found else []
-        return Reach(prop.name, self.depth, found, time.perf_counter() - start, path)
+        if verdict == z3.unknown and not expected:
+            found = True  # not shown unreachable within the budget: no claim of safety
+            path = ["(z3 gave no answer within the budget)"]
+        return Reach(prop.name, self.depth, found, time.perf_counter() - start, path, expected)
 
     def _path(self, model) -> list[str]:
         out = []
@@ -104,11 +114,12 @@ class Unrolling:
 
 
 def run_checks(profile, rlimit: int = RLIMIT):
-    """Every bounded check of the profile (`profile.prover.bmc_checks`: property, machine and
-    depth): (machine description, Reach) pairs."""
+    """Every bounded check of the profile (`profile.prover.bmc_checks`: property, machine,
+    depth and, optionally, whether the property should be reachable (default) or must not be
+    within that depth): (machine description, Reach) pairs."""
     out = []
-    for prop, config, depth in profile.prover.bmc_checks(profile):
+    for prop, config, depth, *expect in profile.prover.bmc_checks(profile):
         config = profile.adjust(config)
-        reach = Unrolling(profile, config, depth).search(prop, rlimit)
+        reach = Unrolling(profile, config, depth).search(prop, rlimit, *expect)
         out.append((profile.presenter.machine_text(config), reach))
     return out

@@ -22,8 +22,8 @@ def report_data(results: list[Result], transitions: list[str], properties: list[
                 extensions: tuple = ()) -> dict:
     """The machine-readable report of `pkvm-model prove --json`."""
     statuses = {r.status for r in results}
-    if any(not r.witnessed for _, r in reach):
-        statuses.add("violated")  # a vacuous model: something that must be reachable is not
+    if any(not r.holds for _, r in reach):
+        statuses.add("violated")  # vacuous (a reachable thing is not), or a hazard is reachable
     result = "violated" if "violated" in statuses else "unknown" if "unknown" in statuses else "proved"
     return {
         "result": result,
@@ -38,7 +38,8 @@ def report_data(results: list[Result], transitions: list[str], properties: list[
                          "via": list(r.via)}
                         for r in results],
         "bmc": [{"property": r.property, "machine": machine, "depth": r.depth,
-                 "witnessed": r.witnessed, "seconds": round(r.seconds, 3), "path": r.path}
+                 "witnessed": r.witnessed, "seconds": round(r.seconds, 3), "path": r.path,
+                 "expected": "reachable" if r.expected else "unreachable", "holds": r.holds}
                 for machine, r in reach],
     }
 
@@ -46,12 +47,13 @@ def report_data(results: list[Result], transitions: list[str], properties: list[
 def render_bmc(rows: list[dict]) -> Table:
     """What bounded model checking found reachable, and by which path."""
     table = Table(title="bounded model checking (what induction cannot show)")
-    for col in ("property", "machine", "depth", "reached", "path"):
+    for col in ("property", "machine", "depth", "expected", "reached", "path"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        table.add_row(r["property"], r["machine"], str(r["depth"]),
-                      Text("yes" if r["witnessed"] else "NO",
-                           style="green" if r["witnessed"] else "bold red"),
+        holds = r.get("holds", r["witnessed"])
+        table.add_row(r["property"], r["machine"], str(r["depth"]), r.get("expected", "reachable"),
+                      Text("yes" if r["witnessed"] else "no",
+                           style="green" if holds else "bold red"),
                       "\n".join(r["path"]))
     return table
 

@@ -232,7 +232,9 @@ def junit_suite(data: dict, args):
         suite.cases.append(junit.Case(f"{p} / {t}", name, skipped=f"not run ({data['stopped']})"))
     for r in data["bmc"]:
         case = junit.Case(f"reachable: {r['property']} ({r['machine']})", name, r["seconds"])
-        if not r["witnessed"]:
-            case.failure = f"never reached within depth {r['depth']}: the model may be vacuous"
+        if not r.get("holds", r["witnessed"]):
+            case.failure = (f"never reached within depth {r['depth']}: the model may be vacuous"
+                            if r.get("expected", "reachable") == "reachable" else
+                            f"reached within depth {r['depth']}, which must not happen")
         suite.cases.append(case)
     return suite

@@ -24,12 +24,18 @@ REFUTED_BY_SEARCH = [
 ]
 
 
-@pytest.mark.parametrize("mutant,prop", REFUTED)
-def test_prover_refutes_mutant(mutant, prop):
+def _discharge(mutant: str, prop: str):
+    """(the mutated transition, the mutant profile, the obligation's result)."""
     transition = PKVM.mutants[mutant].transition
     profile = mutate(PKVM, mutant)
-    result = discharge(profile, Obligation(prop, transition),
-                       profile.disciplined(profile.adjust(profile.default_config())))
+    return transition, profile, discharge(profile, Obligation(prop, transition),
+                                          profile.disciplined(profile.adjust(
+                                              profile.default_config())))
+
+
+@pytest.mark.parametrize("mutant,prop", REFUTED)
+def test_prover_refutes_mutant(mutant, prop):
+    transition, _profile, result = _discharge(mutant, prop)
     assert result.status == "violated"
     cex = result.counterexample
     assert cex["call"].startswith(transition)
@@ -40,10 +46,7 @@ def test_prover_refutes_mutant(mutant, prop):
 def test_prover_refutes_mutant_with_its_fallback(mutant, prop):
     from model.commands.refute import refute
 
-    transition = PKVM.mutants[mutant].transition
-    profile = mutate(PKVM, mutant)
-    result = discharge(profile, Obligation(prop, transition),
-                       profile.disciplined(profile.adjust(profile.default_config())))
+    transition, profile, result = _discharge(mutant, prop)
     if result.status != "violated":
         result = refute(profile, result)
     assert result.status == "violated"

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def cli(*argv, cwd=None, timeout=60, **kwargs):
+def cli(*argv, cwd=None, timeout=300, **kwargs):
     return subprocess.run([sys.executable, "-m", "model.cli", *argv], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd or ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)}, **kwargs)

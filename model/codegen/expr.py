@@ -139,26 +139,24 @@ def negate(x):
     return Sym("not", (x,))
 
 
-def conj(*xs):
+def _junction(xs, absorbing: bool, op: str):
+    """A conjunction (absorbing False) or disjunction (absorbing True), constants folded."""
     out = []
     for x in xs:
         x = truth(x)
-        if x is False:
-            return False
-        if x is not True:
+        if x is absorbing:
+            return absorbing
+        if x is not (not absorbing):
             out.append(x)
-    return True if not out else out[0] if len(out) == 1 else Sym("and", tuple(out))
+    return (not absorbing) if not out else out[0] if len(out) == 1 else Sym(op, tuple(out))
+
+
+def conj(*xs):
+    return _junction(xs, False, "and")
 
 
 def disj(*xs):
-    out = []
-    for x in xs:
-        x = truth(x)
-        if x is True:
-            return True
-        if x is not False:
-            out.append(x)
-    return False if not out else out[0] if len(out) == 1 else Sym("or", tuple(out))
+    return _junction(xs, True, "or")
 
 
 def ite(c, a, b):

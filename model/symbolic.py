@@ -108,8 +108,31 @@ class SymbolicReading:
             self._outer.pop()
 
 
+def evaluate(model, term):
+    """The value of a term in a z3 model: a Python int, or a bool for a Boolean term."""
+    value = model.eval(term, model_completion=True)
+    return z3.is_true(value) if z3.is_bool(value) else value.as_long()
+
+
+def unique_terms(terms: list) -> list:
+    """The terms (or tuples of terms) without structural duplicates, in their first order."""
+    seen, out = set(), []
+    for t in terms:
+        key = tuple(x.get_id() for x in t) if isinstance(t, tuple) else t.get_id()
+        if key not in seen:
+            seen.add(key)
+            out.append(t)
+    return out
+
+
 class SymbolicSteps:
-    """Mixin for a view that runs one body: checks fold into `errno`, writes are guarded."""
+    """Mixin for a view that runs one body: checks fold into `errno`, writes are guarded. The
+    post-state starts as the pre-state's arrays; the profile's writes replace them."""
+
+    def __init__(self, machine, pre, transitions: dict | None = None):
+        super().__init__(machine, pre, transitions)
+        self._begin_step()
+        self.post = dict(pre.arrays)
 
     def _begin_step(self):
         self.errno = z3.IntVal(0)
@@ -184,6 +207,21 @@ class ProofHooks:
 
     def stepping(self, machine, pre, transitions=None):
         return self.Step(machine, pre, transitions)
+
+    @staticmethod
+    def cases(q, ok, fail) -> list:
+        """The query's succeeding and failing call, asked apart (a profile may split more)."""
+        return [ok, fail]
+
+    @staticmethod
+    def small_leaves(q):
+        """What makes a model fit a small machine (nothing, unless the profile says)."""
+        return z3.BoolVal(True)
+
+    @staticmethod
+    def concretize(q, model, profile):
+        """A ground-tier model as a concrete counterexample, or None (the profile's to say)."""
+        return None
 
     @staticmethod
     def concrete_counterexample(profile, config, pre, call, outcome, prop, focus) -> dict:

@@ -13,17 +13,7 @@ import z3
 from model.profiles.gmem.properties import STRENGTHENING
 from model.profiles.gmem.readings import Machine, Symbolic, SymbolicState, SymbolicStep, initial
 from model.profiles.gmem.states import VM_NAMES, Config
-from model.symbolic import ProofHooks
-
-
-def _unique(terms: list) -> list:
-    seen, out = set(), []
-    for t in terms:
-        key = tuple(x.get_id() for x in t) if isinstance(t, tuple) else t.get_id()
-        if key not in seen:
-            seen.add(key)
-            out.append(t)
-    return out
+from model.symbolic import ProofHooks, evaluate, unique_terms
 
 
 def pools(q, named=()) -> dict:
@@ -62,19 +52,14 @@ def pools(q, named=()) -> dict:
         slots.append(pre.bind(f, i) - 1)
         pages.append(i)
     pages += gfns
-    return {"gfn": _unique(gfns), "slot": _unique(slots), "file": _unique(files),
-            "fi": _unique(fis), "page": _unique(pages)}
-
-
-def _ev(model, term):
-    value = model.eval(term, model_completion=True)
-    return z3.is_true(value) if z3.is_bool(value) else value.as_long()
+    return {"gfn": unique_terms(gfns), "slot": unique_terms(slots), "file": unique_terms(files),
+            "fi": unique_terms(fis), "page": unique_terms(pages)}
 
 
 def _machine(model, m: Machine) -> dict:
-    vm = _ev(model, m.vm_type)
-    return {"vm": VM_NAMES.get(vm, vm), "slots": _ev(model, m.slots), "gfns": _ev(model, m.gfns),
-            "files": _ev(model, m.files)}
+    vm = evaluate(model, m.vm_type)
+    return {"vm": VM_NAMES.get(vm, vm), "slots": evaluate(model, m.slots), "gfns": evaluate(model, m.gfns),
+            "files": evaluate(model, m.files)}
 
 
 def counterexample(q, model) -> dict:
@@ -82,28 +67,28 @@ def counterexample(q, model) -> dict:
     cells = {}
 
     def gfn_cells(view, g):
-        return {f: _ev(model, getattr(view, f)(z3.IntVal(g)))
+        return {f: evaluate(model, getattr(view, f)(z3.IntVal(g)))
                 for f in ("attr", "gslot", "lkind", "lfile", "lidx")}
 
     def slot_cells(view, x):
-        return {f: _ev(model, getattr(view, f)(z3.IntVal(x)))
+        return {f: evaluate(model, getattr(view, f)(z3.IntVal(x)))
                 for f in ("sn", "sbase", "sgmem", "sfile", "spgoff", "sonly")}
 
     def fi_cells(view, f, i):
-        return {k: _ev(model, getattr(view, k)(z3.IntVal(f), z3.IntVal(i)))
+        return {k: evaluate(model, getattr(view, k)(z3.IntVal(f), z3.IntVal(i)))
                 for k in ("page", "bind", "hpte")}
 
     def changes(a, b):
         return {"pre": a, "post": b, "changed": sorted(k for k in a if a[k] != b[k])}
 
-    for g in sorted({_ev(model, t) for t in q.pools["gfn"]})[:4]:
+    for g in sorted({evaluate(model, t) for t in q.pools["gfn"]})[:4]:
         cells[f"gfn{g}"] = changes(gfn_cells(pre, g), gfn_cells(post, g))
-    for x in sorted({_ev(model, t) for t in q.pools["slot"]} - {-1})[:3]:
+    for x in sorted({evaluate(model, t) for t in q.pools["slot"]} - {-1})[:3]:
         cells[f"slot{x}"] = changes(slot_cells(pre, x), slot_cells(post, x))
-    for f, i in sorted({(_ev(model, a), _ev(model, b)) for a, b in q.pools["fi"]})[:4]:
+    for f, i in sorted({(evaluate(model, a), evaluate(model, b)) for a, b in q.pools["fi"]})[:4]:
         cells[f"file{f}[{i}]"] = changes(fi_cells(pre, f, i), fi_cells(post, f, i))
-    args = ", ".join(f"{p}={_ev(model, a)}" for p, a in zip(q.t.params, q.args))
-    return {"call": f"{q.t.name}({args})", "errno": _ev(model, q.step.errno),
+    args = ", ".join(f"{p}={evaluate(model, a)}" for p, a in zip(q.t.params, q.args))
+    return {"call": f"{q.t.name}({args})", "errno": evaluate(model, q.step.errno),
             "machine": _machine(model, q.m), "concrete": False, "cells": cells}
 
 
@@ -127,18 +112,6 @@ class GmemProof(ProofHooks):
 
     pools = staticmethod(pools)
     counterexample = staticmethod(counterexample)
-
-    @staticmethod
-    def cases(q, ok, fail) -> list:
-        return [ok, fail]
-
-    @staticmethod
-    def small_leaves(q):
-        return z3.BoolVal(True)
-
-    @staticmethod
-    def concretize(q, model, profile):
-        return None
 
     @staticmethod
     def machine_of(model, m: Machine) -> dict:

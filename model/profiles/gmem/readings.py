@@ -382,11 +382,6 @@ class Symbolic(Vocabulary, SymbolicReading):
 
 
 class SymbolicStep(SymbolicSteps, Symbolic):
-    def __init__(self, machine: Machine, pre: SymbolicState, transitions=None):
-        Symbolic.__init__(self, machine, pre, transitions)
-        self._begin_step()
-        self.post = dict(pre.arrays)
-
     def _write_guard(self, field, key):
         """Where a write lands: as `Concrete._ok` (a new file is written at index nfiles)."""
         if FIELD_KIND[field] == "file":

@@ -5,6 +5,8 @@ and how to turn a z3 model into a readable, concrete counterexample on a small m
 
 from __future__ import annotations
 
+import functools
+
 import z3
 
 from model.profiles.pkvm.states import (
@@ -16,7 +18,7 @@ from model.profiles.pkvm.symbolic import (
 from model.profiles.pkvm.presenter import entry_cells, page_cells
 from model.profiles.pkvm.properties import nothing_stranded
 from model.properties import Property
-from model.symbolic import ProofHooks
+from model.symbolic import ProofHooks, evaluate, unique_terms
 
 STRANDING = Property("stranding_hazard", "sometimes",
                      "a torn-down VM still holds a page (no host discipline)",
@@ -46,21 +48,7 @@ GHOST = Property("ghost_borrowers", "always",
 
 def _evaluator(model):
     """Values of terms in a z3 model: Python ints, or bools for Boolean terms."""
-    def ev(x):
-        value = model.eval(x, model_completion=True)
-        return z3.is_true(value) if z3.is_bool(value) else value.as_long()
-    return ev
-
-
-def _unique(terms: list) -> list:
-    """The terms without structural duplicates, in their first order."""
-    seen, out = set(), []
-    for t in terms:
-        key = tuple(x.get_id() for x in t) if isinstance(t, tuple) else t.get_id()
-        if key not in seen:
-            seen.add(key)
-            out.append(t)
-    return out
+    return functools.partial(evaluate, model)
 
 
 def pools(q, named=()) -> dict:
@@ -95,10 +83,10 @@ def pools(q, named=()) -> dict:
                             z3.Select(arrays["holder_g"], p, i)))
     slots = [z3.IntVal(0)] + [z3.Select(arrays["slot"], v, g) for v, g in entries] \
         + [z3.Select(arrays["nb"], p) - 1 for p in pages]
-    return {"page": _unique(pages), "entry": _unique(entries),
-            "gfn": _unique(extra["gfn"] + [g for _, g in entries]),
-            "vm": _unique(extra["vm"] + [v for v, _ in entries]),
-            "slot": _unique(extra["slot"] + slots)}
+    return {"page": unique_terms(pages), "entry": unique_terms(entries),
+            "gfn": unique_terms(extra["gfn"] + [g for _, g in entries]),
+            "vm": unique_terms(extra["vm"] + [v for v, _ in entries]),
+            "slot": unique_terms(extra["slot"] + slots)}
 
 
 def small_leaves(q):

@@ -193,11 +193,6 @@ def ghost_invariant(s: Symbolic):
 class SymbolicStep(SymbolicSteps, Symbolic):
     """Runs one transition body: reads the pre-state, builds the post-state and the errno."""
 
-    def __init__(self, machine: Machine, pre: SymbolicState, transitions: dict | None = None):
-        Symbolic.__init__(self, machine, pre, transitions)
-        self._begin_step()
-        self.post = dict(pre.arrays)
-
     # -- writes ------------------------------------------------------------------------------
     def _stored(self, p):
         """Only RAM, MMIO and no-map pages have metadata: a write to a hole is dropped, as

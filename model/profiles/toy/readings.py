@@ -98,11 +98,6 @@ class Symbolic(SymbolicReading):
 
 
 class SymbolicStep(SymbolicSteps, Symbolic):
-    def __init__(self, machine: Machine, pre: SymbolicState, transitions=None):
-        Symbolic.__init__(self, machine, pre, transitions)
-        self._begin_step()
-        self.post = dict(pre.arrays)
-
     def set(self, field, p, value):
         arr, q = self.post[field], fresh("q")
         on = z3.And(self._on(), self.is_page(p))

@@ -14,7 +14,7 @@ from model.profiles.toy.protocol import Config, Data, Owner, State
 from model.profiles.toy.readings import Machine, Symbolic, SymbolicState, SymbolicStep, initial
 from model.references.toy import Lender
 from model.states import enum_name
-from model.symbolic import ProofHooks
+from model.symbolic import ProofHooks, evaluate
 from model.syntax import read_number
 
 
@@ -129,10 +129,6 @@ class ToyPresenter:
 
 # -- the prover's hooks ----------------------------------------------------------------------
 
-def _evaluate(model, term) -> int:
-    return model.eval(term, model_completion=True).as_long()
-
-
 class ToyProof(ProofHooks):
     strengthening = ()
     universe = "pages"
@@ -145,25 +141,17 @@ class ToyProof(ProofHooks):
         return {"page": pages}
 
     @staticmethod
-    def cases(q, ok, fail) -> list:
-        return [ok, fail]
-
-    @staticmethod
-    def small_leaves(q):
-        return z3.BoolVal(True)
-
-    @staticmethod
     def concretize(q, model, profile):
         """The pages the query names, renumbered into a small machine, checked concretely."""
         pre = Symbolic(q.m, q.pre)
-        pages = sorted({_evaluate(model, p) for p in q.pools["page"]}
-                       & set(range(_evaluate(model, q.m.pages))))
+        pages = sorted({evaluate(model, p) for p in q.pools["page"]}
+                       & set(range(evaluate(model, q.m.pages))))
         if not pages:
             return None
         config = Config(pages=len(pages), max_pins=16)
-        state = State(*[tuple(_evaluate(model, pre.page(f, p)) for p in pages)
+        state = State(*[tuple(evaluate(model, pre.page(f, p)) for p in pages)
                         for f in State._fields])
-        arg = _evaluate(model, q.args[0])
+        arg = evaluate(model, q.args[0])
         call = profile.call(q.t.name, (pages.index(arg) if arg in pages else len(pages),))
         view = profile.view(config, state)
         if not all(p.state(view) for p in profile.always if p.state):
@@ -182,21 +170,21 @@ class ToyProof(ProofHooks):
     def counterexample(q, model) -> dict:
         pre, post = Symbolic(q.m, q.pre), Symbolic(q.m, q.post)
         cells = {}
-        for p in sorted({_evaluate(model, t) for t in q.pools["page"]})[:6]:
+        for p in sorted({evaluate(model, t) for t in q.pools["page"]})[:6]:
             def read(view, p=p):
-                return {f: enum_name(e, _evaluate(model, view.page(f, z3.IntVal(p)))) if e else
-                        _evaluate(model, view.page(f, z3.IntVal(p)))
+                return {f: enum_name(e, evaluate(model, view.page(f, z3.IntVal(p)))) if e else
+                        evaluate(model, view.page(f, z3.IntVal(p)))
                         for f, e in (("owner", Owner), ("pins", None), ("data", Data))}
             a, b = read(pre), read(post)
             cells[f"page{p}"] = {"pre": a, "post": b, "changed": [k for k in a if a[k] != b[k]]}
-        return {"call": f"{q.t.name}(page={_evaluate(model, q.args[0])})",
-                "errno": _evaluate(model, q.step.errno),
-                "machine": {"pages": _evaluate(model, q.m.pages)}, "concrete": False,
+        return {"call": f"{q.t.name}(page={evaluate(model, q.args[0])})",
+                "errno": evaluate(model, q.step.errno),
+                "machine": {"pages": evaluate(model, q.m.pages)}, "concrete": False,
                 "cells": cells}
 
     @staticmethod
     def machine_of(model, m: Machine) -> dict:
-        return {"pages": _evaluate(model, m.pages)}
+        return {"pages": evaluate(model, m.pages)}
 
     @staticmethod
     def fix_machine(m: Machine, config: Config) -> list:

@@ -112,13 +112,19 @@ def render_trace(data: dict, title: str | None = None):
         row(st["step"], Text(st["call"]), result, st["state"], set(st["changed"]))
     parts = [table]
     if "property" in data:
-        at = f" (at {data['where']})" if data.get("where") else ""
-        text = Text.assemble(("violated: ", "bold red"), (data["property"], "bold"), at,
-                             f" — {data['doc']}")
-        if data.get("clause"):
-            text.append(f"\nclause: {data['clause']}")
-        parts.append(Panel(text, border_style="red", expand=False))
+        parts.append(_violated(data["property"], data["doc"], data.get("where"),
+                               data.get("clause")))
     return Group(*parts)
+
+
+def _violated(prop: str, doc: str, where: str | None, clause: str | None, note: str = "") -> Panel:
+    """The red box under a trace: the property, where it breaks, and which clause."""
+    at = f" (at {where})" if where else ""
+    text = Text.assemble(("violated: ", "bold red"), (prop, "bold"), at, f" — {doc}",
+                         (note, "dim"))
+    if clause:
+        text.append(f"\nclause: {clause}")
+    return Panel(text, border_style="red", expand=False)
 
 
 def render_summary(data: dict, label: str = "exploration"):
@@ -174,12 +180,8 @@ def render_violations(result: Exploration, limit: int | None = None) -> list:
     for v in result.violations[:limit]:
         key = tuple((s.call, s.errno) for s in v.trace)
         if key in shown:  # the same run breaks several properties: name them, draw it once
-            at = f" (at {v.where})" if v.where else ""
-            text = Text.assemble(("violated: ", "bold red"), (v.property, "bold"), at,
-                                 f" — {v.doc}", (f" (same trace as {shown[key]})", "dim"))
-            if v.clause:
-                text.append(f"\nclause: {v.clause}")
-            out.append(Panel(text, border_style="red", expand=False))
+            out.append(_violated(v.property, v.doc, v.where, v.clause,
+                                 f" (same trace as {shown[key]})"))
             continue
         shown[key] = v.property
         out.append(render_trace(trace_data(result.profile, result.config, v.trace, v),

@@ -17,6 +17,8 @@ from contextlib import contextmanager
 
 import z3
 
+from model.clauses import blame_state, blame_step
+
 INT = z3.IntSort()
 BOOL = z3.BoolSort()
 _fresh = itertools.count()
@@ -229,8 +231,6 @@ class ProofHooks:
         and after the call and in the same machine's initial state (so a report can leave out
         what is as it always starts), and where and by which clause the property breaks. Its
         pre-state satisfies every invariant; it need not be reachable."""
-        from model.clauses import blame_state, blame_step
-
         snapshot = profile.presenter.snapshot
         before, after = snapshot(config, pre, focus), snapshot(config, outcome.state, focus)
         start = snapshot(config, profile.initial_state(config), focus)

@@ -14,6 +14,8 @@ offers the same definitions API the built-in profiles use, plus edits by name:
         ext.drop_write("hyp_donate_host", "hyp_mapped")   # a field (or write operation)
         ext.always(my_invariant)                 # add, replace or remove properties
         ext.config(count_max=1)                  # change every configuration
+        ext.field("pin", "index", initial=0, values=(0, 1))   # a new state field
+        ext.redefine("attr", lambda s, g: ...)   # a read, for every transition and property
 
 `ext.original(name)` is a transition's body before the extension's change (an override can
 call it). The built-in mutants are extensions of this kind (`Profile.mutants`). Any mistake
@@ -31,6 +33,7 @@ from typing import Callable
 from model.profile import Profile
 from model.properties import Property, always, always_step
 from model.staging import StagingError, check_profile
+from model.states import StateField
 from model.transitions import Protocol, Transition, _params
 
 
@@ -85,7 +88,8 @@ class Extension:
         self._always = {p.name: p for p in profile.always}
         self._sometimes = {p.name: p for p in profile.sometimes}
         self._config = dict(profile.config_changes)
-        self._config_fields = None
+        self._fields = list(profile.state_fields)
+        self._reads = list(profile.reads)
 
     # -- transitions --------------------------------------------------------------------------
     def _known(self, name: str) -> Transition:
@@ -160,9 +164,54 @@ class Extension:
         return self.profile.default_config()
 
     def _state_fields(self) -> tuple[str, ...]:
-        """The fields of the profile's state, plus any per-index field names it declares."""
+        """The fields of the profile's state (with the ones this extension adds), plus any
+        per-index field names it declares."""
         return tuple(type(self.profile.initial_state(self._default()))._fields) + tuple(
-            getattr(self.profile, "write_fields", ()))
+            getattr(self.profile, "write_fields", ())) + tuple(
+            f.name for f in self._fields[len(self.profile.state_fields):])
+
+    # -- state ----------------------------------------------------------------------------------
+    def field(self, name: str, kind: str, *, initial: int = 0, values: tuple = (0, 1),
+              show: dict | None = None) -> None:
+        """Add a state field: one integer per key of `kind` (one of the profile's
+        `field_kinds`), `initial` everywhere at the start, always within `values` = (low,
+        high) (a state invariant the prover proves and uses), shown through `show` (value ->
+        text). Transitions and properties read it with `s.read(name, key)` and write it with
+        `s.set` / `s.set_where`, like the profile's own fields."""
+        kinds = self.profile.field_kinds
+        if not kinds:
+            raise ExtensionError(f"the {self.profile.name} profile's state has a fixed shape: "
+                                 "an extension cannot add a field to it")
+        if kind not in kinds:
+            raise ExtensionError(f"field {name!r}: unknown kind {kind!r} (the "
+                                 f"{self.profile.name} profile has: {', '.join(kinds)})")
+        if not name.isidentifier() or name.startswith("_") or name in self._state_fields() \
+                or hasattr(type(self.profile.view(self._default(), None)), name):
+            raise ExtensionError(f"field {name!r}: not a new identifier of the state and its "
+                                 "vocabulary")
+        low, high = values if isinstance(values, tuple) and len(values) == 2 else (None, None)
+        if not all(isinstance(v, int) for v in (low, high, initial)) or not \
+                low <= initial <= high:
+            raise ExtensionError(f"field {name!r}: values must be (low, high) integers around "
+                                 f"the initial value, got {values!r} and {initial!r}")
+        if show is not None and not isinstance(show, dict):
+            raise ExtensionError(f"field {name!r}: show must be a dict of value -> text")
+        self._fields.append(StateField(name, kind, initial, low, high,
+                                       tuple(sorted((show or {}).items()))))
+
+    def redefine(self, name: str, fn: Callable) -> None:
+        """Answer the read `s.name(*args)` with `fn(s, *args)` in every view of every reading:
+        transitions, properties, the profile's own vocabulary and the prover's strengthening
+        (a proposal that changes what a word means, e.g. where an attribute is kept)."""
+        if not self.profile.field_kinds:
+            raise ExtensionError(f"the {self.profile.name} profile does not let extensions "
+                                 "redefine its reads")
+        if not callable(getattr(type(self.profile.view(self._default(), None)), name, None)):
+            raise ExtensionError(f"redefine {name!r}: not a read of the {self.profile.name} "
+                                 "profile's vocabulary")
+        if not callable(fn):
+            raise ExtensionError(f"redefine {name!r}: {type(fn).__name__} is not a function")
+        self._reads.append((name, fn))
 
     # -- properties ---------------------------------------------------------------------------
     def always(self, fn: Callable) -> Callable:
@@ -203,6 +252,7 @@ class Extension:
             transitions=dict(self._protocol.transitions), always=tuple(self._always.values()),
             sometimes=tuple(self._sometimes.values()),
             config_changes=tuple(sorted(self._config.items())),
+            state_fields=tuple(self._fields), reads=tuple(self._reads),
             extensions=self.profile.extensions + (self.name,))
 
 

@@ -13,9 +13,11 @@ configuration changed (`model/extensions.py`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Callable
 
 from model.properties import GraphProperty, Property, succeeds
+from model.states import StateField
 from model.transitions import Call, Outcome, Transition, product, run_concrete
 
 
@@ -68,6 +70,8 @@ class Profile:
     mutants: dict[str, Mutant] = field(default_factory=dict)
     config_changes: tuple = ()  # (field, value) pairs an extension sets on every config
     extensions: tuple[str, ...] = ()  # names of the extensions applied, in order
+    state_fields: tuple[StateField, ...] = ()  # fields extensions add to the state, in order
+    reads: tuple = ()  # (name, fn) reads of the vocabulary extensions redefine, in order
 
     # -- configuration (hooks) -------------------------------------------------------------
     def default_config(self):
@@ -110,6 +114,19 @@ class Profile:
 
     def symmetry(self, config, enabled: bool = True):
         return NoSymmetry()
+
+    # The kinds of key an extension's state field may have (`ext.field`); a profile that names
+    # any builds its states, views (concrete and symbolic), symmetry and snapshots from
+    # `state_fields` and applies `reads` to every view it makes (`with_reads`). () for a
+    # profile whose state has a fixed shape: extensions can then only edit its transitions.
+    field_kinds = ()
+
+    def with_reads(self, view):
+        """The view with the extensions' redefined reads: `fn(view, *args)` answers
+        `view.name(*args)` for every caller, the profile's own vocabulary included."""
+        for name, fn in self.reads:
+            setattr(view, name, partial(fn, view))
+        return view
 
     # Machines (as explore options) that `pkvm-model check` explores beside the default one,
     # for what the default machine cannot reach (gmem: host faults need a VM without private

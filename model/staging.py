@@ -134,6 +134,9 @@ def check_profile(profile) -> None:
         for guard, kind in ((t.discipline, "discipline"), (t.bound, "bound")):
             if guard is not None:
                 attempt(f"the {kind} of {t.name}", lambda g=guard, args=args: g(view, *args))
+    for name, fn in profile.reads:
+        attempt(f"the redefined read {name}",
+                lambda fn=fn: fn(view, *[TRACER] * max(_arity(fn) - 1, 0)))
     names = list(profile.transitions) or ["-"]
     for prop in profile.properties.values():
         if prop.state is not None:

@@ -8,6 +8,7 @@ plus the argument domains a bounded exploration tries, with `validate()` naming 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol as _Protocol
 
@@ -34,3 +35,21 @@ def enum_name(enum: type[IntEnum], value) -> str:
         return enum(value).name
     except ValueError:
         return str(value)
+
+
+@dataclass(frozen=True)
+class StateField:
+    """A state field an extension adds (`ext.field`): its name, the profile's kind of key it is
+    indexed by (`profile.field_kinds`, e.g. gmem's "index" or "scalar"), its initial value and
+    the integer range [low, high] its values stay in (the prover's bound: each reading holds it
+    as an integer of that range), and how a report shows a value (`show`, None: the number)."""
+
+    name: str
+    kind: str
+    initial: int = 0
+    low: int = 0
+    high: int = 1
+    show: tuple = ()  # (value, text) pairs
+
+    def text(self, value) -> str:
+        return dict(self.show).get(value, str(value))

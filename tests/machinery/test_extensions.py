@@ -123,3 +123,56 @@ def test_bad_extension_files_are_one_line_and_exit_2(tmp_path, capsys, text, mes
     assert main(["explore", "--profile", "toy", "--extension", path]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("pkvm-model: error: extension ") and err.count("\n") == 1
+
+
+COUNTED_BINDS = '''
+def extend(ext):
+    ext.field("binds", "scalar", initial=1, values=(1, 3), show={1: "one"})
+    ext.field("tag", "slot", values=(0, 1))
+    bind_slot0 = ext.original("bind_slot")
+
+    @ext.override("bind_slot")
+    def bind_slot(s, slot, gfn, npages, file, pgoff):
+        """As before, counting binds (saturating at 3) and tagging the slot."""
+        yield from bind_slot0(s, slot, gfn, npages, file, pgoff)
+        s.set("binds", None, s.If(s.read("binds") < 3, s.read("binds") + 1, 3))
+        s.set("tag", slot, 1)
+'''
+
+
+def test_an_added_field_is_explored_shown_renamed_and_proved(tmp_path):
+    from model.explorer import explore
+    from model.extensions import load
+    from model.profiles.gmem import PROFILE as GMEM
+    from model.profiles.gmem.states import Config
+    from model.prover import INIT, Obligation, discharge_all
+    profile = load(GMEM, write(tmp_path, COUNTED_BINDS))
+    config = Config(files=1, slots=2, gfns=2, pages=1, sizes=(1,), flags=(0,))
+    start = profile.initial_state(config)
+    assert start.binds == 1 and start.tag == (0, 0)
+    assert profile.presenter.snapshot(config, start)["vm"]["binds"] == "one"
+    result = explore(profile, config)
+    assert result.complete and not result.violations
+    assert {s.binds for s in result.states} == {1, 2, 3}
+    tagged = next(s for s in result.states if s.tag == (1, 0))
+    assert profile.symmetry(config).image(tagged, (1, 0)).tag == (0, 1)
+    obs = [Obligation("binds_in_values", "bind_slot"), Obligation("tag_in_values", "bind_slot"),
+           Obligation("binds_in_values", INIT)]
+    assert [r.status for r in discharge_all(profile, obs, jobs=1)] == ["proved"] * 3
+
+
+@pytest.mark.parametrize("profile, text, message", [
+    ("toy", 'def extend(ext):\n    ext.field("x", "page")\n', "has a fixed shape"),
+    ("gmem", 'def extend(ext):\n    ext.field("x", "page")\n', "unknown kind 'page'"),
+    ("gmem", 'def extend(ext):\n    ext.field("hpte", "index")\n', "not a new identifier"),
+    ("gmem", 'def extend(ext):\n    ext.field("x", "gfn", initial=2)\n', "values must be"),
+    ("gmem", 'def extend(ext):\n    ext.field("x", "gfn", show=[1])\n', "show must be a dict"),
+    ("toy", 'def extend(ext):\n    ext.redefine("owner", lambda s, p: 0)\n', "redefine its reads"),
+    ("gmem", 'def extend(ext):\n    ext.redefine("colour", lambda s, g: 0)\n', "not a read"),
+    ("gmem", 'def extend(ext):\n    ext.redefine("attr", lambda s, g: 1 if s.gslot(g) else 0)\n',
+     "a Python truth test"),
+])
+def test_bad_fields_and_reads_are_one_line_and_exit_2(tmp_path, capsys, profile, text, message):
+    assert main(["explore", "--profile", profile, "--extension", write(tmp_path, text)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.startswith("pkvm-model: error: extension ") and err.count("\n") == 1

@@ -1,6 +1,7 @@
 """How gmem states are shown: one snapshot per object (the VM, each file, each slot, each gfn)
 behind traces, conformance diffs, counterexamples, scenario `expect` lines and the `gfn`
-diagram (the life of gfn 0: shared, private, punched, re-faulted)."""
+diagram (the life of gfn 0: shared, private, punched, re-faulted). The fields an extension adds
+are cells of their object (an index field `name` as `name0`, `name1`, ... of its file)."""
 
 from __future__ import annotations
 
@@ -25,14 +26,30 @@ def leaf_text(state: State, g: int) -> str:
     return f"{_name(LEAF_NAMES, kind)}:{backing}"
 
 
-def vm_cells(state: State, vm_type: str | None = None) -> dict:
-    out = {"state": _name(VM_STATE_NAMES, state.vm), "files": state.nfiles}
+def _extra(state: State, extra: tuple, kind: str, *key) -> dict:
+    """The cells of the extension fields of one kind at one key."""
+    out = {}
+    for field in extra:
+        if field.kind != kind or not hasattr(state, field.name):  # (a reference's state)
+            continue
+        value = getattr(state, field.name)
+        if kind == "index":
+            for i, v in enumerate(value[key[0]]):
+                out[f"{field.name}{i}"] = field.text(v)
+        else:
+            out[field.name] = field.text(value[key[0]] if key else value)
+    return out
+
+
+def vm_cells(state: State, vm_type: str | None = None, extra: tuple = ()) -> dict:
+    out = {"state": _name(VM_STATE_NAMES, state.vm), "files": state.nfiles,
+           **_extra(state, extra, "scalar")}
     if vm_type is not None:
         out = {"type": vm_type, **out}
     return out
 
 
-def file_cells(state: State, f: int) -> dict:
+def file_cells(state: State, f: int, extra: tuple = ()) -> dict:
     if f >= state.nfiles:
         return {"created": "no"}
     released = state.fd[f] == 0 and state.vmas[f] == 0
@@ -43,22 +60,23 @@ def file_cells(state: State, f: int) -> dict:
         out[f"page{i}"] = _name(PAGE_NAMES, state.page[f][i])
         out[f"bind{i}"] = f"slot{state.bind[f][i] - 1}" if state.bind[f][i] else "-"
         out[f"pte{i}"] = "yes" if state.hpte[f][i] else "no"
-    return out
+    return {**out, **_extra(state, extra, "file", f), **_extra(state, extra, "index", f)}
 
 
-def slot_cells(state: State, x: int) -> dict:
+def slot_cells(state: State, x: int, extra: tuple = ()) -> dict:
     if not state.sn[x]:
         return {"kind": "none"}
     return {"kind": "gmem" if state.sgmem[x] else "user", "base": state.sbase[x],
             "npages": state.sn[x],
             "file": f"f{state.sfile[x] - 1}" if state.sfile[x] else "none",
-            "pgoff": state.spgoff[x], "gmem_only": "yes" if state.sonly[x] else "no"}
+            "pgoff": state.spgoff[x], "gmem_only": "yes" if state.sonly[x] else "no",
+            **_extra(state, extra, "slot", x)}
 
 
-def gfn_cells(state: State, g: int) -> dict:
+def gfn_cells(state: State, g: int, extra: tuple = ()) -> dict:
     return {"attr": "private" if state.attr[g] == PRIVATE_ATTR else "shared",
             "slot": f"slot{state.gslot[g] - 1}" if state.gslot[g] else "none",
-            "leaf": leaf_text(state, g)}
+            "leaf": leaf_text(state, g), **_extra(state, extra, "gfn", g)}
 
 
 def involved(config: Config, trace: list) -> list:
@@ -66,18 +84,18 @@ def involved(config: Config, trace: list) -> list:
             *[f"slot{x}" for x in range(config.slots)], *[f"gfn{g}" for g in range(config.gfns)]]
 
 
-def snapshot(config: Config, state: State, objects: list | None = None) -> dict:
-    out = {"vm": vm_cells(state, config.vm)}
-    out.update({f"file{f}": file_cells(state, f) for f in range(len(state.fsize))})
-    out.update({f"slot{x}": slot_cells(state, x) for x in range(len(state.sn))})
-    out.update({f"gfn{g}": gfn_cells(state, g) for g in range(len(state.attr))})
+def snapshot(config: Config, state: State, objects: list | None = None, extra: tuple = ()) -> dict:
+    out = {"vm": vm_cells(state, config.vm, extra)}
+    out.update({f"file{f}": file_cells(state, f, extra) for f in range(len(state.fsize))})
+    out.update({f"slot{x}": slot_cells(state, x, extra) for x in range(len(state.sn))})
+    out.update({f"gfn{g}": gfn_cells(state, g, extra) for g in range(len(state.attr))})
     if objects is not None:
         out = {k: v for k, v in out.items() if k in objects}
     return out
 
 
-def diff(config: Config, a: State, b: State) -> list[tuple]:
-    sa, sb = snapshot(config, a), snapshot(config, b)
+def diff(config: Config, a: State, b: State, extra: tuple = ()) -> list[tuple]:
+    sa, sb = snapshot(config, a, extra=extra), snapshot(config, b, extra=extra)
     cells = []
     for name in dict.fromkeys([*sa, *sb]):
         ca, cb = sa.get(name, {}), sb.get(name, {})
@@ -205,9 +223,18 @@ def read_value(text: str, kind: str, consts: dict) -> int:
 
 
 class GmemPresenter:
+    """The presenter of one gmem profile: its extensions' fields are cells too."""
+
+    def __init__(self, fields: tuple = ()):
+        self.extra = fields
+
+    def snapshot(self, config: Config, state: State, objects: list | None = None) -> dict:
+        return snapshot(config, state, objects, self.extra)
+
+    def diff(self, config: Config, a: State, b: State) -> list[tuple]:
+        return diff(config, a, b, self.extra)
+
     involved = staticmethod(involved)
-    snapshot = staticmethod(snapshot)
-    diff = staticmethod(diff)
     state_label = staticmethod(state_label)
     machine_text = staticmethod(machine_text)
     parse_machine = staticmethod(parse_machine)

@@ -4,6 +4,7 @@ Linux 7.1, for one VM of a stated type (docs/gmem.md)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from model.profile import NoSymmetry, Profile
@@ -15,19 +16,32 @@ from model.profiles.gmem.protocol import GMEM
 from model.profiles.gmem.readings import Concrete
 from model.profiles.gmem.reference import GmemReference
 from model.profiles.gmem.states import (
-    DERIVED, FORCE_PRIVATE, FORCE_SHARED, VM_TYPES, VMFD, Config, initial_state,
+    DERIVED, FORCE_PRIVATE, FORCE_SHARED, VM_TYPES, VMFD, Config, initial_state, layout,
 )
 from model.profiles.gmem.symmetry import SlotSymmetry
 
 
 @dataclass(frozen=True)
 class GmemProfile(Profile):
-    presenter = GmemPresenter()
-    prover = GmemProof()
     reference = GmemReference()
     scenarios = Path(__file__).parent / "scenarios"
     # Host faults need INIT_SHARED, which only VMs without private memory offer.
     witness_machines = (("--vm", "x86"),)
+    # Extensions may add fields keyed like the profile's own (ext.field) and redefine reads.
+    field_kinds = ("scalar", "file", "index", "slot", "gfn")
+
+    @cached_property
+    def fields(self):
+        """The state's layout: the profile's fields, then the extensions'."""
+        return layout(self.state_fields)
+
+    @cached_property
+    def presenter(self):
+        return GmemPresenter(self.state_fields)
+
+    @cached_property
+    def prover(self):
+        return GmemProof(self)
 
     def default_config(self) -> Config:
         return Config()
@@ -63,10 +77,10 @@ class GmemProfile(Profile):
         return replace(config, discipline=False)
 
     def initial_state(self, config: Config):
-        return initial_state(config)
+        return initial_state(config, self.fields)
 
     def view(self, config: Config, state) -> Concrete:
-        return Concrete(config, state, self.transitions)
+        return self.with_reads(Concrete(config, state, self.transitions, self.fields))
 
     def domain(self, config: Config, kind: str):
         files = tuple(range(config.files)) + (VMFD,)
@@ -79,7 +93,7 @@ class GmemProfile(Profile):
         }[kind]
 
     def symmetry(self, config: Config, enabled: bool = True):
-        return SlotSymmetry(config) if enabled and config.slots > 1 else NoSymmetry()
+        return SlotSymmetry(config, self.fields) if enabled and config.slots > 1 else NoSymmetry()
 
 
 PROFILE = GmemProfile(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import z3
 
-from model.profiles.gmem.properties import STRENGTHENING
+from model.profiles.gmem.properties import STRENGTHENING, field_bounds
 from model.profiles.gmem.readings import Machine, Symbolic, SymbolicState, SymbolicStep, initial
 from model.profiles.gmem.states import VM_NAMES, Config
 from model.symbolic import ProofHooks, evaluate, unique_terms
@@ -75,8 +75,9 @@ def counterexample(q, model) -> dict:
                 for f in ("sn", "sbase", "sgmem", "sfile", "spgoff", "sonly")}
 
     def fi_cells(view, f, i):
-        return {k: evaluate(model, getattr(view, k)(z3.IntVal(f), z3.IntVal(i)))
-                for k in ("page", "bind", "hpte")}
+        extra = [n for n in q.pre.fields.names if q.pre.fields.kind[n] == "index"]
+        return {k: evaluate(model, view.read(k, (z3.IntVal(f), z3.IntVal(i))))
+                for k in dict.fromkeys(("page", "bind", "hpte", *extra))}
 
     def changes(a, b):
         return {"pre": a, "post": b, "changed": sorted(k for k in a if a[k] != b[k])}
@@ -105,10 +106,27 @@ BMC = (
 
 
 class GmemProof(ProofHooks):
-    strengthening = STRENGTHENING
+    """The hooks of one gmem profile: its state's fields (with those extensions add, whose
+    bounds join the strengthening) and its redefined reads, applied to every symbolic view."""
+
     universe = "VM types, gfns, slots, files and file pages"
-    Machine, State, Reading, Step = Machine, SymbolicState, Symbolic, SymbolicStep
-    initial = staticmethod(initial)
+    Machine = Machine
+
+    def __init__(self, profile):
+        self.profile, self.fields = profile, profile.fields
+        self.strengthening = STRENGTHENING + tuple(field_bounds(f) for f in self.fields.extra)
+
+    def initial(self, m: Machine) -> SymbolicState:
+        return initial(m, self.fields)
+
+    def fresh_state(self, tag: str) -> SymbolicState:
+        return SymbolicState.fresh(tag, self.fields)
+
+    def reading(self, machine, state, transitions=None):
+        return self.profile.with_reads(Symbolic(machine, state, transitions))
+
+    def stepping(self, machine, pre, transitions=None):
+        return self.profile.with_reads(SymbolicStep(machine, pre, transitions))
 
     pools = staticmethod(pools)
     counterexample = staticmethod(counterexample)

@@ -212,6 +212,19 @@ STRENGTHENING = tuple(Property(fn.__name__, "always", (fn.__doc__ or "").strip()
                       for fn in (types_ok, slots_ok, gslot_ok, gfns_ok))
 
 
+def field_bounds(field) -> Property:
+    """An extension's field (`ext.field`) stays within its values, at every key of its kind."""
+    def ok(s, *key):
+        value = s.read(field.name, key if len(key) == 2 else key[0] if key else None)
+        return s.And(value >= field.low, value <= field.high)
+    quantify = {"scalar": lambda s, p: p(), "file": lambda s, p: s.forall_file(p),
+                "index": lambda s, p: s.forall_fi(p), "slot": lambda s, p: s.forall_slot(p),
+                "gfn": lambda s, p: s.forall_gfn(p)}[field.kind]
+    return Property(f"{field.name}_in_values", "always",
+                    f"the extension's field {field.name} stays within {field.low}..{field.high}",
+                    state=lambda s: quantify(s, lambda *key: ok(s, *key)))
+
+
 # -- sometimes ---------------------------------------------------------------------------------
 
 def _exit(name, code, doc):

@@ -5,6 +5,7 @@ Both readings give the same answer on every state the protocol reaches: a read o
 domain (a gfn past the machine, a slot id past the slots, a file not created, an index past
 the file's size) is 0, and a write there is dropped. The symbolic machine leaves the VM type,
 the number of slots, gfns and files unbounded (z3 integers), so a proof holds for all of them.
+Both read the fields of a `Layout`: the profile's own, then any an extension adds.
 """
 
 from __future__ import annotations
@@ -12,12 +13,8 @@ from __future__ import annotations
 import z3
 
 from model.concrete import ConcreteView
-from model.profiles.gmem.states import (
-    ARM64, FIELD_KIND, INDEX_FIELDS, LOFF_PAGES, SW_PROTECTED, VMFD, Config, State,
-)
+from model.profiles.gmem.states import ARM64, BASE, LOFF_PAGES, SW_PROTECTED, VMFD, Config, Layout
 from model.symbolic import INT, SymbolicReading, SymbolicSteps, fresh
-
-FIELDS = State._fields
 
 
 class Vocabulary:
@@ -90,8 +87,9 @@ class Vocabulary:
 
 
 class Concrete(Vocabulary, ConcreteView):
-    def __init__(self, config: Config, state, transitions=None):
+    def __init__(self, config: Config, state, transitions=None, fields: Layout = BASE):
         super().__init__(config, state, transitions)
+        self.fields = fields
         self._writes: dict[str, object] = {}
 
     def Then(self, cond, thunk):
@@ -128,7 +126,7 @@ class Concrete(Vocabulary, ConcreteView):
         return self.config.max_vmas
 
     def _ok(self, field, key) -> bool:
-        kind = FIELD_KIND[field]
+        kind = self.fields.kind[field]
         if kind == "scalar":
             return True
         if kind == "file":
@@ -140,7 +138,7 @@ class Concrete(Vocabulary, ConcreteView):
         return self.is_gfn(key)
 
     def read(self, field, key=None):
-        kind = FIELD_KIND[field]
+        kind = self.fields.kind[field]
         if kind == "scalar":
             return getattr(self.pre, field)
         if kind == "file":
@@ -179,18 +177,19 @@ class Concrete(Vocabulary, ConcreteView):
         column = self._writes.get(field)
         if column is None:
             old = getattr(self.pre, field)
-            column = [list(r) for r in old] if field in INDEX_FIELDS else \
-                old if FIELD_KIND[field] == "scalar" else list(old)
+            kind = self.fields.kind[field]
+            column = [list(r) for r in old] if kind == "index" else \
+                old if kind == "scalar" else list(old)
             self._writes[field] = column
         return column
 
     def set(self, field, key, value):
         if not self._live() or not self._ok(field, key):
             return
-        if FIELD_KIND[field] == "scalar":
+        if self.fields.kind[field] == "scalar":
             self._column(field)
             self._writes[field] = value
-        elif field in INDEX_FIELDS:
+        elif self.fields.kind[field] == "index":
             self._column(field)[key[0]][key[1]] = value
         else:
             self._column(field)[key] = value
@@ -199,7 +198,7 @@ class Concrete(Vocabulary, ConcreteView):
         """Every key of the field's domain with pred(key) gets value_of(key) (pre-state reads)."""
         if not self._live():
             return
-        kind = FIELD_KIND[field]
+        kind = self.fields.kind[field]
         if kind == "index":
             changes = [((f, i), value_of(f, i)) for f, i in self._indices() if pred(f, i)]
         else:
@@ -212,25 +211,35 @@ class Concrete(Vocabulary, ConcreteView):
         for key, value in changes:
             self.set(field, key, value)
 
+    def _index_fields(self):
+        return [n for n in self.fields.names if self.fields.kind[n] == "index"]
+
     def reset_row(self, f):
-        """A new file's indices start empty (they are: nothing writes an uncreated file)."""
-        for field in INDEX_FIELDS:
+        """A new file's indices start as initially (they are: nothing writes an uncreated
+        file)."""
+        for field in self._index_fields():
             self._column(field)
+
+    def set_row(self, field, f, value):
+        """Every index of the file being created (f = nfiles) gets value: what it starts as."""
+        if self._live() and 0 <= f < self.config.files:
+            row = self._column(field)[f]
+            row[:] = [value] * len(row)
 
     def post(self):
         if not self._writes:
             return self.pre
         out = []
         changed = False
-        for field in FIELDS:
+        for field in self.fields.names:
             old = getattr(self.pre, field)
             if field not in self._writes:
                 out.append(old)
                 continue
             column = self._writes[field]
-            if FIELD_KIND[field] == "scalar":
+            if self.fields.kind[field] == "scalar":
                 new = column
-            elif field in INDEX_FIELDS:
+            elif self.fields.kind[field] == "index":
                 new = tuple(tuple(r) for r in column)
             else:
                 new = tuple(column)
@@ -239,7 +248,7 @@ class Concrete(Vocabulary, ConcreteView):
             else:
                 changed = True
             out.append(new)
-        return State(*out) if changed else self.pre
+        return self.fields.type(*out) if changed else self.pre
 
 
 # -- symbolic ------------------------------------------------------------------------------------
@@ -258,39 +267,39 @@ class Machine:
                 self.gfns >= 1, self.files >= 1, self.files < VMFD]
 
 
-def _sort(field):
-    kind = FIELD_KIND[field]
+def _sort(fields: Layout, field):
+    kind = fields.kind[field]
     return None if kind == "scalar" else (INT, INT) if kind == "index" else (INT,)
 
 
 class SymbolicState:
-    def __init__(self, arrays: dict):
-        self.arrays = arrays
+    def __init__(self, arrays: dict, fields: Layout = BASE):
+        self.arrays, self.fields = arrays, fields
 
     @classmethod
-    def fresh(cls, tag: str):
+    def fresh(cls, tag: str, fields: Layout = BASE):
         out = {}
-        for f in FIELDS:
-            sort = _sort(f)
+        for f in fields.names:
+            sort = _sort(fields, f)
             out[f] = z3.Int(f"{f}{tag}") if sort is None else z3.Array(f"{f}{tag}", *sort, INT)
-        return cls(out)
+        return cls(out, fields)
 
     def same_as(self, other):
-        return z3.And(*[self.arrays[f] == other.arrays[f] for f in FIELDS])
+        return z3.And(*[self.arrays[f] == other.arrays[f] for f in self.fields.names])
 
 
-def initial(machine: Machine) -> SymbolicState:
+def initial(machine: Machine, fields: Layout = BASE) -> SymbolicState:
     out = {}
-    for f in FIELDS:
-        sort = _sort(f)
+    for f in fields.names:
+        sort, value = _sort(fields, f), z3.IntVal(fields.initial[f])
         if sort is None:
-            out[f] = z3.IntVal(0)
+            out[f] = value
         elif len(sort) == 1:
-            out[f] = z3.K(INT, z3.IntVal(0))
+            out[f] = z3.K(INT, value)
         else:
             a, b = z3.Ints(f"a_{f} b_{f}")
-            out[f] = z3.Lambda([a, b], z3.IntVal(0))
-    return SymbolicState(out)
+            out[f] = z3.Lambda([a, b], value)
+    return SymbolicState(out, fields)
 
 
 class Symbolic(Vocabulary, SymbolicReading):
@@ -331,7 +340,7 @@ class Symbolic(Vocabulary, SymbolicReading):
         return z3.IntVal(1 << 30)
 
     def _guard(self, field, key):
-        kind = FIELD_KIND[field]
+        kind = self.state.fields.kind[field]
         if kind == "file":
             return self.exists(key)
         if kind == "index":
@@ -342,7 +351,7 @@ class Symbolic(Vocabulary, SymbolicReading):
 
     def read(self, field, key=None):
         arr = self.state.arrays[field]
-        kind = FIELD_KIND[field]
+        kind = self.state.fields.kind[field]
         if kind == "scalar":
             return arr
         value = z3.Select(arr, *key) if kind == "index" else z3.Select(arr, key)
@@ -384,14 +393,14 @@ class Symbolic(Vocabulary, SymbolicReading):
 class SymbolicStep(SymbolicSteps, Symbolic):
     def _write_guard(self, field, key):
         """Where a write lands: as `Concrete._ok` (a new file is written at index nfiles)."""
-        if FIELD_KIND[field] == "file":
+        if self.state.fields.kind[field] == "file":
             return z3.And(key >= 0, key <= self.nfiles())
         return self._guard(field, key)
 
     def set(self, field, key, value):
         on = self._on()
         arr = self.post[field]
-        kind = FIELD_KIND[field]
+        kind = self.state.fields.kind[field]
         if kind == "scalar":
             self.post[field] = z3.If(on, value, arr)
             return
@@ -407,7 +416,7 @@ class SymbolicStep(SymbolicSteps, Symbolic):
     def set_where(self, field, pred, value_of):
         on = self._on()
         arr = self.post[field]
-        if FIELD_KIND[field] == "index":
+        if self.state.fields.kind[field] == "index":
             a, b = fresh("a"), fresh("b")
             hit = z3.And(on, self._guard(field, (a, b)), pred(a, b))
             self.post[field] = z3.Lambda([a, b], z3.If(hit, value_of(a, b), z3.Select(arr, a, b)))
@@ -417,11 +426,16 @@ class SymbolicStep(SymbolicSteps, Symbolic):
             self.post[field] = z3.Lambda([q], z3.If(hit, value_of(q), z3.Select(arr, q)))
 
     def reset_row(self, f):
+        fields = self.state.fields
+        for field in fields.names:
+            if fields.kind[field] == "index":
+                self.set_row(field, f, fields.initial[field])
+
+    def set_row(self, field, f, value):
         on = self._on()
-        for field in INDEX_FIELDS:
-            arr = self.post[field]
-            a, b = fresh("a"), fresh("b")
-            self.post[field] = z3.Lambda([a, b], z3.If(z3.And(on, a == f), 0, z3.Select(arr, a, b)))
+        arr = self.post[field]
+        a, b = fresh("a"), fresh("b")
+        self.post[field] = z3.Lambda([a, b], z3.If(z3.And(on, a == f), value, z3.Select(arr, a, b)))
 
     def post_state(self) -> SymbolicState:
-        return SymbolicState(dict(self.post))
+        return SymbolicState(dict(self.post), self.state.fields)

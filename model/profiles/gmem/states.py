@@ -7,7 +7,9 @@ a NamedTuple of tuples (hashable, cheap to memoise) and reads the same as a z3 i
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass
+from functools import lru_cache
 from errno import EFAULT, EIO, ENOMEM
 from typing import NamedTuple
 
@@ -173,8 +175,30 @@ class Config:
             raise ValueError(f"a file size in {self.sizes} exceeds {self.pages} pages per file")
 
 
-def initial_state(config: Config) -> State:
+class Layout(NamedTuple):
+    """The fields of a state: the profile's own, then those extensions add (`StateField`s,
+    `ext.field`), each with its kind of key and initial value, and the tuple type holding them."""
+
+    names: tuple
+    kind: dict
+    initial: dict
+    extra: tuple  # the extensions' StateFields
+    type: type
+
+
+@lru_cache(maxsize=None)
+def layout(extra: tuple = ()) -> Layout:
+    kind = {**FIELD_KIND, **{f.name: f.kind for f in extra}}
+    names = State._fields + tuple(f.name for f in extra)
+    return Layout(names, kind, {**{f: 0 for f in State._fields}, **{f.name: f.initial for f in extra}},
+                  extra, namedtuple("State", names) if extra else State)
+
+
+BASE = layout()
+
+
+def initial_state(config: Config, fields: Layout = BASE) -> State:
     f, p, s, g = config.files, config.pages, config.slots, config.gfns
-    row = ((0,) * p,) * f
-    return State(OPEN, 0, (0,) * f, (0,) * f, (0,) * f, (0,) * f, row, row, row,
-                 *([(0,) * s] * len(SLOT_FIELDS)), *([(0,) * g] * len(GFN_FIELDS)))
+    shape = {"scalar": lambda v: v, "file": lambda v: (v,) * f, "index": lambda v: ((v,) * p,) * f,
+             "slot": lambda v: (v,) * s, "gfn": lambda v: (v,) * g}
+    return fields.type(*[shape[fields.kind[n]](fields.initial[n]) for n in fields.names])

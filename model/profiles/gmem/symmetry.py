@@ -1,16 +1,16 @@
 """Slot ids are interchangeable: nothing in KVM depends on which id a slot has (the guest sees
 gfns, guest_memfd sees bindings), so a renaming of the slots is a bisimulation. Files are not
 renamed: they are created in order (file f is the f-th guest_memfd), which a renaming would
-break for files not yet created."""
+break for files not yet created. An extension's per-slot fields move with their slot; its
+fields' values are not slot ids (a value naming a slot would not be renamed)."""
 
 from __future__ import annotations
 
 import itertools
 import math
 
-from model.profiles.gmem.states import SLOT_FIELDS, Config, State
+from model.profiles.gmem.states import BASE, Config, Layout, State
 
-_SLOT_INDEX = [State._fields.index(f) for f in SLOT_FIELDS]
 _REFS = [State._fields.index(f) for f in ("gslot",)]
 _INDEX_REFS = [State._fields.index(f) for f in ("bind",)]
 
@@ -18,7 +18,8 @@ _INDEX_REFS = [State._fields.index(f) for f in ("bind",)]
 class SlotSymmetry:
     trivial = False
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, fields: Layout = BASE):
+        self.slot_index = [k for k, f in enumerate(fields.names) if fields.kind[f] == "slot"]
         self.n = config.slots
         self.order = math.factorial(self.n)
         self.perms = list(itertools.permutations(range(self.n)))
@@ -28,13 +29,13 @@ class SlotSymmetry:
         new_of = {old + 1: new + 1 for new, old in enumerate(perm)}
         new_of[0] = 0
         fields = list(state)
-        for k in _SLOT_INDEX:
+        for k in self.slot_index:
             fields[k] = tuple(state[k][perm[q]] for q in range(self.n))
         for k in _REFS:
             fields[k] = tuple(new_of[v] for v in state[k])
         for k in _INDEX_REFS:
             fields[k] = tuple(tuple(new_of[v] for v in row) for row in state[k])
-        return State(*fields)
+        return type(state)(*fields)
 
     def canonical(self, state: State) -> State:
         return min((self.image(state, p) for p in self.perms), key=_key)

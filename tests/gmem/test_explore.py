@@ -39,3 +39,13 @@ def test_symmetry_is_checked_and_kept():
     assert not reduced.symmetry.get("refused")
     assert len(reduced.states) < len(full.states)
     assert reduced.sometimes == full.sometimes and not full.violations
+
+
+def test_created_files_are_renamed_and_the_reduction_is_kept():
+    from tests.gmem.helpers import machine
+    config = machine(files=2, slots=1, gfns=2, pages=1, sizes=(0, 1))
+    reduced = explore(GMEM, config)
+    full = explore(GMEM, config, symmetry=False)
+    assert not reduced.symmetry.get("refused") and reduced.symmetry["files"]
+    assert len(reduced.states) < len(full.states)
+    assert reduced.sometimes == full.sometimes and not full.violations and not reduced.violations

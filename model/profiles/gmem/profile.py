@@ -18,7 +18,7 @@ from model.profiles.gmem.reference import GmemReference
 from model.profiles.gmem.states import (
     DERIVED, FORCE_PRIVATE, FORCE_SHARED, VM_TYPES, VMFD, Config, initial_state, layout,
 )
-from model.profiles.gmem.symmetry import SlotSymmetry
+from model.profiles.gmem.symmetry import GmemSymmetry
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ class GmemProfile(Profile):
         }[kind]
 
     def symmetry(self, config: Config, enabled: bool = True):
-        return SlotSymmetry(config, self.fields) if enabled and config.slots > 1 else NoSymmetry()
+        return GmemSymmetry(config, self.fields) if enabled and (
+            config.slots > 1 or config.files > 1) else NoSymmetry()
 
 
 PROFILE = GmemProfile(

@@ -1,0 +1,34 @@
+"""The ground tier asks a property one conjunct at a time: the split must keep every conjunct
+(a violation in any one of them is still found) and only split conjunctions."""
+
+import z3
+
+from model import prover
+from model.extensions import mutate
+from model.profiles import get
+
+
+def test_conjuncts_flatten_nested_ands_only():
+    a, b, c, d = z3.Bools("a b c d")
+    parts = prover.conjuncts(z3.And(a, z3.And(b, z3.Implies(c, z3.And(a, d)))))
+    assert [str(p) for p in parts] == ["a", "b", "Implies(c, And(a, d))"]
+    assert prover.conjuncts(z3.Or(a, b)) == [z3.Or(a, b)]
+
+
+def test_a_violation_in_a_later_conjunct_is_found(monkeypatch):
+    """Every part is asked: with the quantified tier out of the way (a budget of one unit), a pKVM mutant
+    that breaks a conjunct other than the first is still refuted by the ground tier."""
+    monkeypatch.setattr(prover, "QUICK", 1)  # (0 would mean no limit)
+    seen = []
+    ground = prover._ground
+
+    def spy(q, case, limit, part):
+        seen.append(part)
+        return ground(q, case, limit, part)
+
+    monkeypatch.setattr(prover, "_ground", spy)
+    profile = mutate(get("pkvm"), "share_hyp_skips_host_check")
+    result = prover._discharge_one(profile, prover.Obligation("single_owner", "host_share_hyp"),
+                                   True, prover.BUDGET)
+    assert result.status == "violated"
+    assert max(seen) > 0  # the violated conjunct was not the first one asked

@@ -54,6 +54,10 @@ def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
     for v, value in enumerate(state.refs):
         refs = z3.Store(refs, v, int(value))
     arrays["refs"] = refs
+    mc = z3.K(INT, z3.IntVal(0))
+    for v, value in enumerate(state.mc):
+        mc = z3.Store(mc, v, int(value))
+    arrays["mc"] = mc
     v, g = z3.Ints("v g")
     for f, empty in ENTRY_EMPTY.items():
         arr = z3.Lambda([v, g], z3.IntVal(int(empty)))
@@ -71,7 +75,7 @@ def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
         protected = z3.Store(protected, vm, z3.BoolVal(flag))
     m.protected = protected
     facts = [m.ram == config.ram, m.mmio == config.mmio, m.nomap == config.nomap,
-             m.vcpus == config.vcpus,
+             m.vcpus == config.vcpus, m.memcache == (config.memcache > 0),
              m.guests == len(config.guests)]
     return m, SymbolicState(arrays), facts
 
@@ -90,7 +94,7 @@ def agree(config, state, call, profile=PKVM) -> None:
     for f in PAGE_FIELDS:
         same += [z3.Select(sym.post[f], p) == z3.Select(expected.arrays[f], p) for p in points]
     same += [z3.Select(sym.post[f], v) == z3.Select(expected.arrays[f], v)
-             for f in ("life", "refs") for v in range(len(config.guests))]
+             for f in ("life", "refs", "mc") for v in range(len(config.guests))]
     for f in ENTRY_EMPTY:
         same += [z3.Select(sym.post[f], v, g) == z3.Select(expected.arrays[f], v, g)
                  for v in range(len(config.guests)) for g in gfns]

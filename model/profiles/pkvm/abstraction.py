@@ -21,6 +21,7 @@ Field by field, for every pfn in [0, ram + mmio + nomap):
 | contents | `contents(pfn)` (RAM only) |
 | life | `vm_state(vm)` |
 | refs | `vm_refcount(vm)` (checked against the loaded vCPUs, `vm_loaded_vcpus(vm)`) |
+| mc | `vm_memcache_pages(vm)`: its memcache's `nr_pages` (checked against the list from `head`) |
 | s2 | `guest_leaves(vm)`: a valid level-3 leaf is `Leaf(gfn, 1, 1, state, prot, pfn)`, a valid level-2 block `Leaf(gfn, 512, 512, ...)`, a POISONED entry `Leaf(gfn, 1, 1, POISON, 0, 0)` |
 
 Anything the model has no words for (a host stage-2 entry that is not an identity map, a page
@@ -35,12 +36,13 @@ import inspect
 
 from model.references.pkvm import Hypervisor
 from model.references.pkvm import pte as rpte
+from model.references.pkvm.memcache import HypPanic
 from model.profile import Unrepresentable
 from model.profiles.pkvm.states import (
     BLOCK_PAGES, PAGE_FIELDS, PAGE_INIT, POISON, Annotation, Config, Contents, Leaf, Life,
     Owner, PageState, PteKind, Region, State,
 )
-from model.profiles.pkvm.transitions import PKVM
+from model.profiles.pkvm.transitions import HYP_PANIC, PKVM
 from model.transitions import Call
 
 _LEVEL_PAGES = {3: 1, 2: BLOCK_PAGES}  # guest leaf level -> pages it maps
@@ -57,7 +59,7 @@ _HOST_ATTRS = rpte.stage2_set_prot_attr(rpte.KVM_PGTABLE_PROT_RWX)  # PKVM_HOST_
 def reference_for(config: Config) -> Hypervisor:
     """A fresh reference machine for the config: RAM, MMIO, counter widths, one VM per guest."""
     hv = Hypervisor(config.ram, config.mmio, pin_max=config.pin_max, count_max=config.count_max,
-                    nomap_pages=config.nomap)
+                    nomap_pages=config.nomap, memcaches=config.memcache > 0)
     for handle, protected in enumerate(config.guests):
         got = hv.create_vm(protected, nr_vcpus=config.vcpus)
         if got != handle:
@@ -95,7 +97,8 @@ _ORDERS: dict[tuple, tuple | None] = {}
 
 
 def invoke(hv: Hypervisor, call: Call) -> int:
-    """Make a model call on the reference; its errno (0 or negative)."""
+    """Make a model call on the reference; its errno (0 or negative), HYP_PANIC when the
+    reference's hypervisor panics."""
     params = call.params
     if not params and call.name in PKVM.transitions:  # a call written without names
         params = PKVM.transitions[call.name].params
@@ -107,9 +110,10 @@ def invoke(hv: Hypervisor, call: Call) -> int:
             raise KeyError(f"the reference has no call matching {call.name}")
         order = _ORDERS[key] = None if order == tuple(range(len(order))) else order
     method = getattr(hv, call.name)
-    if order is None:
-        return method(*call.args)
-    return method(*[call.args[i] for i in order])
+    try:
+        return method(*(call.args if order is None else [call.args[i] for i in order]))
+    except HypPanic:
+        return HYP_PANIC
 
 
 # -- reference -> State ---------------------------------------------------------------------------
@@ -189,16 +193,20 @@ def abstract(hv: Hypervisor, config: Config | None = None) -> State:
                 or pte & _LEAF_ATTRS != rpte.PAGE_HYP):
             raise Unrepresentable(f"hyp stage-1 maps VA of pfn {pfn} with {pte:#x} at level {level}")
         mapped[pfn] = True
-    life, s2, refs = [], [], []
+    life, s2, refs, mc = [], [], [], []
     for vm in range(hv.nr_vms()):
         life.append(_LIFE[hv.vm_state(vm).name])
         if hv.vm_refcount(vm) != hv.vm_loaded_vcpus(vm):
             raise Unrepresentable(f"vm{vm} refcount {hv.vm_refcount(vm)} with "
                                   f"{hv.vm_loaded_vcpus(vm)} vCPU(s) loaded")
         refs.append(hv.vm_refcount(vm))
+        try:
+            mc.append(hv.vm_memcache_pages(vm))
+        except ValueError as err:
+            raise Unrepresentable(str(err)) from err
         s2.append(tuple(_guest_leaf(vm, leaf.gfn, leaf.level, leaf.pte) for leaf in hv.guest_leaves(vm)))
     return State(*[tuple(columns[f]) for f in PAGE_FIELDS], life=tuple(life), s2=tuple(s2),
-                 refs=tuple(refs))
+                 refs=tuple(refs), mc=tuple(mc))
 
 
 def _check_machine(hv: Hypervisor, config: Config) -> None:

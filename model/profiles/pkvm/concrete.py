@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from model.concrete import ConcreteView
 from model.profiles.pkvm.states import (
-    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, VALID_STATES, Config, Leaf, Life, PageReads, Region,
+    MAP_PAGES, NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, VALID_STATES, Config, Leaf, Life, PageReads, Region,
     State, find_leaf,
 )
 
@@ -28,6 +28,7 @@ class Concrete(PageReads, ConcreteView):
         self._pages: dict[str, list] = {}
         self._life: list | None = None
         self._refs: list | None = None
+        self._mc: list | None = None
         self._s2: dict[int, list] = {}
 
     @staticmethod
@@ -93,6 +94,12 @@ class Concrete(PageReads, ConcreteView):
     def refs(self, vm):
         return self.pre.refs[vm] if self.is_guest(vm) else 0
 
+    def memcache(self, vm):
+        """Pages in vm's memcache; when the memcache is not modelled, always what a map takes."""
+        if not self.config.memcache:
+            return MAP_PAGES
+        return self.pre.mc[vm] if self.is_guest(vm) else 0
+
     def _leaf(self, vm, g):
         if not self.is_guest(vm):
             return _NO_LEAF
@@ -132,6 +139,13 @@ class Concrete(PageReads, ConcreteView):
         if self._refs is None:
             self._refs = list(self.pre.refs)
         self._refs[vm] = value
+
+    def set_memcache(self, vm, value):
+        if not self._live() or not self.config.memcache:
+            return
+        if self._mc is None:
+            self._mc = list(self.pre.mc)
+        self._mc[vm] = value
 
     def _leaves(self, vm):
         if vm not in self._s2:
@@ -176,7 +190,8 @@ class Concrete(PageReads, ConcreteView):
 
     def post(self) -> State:
         """The successor state: the pre-state with every write applied."""
-        if not self._pages and self._life is None and self._refs is None and not self._s2:
+        if (not self._pages and self._life is None and self._refs is None and self._mc is None
+                and not self._s2):
             return self.pre
         fields = [tuple(self._pages[f]) if f in self._pages else getattr(self.pre, f)
                   for f in PAGE_FIELDS]
@@ -185,7 +200,8 @@ class Concrete(PageReads, ConcreteView):
         if self._s2:
             s2 = tuple(tuple(self._s2[v]) if v in self._s2 else s2[v] for v in range(len(s2)))
         refs = tuple(self._refs) if self._refs is not None else self.pre.refs
-        return State(*fields, life=life, s2=s2, refs=refs)
+        mc = tuple(self._mc) if self._mc is not None else self.pre.mc
+        return State(*fields, life=life, s2=s2, refs=refs, mc=mc)
 
 
 def _carve(leaves: list, gfn: int, size: int) -> list:

@@ -150,6 +150,15 @@ def teardown_ignores_refs(ext):
     ext.drop_check("start_teardown_vm", "vm_refs")
 
 
+@mutant("host_share_guest")
+def share_guest_skips_memcache_check(ext):
+    """handle___pkvm_host_share_guest calls __pkvm_host_share_guest without refilling the
+    vCPU's memcache first: the stage-2 map runs short after the host state was written, and
+    its WARN_ON panics the hypervisor"""
+    ext.drop_check("host_share_guest", "memcache")
+    ext.config(memcache=1)
+
+
 @mutant("finalize_teardown_vm")
 def finalize_without_reclaim(ext):
     """the host finalizes a VM's teardown before reclaiming its pages (no host discipline)"""

@@ -89,8 +89,11 @@ def vm_snapshot(config: Config, state: State, vm: int) -> dict:
             leaves.append(f"gfn{leaf.gfn}{span} -> pfn{leaf.pfn} "
                           f"{PageState(leaf.state).name} {_prot(leaf.prot)}"
                           + ("" if leaf.size == 1 else f" (leaf of {leaf.size})"))
-    return {"kind": "protected" if config.guests[vm] else "non-protected",
-            "life": Life(state.life[vm]).name, "refs": state.refs[vm], "s2": leaves}
+    out = {"kind": "protected" if config.guests[vm] else "non-protected",
+           "life": Life(state.life[vm]).name, "refs": state.refs[vm], "s2": leaves}
+    if config.memcache:
+        out["memcache"] = state.mc[vm]
+    return out
 
 
 def involved(config: Config, trace: list) -> list[int]:
@@ -191,7 +194,11 @@ def diff_states(config: Config, model: State, reference: State) -> list[tuple]:
         ra = model.refs[vm] if vm < len(model.refs) else "-"
         rb = reference.refs[vm] if vm < len(reference.refs) else "-"
         if ra != rb:
-            cells.append((where, "loaded vCPUs (refcount)", ra, rb))
+            cells.append((where, "loaded vCPUs (refcount)", str(ra), str(rb)))
+        ma = model.mc[vm] if vm < len(model.mc) else "-"
+        mb = reference.mc[vm] if vm < len(reference.mc) else "-"
+        if ma != mb:
+            cells.append((where, "memcache pages", str(ma), str(mb)))
         a = {leaf.gfn: leaf for leaf in (model.s2[vm] if vm < len(model.s2) else ())}
         b = {leaf.gfn: leaf for leaf in (reference.s2[vm] if vm < len(reference.s2) else ())}
         for gfn in sorted(set(a) | set(b)):
@@ -236,9 +243,10 @@ def state_label(config: Config, state: State) -> str:
             extra.append(describe_contents(state.contents[p]))
         parts.append(f"p{p} {v}" + (" " + " ".join(extra) if extra else ""))
     for vm, life in enumerate(state.life):
-        refs = state.refs[vm]
-        if life != Life.RUNNING or refs:
-            parts.append(f"vm{vm} {Life(life).name}" + (f" refs{refs}" if refs else ""))
+        refs, mc = state.refs[vm], state.mc[vm]
+        if life != Life.RUNNING or refs or mc:
+            parts.append(f"vm{vm} {Life(life).name}" + (f" refs{refs}" if refs else "")
+                         + (f" mc{mc}" if mc else ""))
     return "\n".join(parts)
 
 
@@ -256,6 +264,8 @@ def machine_text(config: Config) -> str:
         extra += " discipline=off"
     if config.vcpus != 1:
         extra += f" vcpus={config.vcpus}"
+    if config.memcache:
+        extra += f" memcache={config.memcache}"
     nomap = f" nomap={config.nomap}" if config.nomap else ""
     return f"ram={config.ram} mmio={config.mmio}{nomap} guests={kinds}{extra}"
 
@@ -284,7 +294,7 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
             raise ValueError(f"machine option {key} given twice")
         opts[key] = value
     unknown = set(opts) - {"ram", "mmio", "nomap", "guests", "pin_max", "count_max", "discipline",
-                           "vcpus"}
+                           "vcpus", "memcache"}
     if unknown:
         raise ValueError(f"unknown machine option(s) {', '.join(sorted(unknown))}")
     if "ram" not in opts:
@@ -293,7 +303,7 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
     guests = tuple(kinds[g] if g in kinds else _bad_guest(g)
                    for g in opts.get("guests", "").split(",") if g)
     ints = {}
-    for key in ("ram", "mmio", "nomap", "pin_max", "count_max", "vcpus"):
+    for key in ("ram", "mmio", "nomap", "pin_max", "count_max", "vcpus", "memcache"):
         if key in opts:
             if not re.fullmatch(r"\d+", opts[key]):
                 raise ValueError(f"machine option {key}={opts[key]!r} is not a number")
@@ -304,6 +314,7 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
     pin_max = ints.get("pin_max", U16_MAX)
     config = Config(ram=ints["ram"], mmio=ints.get("mmio", 0), nomap=ints.get("nomap", 0),
                     guests=guests, pin_max=pin_max, vcpus=ints.get("vcpus", 1),
+                    memcache=ints.get("memcache", 0),
                     max_pins=pin_max, count_max=ints.get("count_max", U32_MAX),
                     host_discipline=discipline)
     config.validate()
@@ -338,8 +349,9 @@ def parse_expect(text: str, config: Config) -> tuple[tuple, tuple]:
     if len(words) == 1 and vm is not None:
         for key, value in pairs:
             if not (key == "life" and value in Life.__members__
-                    or key == "refs" and re.fullmatch(r"\d+", value)):
-                raise ValueError("vm check must be life=RUNNING|DYING|TORN_DOWN or refs=N")
+                    or key in ("refs", "memcache") and re.fullmatch(r"\d+", value)):
+                raise ValueError("vm check must be life=RUNNING|DYING|TORN_DOWN, refs=N or "
+                                 "memcache=N")
         return ("vm", vm), tuple(pairs)
     if len(words) == 3 and vm is not None and words[1] == "gfn":
         gfn = read_value(words[2], "gfn", CONSTANTS)
@@ -405,8 +417,9 @@ def check_expectation(state: State, subject: tuple, checks: tuple) -> list[tuple
         results = [(k, v, _page_check(state, pfn, k)) for k, v in checks]
     elif kind == "vm":
         vm = subject[1]
-        results = [("life", v, Life(state.life[vm]).name) if k == "life"
-                   else ("refs", v, str(state.refs[vm])) for k, v in checks]
+        got = {"life": Life(state.life[vm]).name, "refs": str(state.refs[vm]),
+               "memcache": str(state.mc[vm])}
+        results = [(k, v, got[k]) for k, v in checks]
     else:
         results = _entry_checks(state, subject[1], subject[2], checks)
     return [(what, want, got) for what, want, got in results if want != got]

@@ -23,6 +23,8 @@ class PkvmProfile(Profile):
     prover = PkvmProof()
     reference = PkvmReference()
     scenarios = Path(__file__).parent / "scenarios"
+    # The memcache is off on the default machine; `check` witnesses its topups on a small one.
+    witness_machines = (("--memcache", "1", "--pages", "1"),)
 
     def default_config(self) -> Config:
         return Config()
@@ -39,6 +41,9 @@ class PkvmProfile(Profile):
                            help="how many of the VMs are protected, handles 0..K-1 (default 1)")
         group.add_argument("--gfns", type=int, default=2, metavar="F",
                            help="guest frame numbers tried per VM (default 2)")
+        group.add_argument("--memcache", type=int, default=0, metavar="N",
+                           help="model each VM's memcache, topped up by the host to N pages "
+                                "(default 0: not modelled, a map never runs short)")
         group.add_argument("--no-host-discipline", action="store_true",
                            help="let the host finalize a VM that still holds pages "
                                 "(the stranding hazard)")
@@ -51,7 +56,9 @@ class PkvmProfile(Profile):
             raise ValueError(f"--protected must be 0..{args.guests}, got {protected}")
         if args.nomap < 0:
             raise ValueError(f"--nomap must be 0 or more, got {args.nomap}")
-        config = Config(ram=args.pages, gfns=args.gfns, nomap=args.nomap,
+        if args.memcache < 0:
+            raise ValueError(f"--memcache must be 0 or more, got {args.memcache}")
+        config = Config(ram=args.pages, gfns=args.gfns, nomap=args.nomap, memcache=args.memcache,
                         guests=(True,) * protected + (False,) * (args.guests - protected),
                         host_discipline=not args.no_host_discipline)
         config = self.adjust(config)
@@ -64,7 +71,8 @@ class PkvmProfile(Profile):
         guests = ", ".join(f"vm{v} {'protected' if p else 'non-protected'}"
                            for v, p in enumerate(config.guests)) or "no guests"
         nomap = f", {config.nomap} no-map" if config.nomap != 1 else ""
-        return f"{config.ram} RAM pages ({guests}), {config.gfns} gfns{nomap}"
+        memcache = f", memcaches of {config.memcache}" if config.memcache else ""
+        return f"{config.ram} RAM pages ({guests}), {config.gfns} gfns{nomap}{memcache}"
 
     def disciplined(self, config: Config) -> bool:
         return config.host_discipline

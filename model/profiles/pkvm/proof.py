@@ -99,7 +99,7 @@ def small_leaves(q):
 def _machine(model, m: Machine) -> dict:
     ev = _evaluator(model)
     return {"ram": ev(m.ram), "mmio": ev(m.mmio), "nomap": ev(m.nomap), "guests": ev(m.guests),
-            "vcpus": ev(m.vcpus)}
+            "vcpus": ev(m.vcpus), "memcache": ev(m.memcache)}
 
 
 def _page_cells(view: Symbolic, ev, p) -> dict:
@@ -160,8 +160,10 @@ def concretize(q, model, profile) -> dict | None:
         rams = [0] if ram > 0 else []
     new_pfn = {p: i for i, p in enumerate(rams)}
     new_vm = {v: i for i, v in enumerate(vms)}
+    mc = tuple(ev(pre.memcache(v)) for v in vms) if ev(q.m.memcache) else (0,) * len(vms)
     small = Config(ram=len(rams), mmio=1, nomap=1, vcpus=max(1, ev(q.m.vcpus)),
-                   guests=tuple(ev(pre.protected(v)) for v in vms), gfns=1, hole_pfns=1)
+                   guests=tuple(ev(pre.protected(v)) for v in vms), gfns=1, hole_pfns=1,
+                   memcache=max(mc, default=0) + 1 if ev(q.m.memcache) else 0)
 
     def pfn_of(p):
         if p in new_pfn:
@@ -196,7 +198,7 @@ def concretize(q, model, profile) -> dict | None:
         s2.append(tuple(leaves))
     state = State(*[tuple(fields[f]) for f in PAGE_FIELDS],
                   life=tuple(ev(pre.life(v)) for v in vms), s2=tuple(s2),
-                  refs=tuple(ev(pre.refs(v)) for v in vms))
+                  refs=tuple(ev(pre.refs(v)) for v in vms), mc=mc)
     args = tuple(pfn_of(a) if p == "pfn" else new_vm.get(a, len(vms)) if p == "vm" else a
                  for p, a in named.items())
     call = profile.call(q.t.name, args)
@@ -253,7 +255,7 @@ class PkvmProof(ProofHooks):
     def fix_machine(m: Machine, config: Config) -> list:
         """Facts that make the symbolic machine the concrete one of `config` (for BMC)."""
         return [m.ram == config.ram, m.mmio == config.mmio, m.nomap == config.nomap,
-                m.vcpus == config.vcpus,
+                m.vcpus == config.vcpus, m.memcache == (config.memcache > 0),
                 m.guests == len(config.guests),
                 *[z3.Select(m.protected, v) == flag for v, flag in enumerate(config.guests)]]
 

@@ -1,7 +1,8 @@
 """What must always hold, and what must sometimes happen, as values (in the spirit of stateright).
 
-`always` properties are the ten invariants of SEMANTICS.md: nine state predicates and one step
-predicate (check-then-commit). `sometimes` properties guard against a vacuous model: every
+`always` properties are the ten invariants of SEMANTICS.md (nine state predicates and one step
+predicate, check-then-commit), the VM references, and a step predicate that no call ends in a
+hyp panic. `sometimes` properties guard against a vacuous model: every
 transition can succeed, every page state is reachable for every entity kind, and a page can go
 from the host to a guest and back. Like transitions, predicates are written once against the
 view vocabulary and read by the explorer (concretely) and the prover (symbolically).
@@ -13,6 +14,7 @@ from model.profiles.pkvm.states import (
     BLOCK_PAGES, NOPAGE, OWNED, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, SHARED_OWNED,
     Annotation, Contents, Life, Owner, PteKind,
 )
+from model.profiles.pkvm.transitions import HYP_PANIC
 from model.properties import GraphProperty, Property, always, always_step, check_then_commit
 
 def _ram(s, p):
@@ -155,6 +157,12 @@ def vm_references(s):
         s.refs(v) >= 0, s.refs(v) <= s.vcpus, s.Implies(s.refs(v) > 0, s.life(v) == Life.RUNNING)))
 
 
+def no_hyp_panic(call, errno, pre, post):
+    """No host or guest call brings the hypervisor down: every failure is caught before a call's
+    first write."""
+    return errno != HYP_PANIC
+
+
 def type_ok(s):
     """Every field holds a value of its kind (the strengthening every other invariant leans on)."""
     def one_of(x, values):
@@ -166,7 +174,7 @@ def type_ok(s):
         one_of(s.pte_kind(p), tuple(PteKind)), one_of(s.pte_type(p), tuple(Annotation)),
         one_of(s.pte_owner(p), tuple(Owner)), s.pte_handle(p) >= 0, s.pte_gfn(p) >= 0,
         s.contents(p) >= 0))
-    vms = s.forall_vms(lambda v: one_of(s.life(v), tuple(Life)))
+    vms = s.forall_vms(lambda v: s.And(one_of(s.life(v), tuple(Life)), s.memcache(v) >= 0))
     entries = s.forall_entries(lambda v, g: s.And(
         one_of(s.e_state(v, g), (OWNED, SHARED_OWNED, SHARED_BORROWED, POISON)),
         s.e_pfn(v, g) >= 0, s.e_prot(v, g) >= 0, s.e_size(v, g) >= 1))
@@ -177,7 +185,7 @@ ALWAYS = [
     always(type_ok), always(single_owner), always(sharing_pairs), always(pins), always(identity_map),
     always(hyp_mappings), always(range_hygiene), always(guest_kinds),
     always_step(check_then_commit), always(confidentiality), always(nothing_stranded),
-    always(vm_references),
+    always(vm_references), always_step(no_hyp_panic),
 ]
 
 

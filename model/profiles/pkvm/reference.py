@@ -23,7 +23,7 @@ SMALL_WALK = Config(ram=16, mmio=2, nomap=2, guests=(True, False, True, False, T
 BLOCK_WALK = Config(ram=1024, mmio=2, guests=(True, False, False, True), gfns=1024,
                     nrs=(1, 2, BLOCK_PAGES), max_pins=U16_MAX)
 NARROW_WALK = Config(ram=16, mmio=1, nomap=3, guests=(False, False, True, False), gfns=16,
-                     nrs=(1, 2), pin_max=3, count_max=2, max_pins=3)
+                     nrs=(1, 2), pin_max=3, count_max=2, max_pins=3, memcache=2)
 WALK_CONFIGS = (SMALL_WALK, BLOCK_WALK, NARROW_WALK)
 
 
@@ -78,6 +78,8 @@ def targeted_calls(transitions: dict, config: Config, state: State, late: bool) 
             if leaf.state != POISON:
                 out.append(Call("host_force_reclaim_page_guest", (leaf.pfn,)))
         if vm in running:
+            if config.memcache:
+                out.append(Call("host_topup_memcache", (vm,)))
             free = next(g for g in range(len(used) + 1) if g not in used)
             for p in focus:
                 if state.host[p] in (PageState.OWNED, PageState.SHARED_OWNED):

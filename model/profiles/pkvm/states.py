@@ -3,8 +3,8 @@
 A state is an immutable, hashable tuple of small tuples, so the explorer can hash millions of
 them. Per physical page it holds the host's, the hypervisor's and FF-A's view, the pin refcount,
 `host_share_guest_count`, the host stage-2 entry (zero, valid identity map, or invalid with an
-annotation), whether hyp stage-1 maps it and what it holds; per guest, its lifecycle and its
-stage-2 leaves. The static part of the machine (memory regions, guest kinds, the argument domains
+annotation), whether hyp stage-1 maps it and what it holds; per guest, its lifecycle, its
+stage-2 leaves, its refcount and the pages in its memcache. The static part of the machine (memory regions, guest kinds, the argument domains
 the explorer tries) is the `Config`.
 """
 
@@ -89,6 +89,7 @@ PA_PAGES = 2**36  # 48-bit physical address space
 IPA_PAGES = 2**36  # 48-bit guest IPA space
 U16_MAX = 0xFFFF
 U32_MAX = 0xFFFF_FFFF
+MAP_PAGES = 1  # memcache pages a guest stage-2 map takes (an abstraction of the tables it may need)
 
 
 class Leaf(NamedTuple):
@@ -152,6 +153,7 @@ class State(NamedTuple):
     life: tuple  # Life per guest
     s2: tuple  # per guest: tuple of Leaf sorted by gfn
     refs: tuple  # per guest: the VM's refcount, one per loaded vCPU
+    mc: tuple  # per guest: pages in its memcache (all 0 when the memcache is not modelled)
 
 
 @dataclass(frozen=True)
@@ -171,6 +173,7 @@ class Config:
     nomap: int = 1  # MEMBLOCK_NOMAP pages after MMIO: RAM the host may not give away
     host_discipline: bool = True  # the host finalizes a VM only once it holds nothing
     vcpus: int = 1  # vCPUs of each VM (each loaded one holds a reference on its VM)
+    memcache: int = 0  # 0: not modelled (always enough); N: the host tops a VM's up to N pages
 
     @property
     def pages(self) -> int:
@@ -191,6 +194,8 @@ class Config:
             raise ValueError(f"prot must be 0..15, got {self.prots}")
         if not 0 <= self.max_pins <= self.pin_max:
             raise ValueError(f"max_pins must be 0..{self.pin_max}, got {self.max_pins}")
+        if self.memcache < 0:
+            raise ValueError(f"memcache bound cannot be negative, got {self.memcache}")
         if self.vcpus < 1:
             raise ValueError(f"a VM needs at least one vCPU, got {self.vcpus}")
         if not 1 <= self.pin_max <= U16_MAX or not 1 <= self.count_max <= U32_MAX:
@@ -207,12 +212,13 @@ class Config:
 
 
 def initial_state(config: Config) -> State:
-    """Every RAM page host OWNED and untouched; every guest RUNNING with an empty stage-2 and
-    no vCPU loaded."""
+    """Every RAM page host OWNED and untouched; every guest RUNNING with an empty stage-2, no
+    vCPU loaded and an empty memcache."""
     n = config.pages
     pages = [tuple([PAGE_INIT[f]] * n) for f in PAGE_FIELDS]
     guests = len(config.guests)
-    return State(*pages, life=(Life.RUNNING,) * guests, s2=((),) * guests, refs=(0,) * guests)
+    return State(*pages, life=(Life.RUNNING,) * guests, s2=((),) * guests, refs=(0,) * guests,
+                 mc=(0,) * guests)
 
 
 def find_leaf(leaves: tuple, gfn: int) -> Leaf | None:

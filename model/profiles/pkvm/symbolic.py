@@ -22,7 +22,7 @@ from __future__ import annotations
 import z3
 
 from model.profiles.pkvm.states import (
-    NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, U16_MAX, U32_MAX, VALID_STATES,
+    MAP_PAGES, NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, U16_MAX, U32_MAX, VALID_STATES,
     PageReads,
 )
 from model.symbolic import BOOL, INT, SymbolicReading, SymbolicSteps, fresh
@@ -37,7 +37,8 @@ def _sort_of(field: str):
 
 
 class Machine:
-    """The static part: how much RAM, MMIO and no-map RAM, how many guests, which are protected."""
+    """The static part: how much RAM, MMIO and no-map RAM, how many guests, which are protected,
+    whether memcaches are modelled."""
 
     def __init__(self, tag: str = ""):
         self.ram = z3.Int(f"ram{tag}")
@@ -46,6 +47,7 @@ class Machine:
         self.vcpus = z3.Int(f"vcpus{tag}")
         self.guests = z3.Int(f"guests{tag}")
         self.protected = z3.Array(f"protected{tag}", INT, BOOL)
+        self.memcache = z3.Bool(f"memcache{tag}")  # whether the machine models its memcache
 
     def axioms(self):
         return [self.ram >= 1, self.mmio >= 0, self.nomap >= 0, self.guests >= 0, self.vcpus >= 1]
@@ -67,6 +69,7 @@ class SymbolicState:
         arrays = {f: z3.Array(f"{f}{tag}", INT, _sort_of(f)) for f in PAGE_FIELDS}
         arrays["life"] = z3.Array(f"life{tag}", INT, INT)
         arrays["refs"] = z3.Array(f"refs{tag}", INT, INT)
+        arrays["mc"] = z3.Array(f"mc{tag}", INT, INT)
         for f in ENTRY_FIELDS:
             arrays[f] = z3.Array(f"{f}{tag}", INT, INT, INT)
         arrays["nb"] = z3.Array(f"nb{tag}", INT, INT)
@@ -146,6 +149,11 @@ class Symbolic(PageReads, SymbolicReading):
     def refs(self, vm):
         return z3.If(self.is_guest(vm), z3.Select(self.state.arrays["refs"], vm), 0)
 
+    def memcache(self, vm):
+        """As concretely: a machine that does not model memcaches always has what a map takes."""
+        return z3.If(self.machine.memcache,
+                     z3.If(self.is_guest(vm), z3.Select(self.state.arrays["mc"], vm), 0), MAP_PAGES)
+
     def _e(self, field, vm, g):
         return z3.Select(self.state.arrays[field], vm, g)
 
@@ -216,6 +224,10 @@ class SymbolicStep(SymbolicSteps, Symbolic):
     def set_refs(self, vm, value):
         arr = self.post["refs"]
         self.post["refs"] = z3.Store(arr, vm, z3.If(self._on(), value, z3.Select(arr, vm)))
+
+    def set_memcache(self, vm, value):
+        arr, on = self.post["mc"], z3.And(self._on(), self.machine.memcache)
+        self.post["mc"] = z3.Store(arr, vm, z3.If(on, value, z3.Select(arr, vm)))
 
     def _set_entries(self, in_range, values):
         """Write entry fields for every (v, g) with in_range(v, g); values maps field -> fn(v, g)."""
@@ -309,6 +321,7 @@ def initial(machine: Machine) -> SymbolicState:
               for f in PAGE_FIELDS}
     arrays["life"] = z3.K(INT, z3.IntVal(0))
     arrays["refs"] = z3.K(INT, z3.IntVal(0))
+    arrays["mc"] = z3.K(INT, z3.IntVal(0))
     v, g = fresh("v"), fresh("g")
     for f, x in ENTRY_EMPTY.items():
         arrays[f] = z3.Lambda([v, g], z3.IntVal(int(x)))

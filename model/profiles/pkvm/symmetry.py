@@ -190,7 +190,8 @@ class Symmetry:
             leaves.sort()
             s2.append(tuple(leaves))
         refs = tuple(state.refs[sinv[w]] for w in range(guests))
-        return State(*fields, life=life, s2=tuple(s2), refs=refs)
+        mc = tuple(state.mc[sinv[w]] for w in range(guests))
+        return State(*fields, life=life, s2=tuple(s2), refs=refs, mc=mc)
 
     def canonical(self, state: State) -> State:
         """The orbit's representative (the state itself when no renaming applies)."""

@@ -9,13 +9,18 @@ relation. `docs/contract.md` is the table of these definitions.
 
 from __future__ import annotations
 
-from errno import E2BIG, EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, EPERM
+from errno import E2BIG, EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM, EPERM
 
 from model.profiles.pkvm.states import (
-    BLOCK_PAGES, IPA_PAGES, NOPAGE, OWNED, PA_PAGES, POISON, PROT_RWX, PROT_W, SHARED_BORROWED,
-    SHARED_OWNED, Annotation, Contents, Life, Owner, PteKind, Region,
+    BLOCK_PAGES, IPA_PAGES, MAP_PAGES, NOPAGE, OWNED, PA_PAGES, POISON, PROT_RWX, PROT_W,
+    SHARED_BORROWED, SHARED_OWNED, Annotation, Contents, Life, Owner, PteKind, Region,
 )
-from model.transitions import EHWPOISON, Protocol, delegate
+from model.transitions import EHWPOISON, Protocol, delegate, name_outcomes
+
+# A failure after a call's first write (a WARN_ON or BUG at EL2) takes the hypervisor down: an
+# outcome of its own, never an errno the host sees.
+HYP_PANIC = -8192
+name_outcomes({HYP_PANIC: "HYP_PANIC"})
 
 # Argument kinds, so explorers and parsers know what each parameter ranges over.
 PFN, NR, GFN, VM, PROT = "pfn", "nr", "gfn", "vm", "prot"
@@ -61,6 +66,19 @@ def set_pte(s, pfn, nr, kind, annotation=Annotation.NONE, owner=Owner.HOST, hand
 
 def set_states(s, field, pfn, nr, state):
     s.set_range(field, pfn, nr, lambda _p: state)
+
+
+def check_memcache(s, vm):
+    """pkvm_refill_memcache() in the hypercall's handler, before the call runs: the vCPU's
+    memcache must hold what the stage-2 map may take, else -ENOMEM."""
+    yield s.require(s.memcache(vm) >= MAP_PAGES, ENOMEM, "memcache")
+
+
+def stage2_map_memcache(s, vm):
+    """kvm_pgtable_stage2_map() takes its table pages from the memcache after the call's first
+    write; short of them, the WARN_ON around it panics the hypervisor."""
+    yield s.require(s.memcache(vm) >= MAP_PAGES, -HYP_PANIC, "map_memcache")
+    s.set_memcache(vm, s.memcache(vm) - MAP_PAGES)
 
 
 def check_guest_page_leaf(s, vm, gfn):
@@ -180,15 +198,17 @@ def host_share_guest(s, pfn, gfn, nr, vm, prot):
     """The host maps its page (or 2 MiB block) into a non-protected guest, which borrows it."""
     yield from check_vm(s, vm, Life.RUNNING)
     yield s.require(s.Not(s.protected(vm)), EINVAL, "vm_kind")
+    yield from check_memcache(s, vm)
     yield s.require(prot <= PROT_RWX, EINVAL, "prot")
     yield from check_leaf_size(s, nr, pfn, gfn)
     yield s.require(gfn + nr <= IPA_PAGES, EINVAL, "ipa_range")
     yield from check_range(s, pfn, nr)
     yield s.require(s.all_gfns(vm, gfn, nr, lambda g: s.e_state(vm, g) == NOPAGE), EPERM, "guest_state")
     yield s.each_page(pfn, nr, lambda p: _share_guest_page(s, p), "host_state")
-    s.map_leaf(vm, gfn, nr, SHARED_BORROWED, prot, pfn)
     set_states(s, "host", pfn, nr, SHARED_OWNED)
     s.set_range("count", pfn, nr, lambda p: s.count(p) + 1)
+    yield from stage2_map_memcache(s, vm)
+    s.map_leaf(vm, gfn, nr, SHARED_BORROWED, prot, pfn)
 
 
 @transition("host", "guest")
@@ -216,12 +236,14 @@ def host_donate_guest(s, pfn, gfn, vm):
     """On a protected guest's fault the host donates a page; the guest owns it, mapped RWX."""
     yield from check_vm(s, vm, Life.RUNNING)
     yield s.require(s.protected(vm), EINVAL, "vm_kind")
+    yield from check_memcache(s, vm)
     yield s.require(gfn < IPA_PAGES, EINVAL, "ipa_range")
     yield from check_range(s, pfn, 1)
     yield s.require(s.host(pfn) == OWNED, EPERM, "host_state")
     yield s.require(s.e_state(vm, gfn) == NOPAGE, EPERM, "guest_state")
     s.set("host", pfn, NOPAGE)
     set_pte(s, pfn, 1, PteKind.ANNOTATED, Annotation.DONATION, Owner.GUEST, vm, gfn)
+    yield from stage2_map_memcache(s, vm)
     s.map_leaf(vm, gfn, 1, OWNED, PROT_RWX, pfn)
 
 
@@ -269,6 +291,21 @@ def host_force_reclaim_page_guest(s, pfn):
     s.poison(vm, gfn)
     s.set("host", pfn, OWNED)
     set_pte(s, pfn, 1, PteKind.VALID)
+
+
+# -- the hypervisor's memcache -----------------------------------------------------------------
+
+def _memcache_limit(s, vm):
+    """Exploration bound: the host tops a memcache up to the configured number of pages."""
+    return s.memcache(vm) < s.config.memcache
+
+
+@transition("host", "hyp", bound=_memcache_limit)
+def host_topup_memcache(s, vm):
+    """The host puts a page in a running VM's memcache (topup_hyp_memcache; the hypervisor
+    admits it with __pkvm_host_donate_hyp at the next refill) for its next stage-2 maps."""
+    yield from check_vm(s, vm, Life.RUNNING)
+    s.set_memcache(vm, s.memcache(vm) + 1)
 
 
 # -- teardown ----------------------------------------------------------------------------------
@@ -328,11 +365,12 @@ def _holds_nothing(s, vm):
 
 @transition("host", "hyp", discipline=_holds_nothing)
 def finalize_teardown_vm(s, vm):
-    """The host finishes destroying a dying VM; its stage-2 goes back to the host."""
+    """The host finishes destroying a dying VM; its stage-2 and memcache go back to the host."""
     yield from check_vm_exists(s, vm)
     yield s.require(s.life(vm) == Life.DYING, EBUSY, "vm_dying")
     s.set_life(vm, Life.TORN_DOWN)
     s.clear_vm(vm)
+    s.set_memcache(vm, 0)
 
 
 # -- the VMM frees guest memory ----------------------------------------------------------------

@@ -47,24 +47,30 @@ class Hypervisor:
         "host_share_guest", "host_unshare_guest", "host_donate_guest", "guest_share_host",
         "guest_unshare_host", "host_force_reclaim_page_guest", "start_teardown_vm",
         "reclaim_dying_guest_page", "finalize_teardown_vm", "hole_punch", "guest_write",
-        "host_write", "vcpu_load", "vcpu_put",
+        "host_write", "vcpu_load", "vcpu_put", "host_topup_memcache",
     )
     INTROSPECTION = (
-        "region", "vm_refcount", "vm_loaded_vcpus", "vm_nr_vcpus", "host_stage2_pte", "host_stage2_leaves", "hyp_stage1_pte", "hyp_stage1_maps",
+        "region", "vm_refcount", "vm_loaded_vcpus", "vm_nr_vcpus", "vm_memcache_pages",
+        "host_stage2_pte", "host_stage2_leaves", "hyp_stage1_pte", "hyp_stage1_maps",
         "hyp_stage1_leaves", "hyp_page", "ffa_state", "contents", "nr_vms", "vm_state",
         "vm_is_protected", "guest_leaves", "guest_pfn_states", "page_states", "page_state",
         "snapshot", "identical", "clone",
     )
 
-    __slots__ = ("nr_ram_pages", "nr_mmio_pages", "nr_nomap_pages", "pin_max", "count_max", "hyp_pool", "host_mmu",
+    __slots__ = ("nr_ram_pages", "nr_mmio_pages", "nr_nomap_pages", "pin_max", "count_max",
+                 "memcaches", "hyp_pool", "host_mmu",
                  "pkvm_pgtable", "hyp_vmemmap", "ffa_borrowed", "phys_mem", "vm_table")
 
-    def __init__(self, ram_pages, mmio_pages, pin_max=U16_MAX, count_max=U32_MAX, nomap_pages=0):
+    def __init__(self, ram_pages, mmio_pages, pin_max=U16_MAX, count_max=U32_MAX, nomap_pages=0,
+                 memcaches=False):
         """`pin_max` and `count_max` are the largest values the pin refcount and
         host_share_guest_count may reach: the kernel's u16 and u32 by default, narrowed in
         tests so that overflow is reachable in a few calls. `nomap_pages` of memory flagged
         MEMBLOCK_NOMAP follow the MMIO pages: no transition may take them, so they need no
-        struct hyp_page here (it would stay zero)."""
+        struct hyp_page here (it would stay zero). With `memcaches`, every guest stage-2 map
+        takes its pages from the VM's memcache, which host_topup_memcache fills; without, the
+        host is taken to top up just what each map takes before the call (as upstream's host
+        does), so the memcache stays empty and -ENOMEM never happens."""
         assert 0 < ram_pages and 0 <= mmio_pages and 0 <= nomap_pages
         assert ram_pages + mmio_pages + nomap_pages <= PA_PAGES
         assert 1 <= pin_max <= U16_MAX and 1 <= count_max <= U32_MAX
@@ -73,6 +79,7 @@ class Hypervisor:
         self.nr_nomap_pages = nomap_pages
         self.pin_max = pin_max
         self.count_max = count_max
+        self.memcaches = memcaches
         self.hyp_pool = HypPool()
         self.host_mmu = KvmPgtable(self.hyp_pool)
         self.pkvm_pgtable = KvmPgtable(self.hyp_pool)
@@ -91,6 +98,9 @@ class Hypervisor:
 
     def vcpu_put(self, vm):
         return pkvm.pkvm_put_hyp_vcpu(self, vm)
+
+    def host_topup_memcache(self, vm):
+        return pkvm.pkvm_host_topup_memcache(self, vm)
 
     def host_share_hyp(self, pfn):
         return mem_protect.pkvm_host_share_hyp(self, pfn)
@@ -206,6 +216,17 @@ class Hypervisor:
     def vm_loaded_vcpus(self, vm):
         return sum(self.vm_table[vm].loaded)
 
+    def vm_memcache_pages(self, vm):
+        """Pages in the VM's memcache (`nr_pages`; its list, walked from `head`, must agree)."""
+        mc = self.vm_table[vm].memcache
+        pages, phys = 0, mc.head
+        while phys:
+            pages += 1
+            phys = self.hyp_pool.pages[phys][0]
+        if pages != mc.nr_pages:
+            raise ValueError(f"vm{vm} memcache lists {pages} pages, nr_pages {mc.nr_pages}")
+        return mc.nr_pages
+
     def vm_nr_vcpus(self, vm):
         return len(self.vm_table[vm].loaded)
 
@@ -249,12 +270,13 @@ class Hypervisor:
     def snapshot(self):
         """The complete machine state as nested tuples: equal iff bit-for-bit equal."""
         return (self.nr_ram_pages, self.nr_mmio_pages, self.nr_nomap_pages, self.pin_max,
-                self.count_max,
+                self.count_max, self.memcaches,
                 self.hyp_pool.snapshot(),
                 self.host_mmu.pgd, self.pkvm_pgtable.pgd, tuple(self.hyp_vmemmap),
                 bytes(self.ffa_borrowed), tuple(self.phys_mem),
                 tuple((vm.handle, vm.is_protected, int(vm.state), vm.pgt.pgd, tuple(vm.loaded),
-                       vm.refcount) for vm in self.vm_table))
+                       vm.refcount, vm.memcache.head, vm.memcache.nr_pages)
+                      for vm in self.vm_table))
 
     def identical(self, other):
         """`self.snapshot() == other.snapshot()`, without building the snapshots."""
@@ -268,11 +290,13 @@ class Hypervisor:
         for a, b in zip(self.vm_table, other.vm_table):
             if (a.state != b.state or a.pgt.pgd != b.pgt.pgd or a.handle != b.handle
                     or a.is_protected != b.is_protected or a.loaded != b.loaded
-                    or a.refcount != b.refcount):
+                    or a.refcount != b.refcount or a.memcache.head != b.memcache.head
+                    or a.memcache.nr_pages != b.memcache.nr_pages):
                 return False
         return (self.nr_ram_pages == other.nr_ram_pages and self.nr_mmio_pages == other.nr_mmio_pages
                 and self.nr_nomap_pages == other.nr_nomap_pages
-                and self.pin_max == other.pin_max and self.count_max == other.count_max)
+                and self.pin_max == other.pin_max and self.count_max == other.count_max
+                and self.memcaches == other.memcaches)
 
     def clone(self):
         """An independent copy: vmemmap and contents copied one level deep (they hold ints),
@@ -283,6 +307,7 @@ class Hypervisor:
         new.nr_nomap_pages = self.nr_nomap_pages
         new.pin_max = self.pin_max
         new.count_max = self.count_max
+        new.memcaches = self.memcaches
         new.hyp_pool = pool = self.hyp_pool.clone()
         new.host_mmu = self.host_mmu.clone(pool)
         new.pkvm_pgtable = self.pkvm_pgtable.clone(pool)

@@ -31,6 +31,7 @@ from .pte import (
     kvm_invalid_pte_type, kvm_pte_to_phys, kvm_pte_valid, pkvm_getstate, pkvm_mkstate,
     stage2_set_prot_attr,
 )
+from .memcache import pkvm_refill_memcache, stage2_map_memcache
 from .vm import ALIVE, VmState, get_pkvm_hyp_vm
 
 OWNED = PkvmPageState.OWNED
@@ -353,6 +354,9 @@ def pkvm_host_share_guest(pkvm, pfn, gfn, nr, handle, prot):
         return -EINVAL
     if vm.is_protected:
         return -EINVAL
+    ret = pkvm_refill_memcache(pkvm, vm.memcache)
+    if ret:
+        return ret
     if prot < 0 or prot & ~KVM_PGTABLE_PROT_RWX:
         return -EINVAL
     ret = __guest_check_transition_size(pfn, gfn, nr)
@@ -381,6 +385,7 @@ def pkvm_host_share_guest(pkvm, pfn, gfn, nr, handle, prot):
     for p in range(pfn, pfn + nr):
         set_host_state(pkvm.hyp_vmemmap, p, SHARED_OWNED)
         set_host_share_guest_count(pkvm.hyp_vmemmap, p, host_share_guest_count(pkvm.hyp_vmemmap, p) + 1)
+    stage2_map_memcache(pkvm, vm.memcache)
     kvm_pgtable_map(vm.pgt, gfn << PAGE_SHIFT, nr << PAGE_SHIFT, pfn << PAGE_SHIFT,
                     pkvm_mkstate(stage2_set_prot_attr(prot), SHARED_BORROWED))
     return 0
@@ -426,6 +431,9 @@ def pkvm_host_donate_guest(pkvm, pfn, gfn, handle):
         return -EINVAL
     if not vm.is_protected:
         return -EINVAL
+    ret = pkvm_refill_memcache(pkvm, vm.memcache)
+    if ret:
+        return ret
     if not 0 <= gfn < IPA_PAGES:
         return -EINVAL
     ret = check_range_allowed_memory(pkvm, pfn, 1)
@@ -440,6 +448,7 @@ def pkvm_host_donate_guest(pkvm, pfn, gfn, handle):
 
     host_stage2_set_owner_metadata_locked(pkvm, pfn, 1, PKVM_ID_GUEST,
                                           host_stage2_encode_gfn_meta(handle, gfn))
+    stage2_map_memcache(pkvm, vm.memcache)
     kvm_pgtable_map(vm.pgt, gfn << PAGE_SHIFT, PAGE_SIZE, pfn << PAGE_SHIFT,
                     pkvm_mkstate(stage2_set_prot_attr(KVM_PGTABLE_PROT_RWX), OWNED))
     return 0

@@ -3,6 +3,7 @@
 
 from errno import EBUSY, EINVAL, ENOENT
 
+from .memcache import reclaim_memcache, topup_hyp_memcache
 from .mem_protect import (
     guest_leaf_phys, pkvm_host_force_reclaim_page_guest, pkvm_host_reclaim_page_guest,
     pkvm_host_unshare_guest,
@@ -58,6 +59,17 @@ def pkvm_put_hyp_vcpu(pkvm, handle):
     return 0
 
 
+def pkvm_host_topup_memcache(pkvm, handle):
+    """The host puts a page in a running VM's memcache for its next stage-2 maps (without
+    modelled memcaches the host's pages are just what each map takes: nothing to keep)."""
+    vm = get_pkvm_hyp_vm(pkvm, handle, (VmState.RUNNING,))
+    if vm is None:
+        return -EINVAL
+    if pkvm.memcaches:
+        topup_hyp_memcache(pkvm.hyp_pool, vm.memcache)
+    return 0
+
+
 def pkvm_start_teardown_vm(pkvm, handle):
     vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
     if vm is None:
@@ -81,7 +93,8 @@ def pkvm_reclaim_dying_guest_page(pkvm, handle, gfn):
 
 
 def pkvm_finalize_teardown_vm(pkvm, handle):
-    """Free the guest stage-2. Pages the VM still holds are not reclaimed: they stay stranded."""
+    """Free the guest stage-2 and give the memcache's pages back. Pages the VM still holds are
+    not reclaimed: they stay stranded."""
     vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
     if vm is None:
         return -ENOENT
@@ -89,6 +102,7 @@ def pkvm_finalize_teardown_vm(pkvm, handle):
         return -EBUSY
 
     kvm_pgtable_destroy(vm.pgt)
+    reclaim_memcache(pkvm.hyp_pool, vm.memcache)
     vm.state = VmState.TORN_DOWN
     return 0
 

@@ -2,6 +2,7 @@
 
 from enum import IntEnum
 
+from .memcache import KvmHypMemcache
 from .pgtable import KvmPgtable
 
 
@@ -17,9 +18,9 @@ class PkvmHypVm:
 
     `loaded[i]` is vCPU i's `loaded_hyp_vcpu` (set while a physical CPU has it loaded);
     `refcount` is the VM's refcount, one per loaded vCPU (pkvm_load_hyp_vcpu() increments it,
-    pkvm_put_hyp_vcpu() drops it)."""
+    pkvm_put_hyp_vcpu() drops it); `memcache` the pages its stage-2 maps take."""
 
-    __slots__ = ("handle", "is_protected", "state", "pgt", "loaded", "refcount")
+    __slots__ = ("handle", "is_protected", "state", "pgt", "loaded", "refcount", "memcache")
 
     def __init__(self, handle, is_protected, pool, nr_vcpus=1):
         self.handle = handle
@@ -28,6 +29,7 @@ class PkvmHypVm:
         self.pgt = KvmPgtable(pool)
         self.loaded = [False] * nr_vcpus
         self.refcount = 0
+        self.memcache = KvmHypMemcache()
 
     def clone(self, pool):
         new = PkvmHypVm.__new__(PkvmHypVm)
@@ -37,6 +39,7 @@ class PkvmHypVm:
         new.pgt = self.pgt.clone(pool)
         new.loaded = self.loaded[:]
         new.refcount = self.refcount
+        new.memcache = self.memcache.clone()
         return new
 
 

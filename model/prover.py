@@ -131,7 +131,7 @@ class _Query:
             self.guard.append(t.discipline(self.view(self.pre), *self.args))
         self._pools_cache = None
         self._parts = None
-        self._facts: dict = {}  # ground_only -> the hypothesis, built once (it takes seconds)
+        self._facts: dict = {}  # the hypotheses and the quantified goal, each built once
 
     def view(self, state):
         return self.hooks.reading(self.m, state, self.profile.transitions)
@@ -168,16 +168,21 @@ class _Query:
         return [*self.guard, *invariants, *side], named
 
     def plain_facts(self) -> list:
-        """The hypothesis with the invariants as plain quantified formulas."""
-        view = self.view(self.pre)
-        return [*self.guard, *[p.state(view) for p in state_properties(self.profile)],
+        """The hypothesis with the invariants as plain quantified formulas (built once)."""
+        if "plain" not in self._facts:
+            view = self.view(self.pre)
+            self._facts["plain"] = [
+                *self.guard, *[p.state(view) for p in state_properties(self.profile)],
                 *self.step.side_facts()]
+        return self._facts["plain"]
 
     def ask(self, case, tier: str, rlimit: int, part: int | None = None):
         """tier: "ground" (instances only), "quantified" (plain), "guided" (both); `part`: only
         that conjunct of the goal (`conjuncts`)."""
         if tier == "quantified":
-            return _check([*self.plain_facts(), case, z3.Not(self.goal(None))], rlimit)
+            if "goal" not in self._facts:
+                self._facts["goal"] = self.goal(None)
+            return _check([*self.plain_facts(), case, z3.Not(self._facts["goal"])], rlimit)
         ground = tier == "ground"
         if ground not in self._facts:
             self._facts[ground] = self.facts(ground)[0]

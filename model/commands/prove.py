@@ -33,7 +33,7 @@ def register(subparsers, profile) -> None:
                    help="skip the bounded reachability checks (what induction cannot show)")
     p.add_argument("--no-refute", action="store_true",
                    help="do not search the default machine for a reachable counterexample to an "
-                        "obligation z3 leaves unknown or refutes only abstractly")
+                        "obligation z3 leaves unknown or refutes only inductively")
     add_run_arguments(p)
     p.set_defaults(run=run)
 

@@ -1,12 +1,13 @@
 """Refuting what the prover cannot prove: a bounded search for a reachable counterexample.
 
-An obligation z3 leaves unknown (or refutes only with a state it cannot make concrete) may
-still be false on a small machine. The explorer can say so exactly: a breadth-first search of
+An obligation z3 leaves unknown (or refutes only with a state it cannot make concrete, or with
+a concrete pre-state that need not be reachable) may still be false on a small machine. The explorer can say so exactly: a breadth-first search of
 the profile's default machine for a state, reachable from the initial one, in which a call of
 the obligation's transition breaks the property (for a step property: the call violates it).
 Found, the obligation is violated, with the shortest such trace as its counterexample (a real
 run, unlike an inductive counterexample, whose pre-state need not be reachable). Not found, it
-stays as it was: a bounded search proves nothing.
+stays as it was (unknown, or violated with its inductive counterexample): a bounded search
+proves nothing.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def _breaks(prop: Property, transition: str) -> Property:
 def refute(profile, result: Result, max_states: int = MAX_STATES) -> Result:
     """The result, or a violation found by a bounded search on the profile's default machine."""
     if result.status == "proved" or result.transition == "init" or \
-            (result.counterexample or {}).get("concrete"):
+            (result.counterexample or {}).get("reachable"):
         return result
     prop = next((p for p in proved_properties(profile) if p.name == result.property), None)
     if prop is None or prop.state is None and prop.step is None:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from model.prover import INIT, Result
+from model.transitions import errno_name
 
 STYLE = {"proved": "green", "violated": "bold red", "unknown": "yellow"}
 MARK = {"proved": "✓", "violated": "✗", "unknown": "?"}
@@ -103,7 +104,8 @@ def render_counterexample(o: dict, doc: str) -> Panel:
     machine = cex["machine"]
     if isinstance(machine, dict):
         machine = ", ".join(f"{k} {v}" for k, v in machine.items())
-    parts = [Text(f"{cex['call']} -> {cex.get('errno', '')}", style="bold"),
+    errno = cex.get("errno")
+    parts = [Text(f"{cex['call']} -> {errno_name(errno, '')}", style="bold"),
              Text(f"machine: {machine}", style="dim")]
     if cex.get("reachable"):
         parts.append(Text("reachable: the shortest run from the initial state is "

@@ -10,12 +10,14 @@ for a path that reaches the property. The same transition text as everywhere els
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from dataclasses import dataclass
 
 import z3
 
 from model.properties import Property
+from model.prover import ignore_interrupts
 from model.symbolic import run
 from model.transitions import errno_name
 
@@ -113,13 +115,29 @@ class Unrolling:
         return out
 
 
-def run_checks(profile, rlimit: int = RLIMIT):
+def run_checks(profile, rlimit: int = RLIMIT, jobs: int = 1):
     """Every bounded check of the profile (`profile.prover.bmc_checks`: property, machine,
     depth and, optionally, whether the property should be reachable (default) or must not be
-    within that depth): (machine description, Reach) pairs."""
-    out = []
-    for prop, config, depth, *expect in profile.prover.bmc_checks(profile):
-        config = profile.adjust(config)
-        reach = Unrolling(profile, config, depth).search(prop, rlimit, *expect)
-        out.append((profile.presenter.machine_text(config), reach))
-    return out
+    within that depth): (machine description, Reach) pairs, in the profile's order. Each check
+    runs in a process freshly forked from this one, `jobs` at a time, as the prover's
+    obligations do: z3's answers depend on what its context has seen, so a check's path must
+    not depend on which checks ran before it or on how many run at once."""
+    global _CHECKS
+    _CHECKS = [(profile, prop, profile.adjust(config), depth, expect, rlimit)
+               for prop, config, depth, *expect in profile.prover.bmc_checks(profile)]
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1,
+                                                      initializer=ignore_interrupts) as pool:
+            return pool.map(_check, range(len(_CHECKS)), chunksize=1)
+    finally:
+        _CHECKS = None
+
+
+_CHECKS = None  # the checks being run, inherited by the forked workers (they hold functions)
+
+
+def _check(index: int):
+    profile, prop, config, depth, expect, rlimit = _CHECKS[index]
+    reach = Unrolling(profile, config, depth).search(prop, rlimit, *expect)
+    return profile.presenter.machine_text(config), reach
+

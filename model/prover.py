@@ -299,7 +299,7 @@ def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budge
         work = list(enumerate((ob, discipline, budget, modular) for ob in todo))
         out = {}
         with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1,
-                                                      initializer=_ignore_interrupts) as pool:
+                                                      initializer=ignore_interrupts) as pool:
             pending = pool.imap_unordered(_work, work, chunksize=1)
             while len(out) < len(todo):
                 try:
@@ -320,7 +320,7 @@ def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budge
         _PROFILE = None
 
 
-def _ignore_interrupts() -> None:
+def ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 

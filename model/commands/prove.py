@@ -132,7 +132,7 @@ def prove_data(args, progress) -> dict:
             results = [refute(profile, r) for r in results]
         if not (args.no_bmc or args.transition):
             progress.update("bounded model checking (what induction cannot show)")
-            reach = run_checks(profile)
+            reach = run_checks(profile, jobs=args.jobs)
     except (KeyboardInterrupt, Stopped) as stop:
         stopped = stop if isinstance(stop, Stopped) else Stopped("interrupted")
         done = {(r.property, r.transition) for r in results}

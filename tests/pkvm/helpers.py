@@ -1,4 +1,5 @@
-"""What the pKVM tests share: the profile, its mutants, and a protocol with one body swapped."""
+"""What the pKVM tests share: the profile, its mutants, a protocol with one body swapped, and a
+run of calls followed by model and reference side by side."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from dataclasses import replace
 
 from model.extensions import mutate
 from model.profiles.pkvm import PROFILE as PKVM
+from model.profiles.pkvm.abstraction import abstract, invoke, reference_for
+from model.profiles.pkvm.states import initial_state
 
 
 def seeded(name: str, body):
@@ -17,3 +20,21 @@ def seeded(name: str, body):
 def mutant(name: str | None):
     """The profile under one catalog mutant (the model itself for None)."""
     return PKVM if name is None else mutate(PKVM, name)
+
+
+def follow(config, run):
+    """Each (name, args, errno) of `run` on the model and on the reference: both answer the
+    kernel's errno, a failing call changes nothing, and the reference's state abstracts to the
+    model's after every call. The model's last state."""
+    state = initial_state(config)
+    hv = reference_for(config)
+    for name, args, errno in run:
+        call = PKVM.call(name, args)
+        outcome = PKVM.step(config, state, call)
+        assert outcome.errno == errno, call
+        assert invoke(hv, call) == errno, call
+        if errno:
+            assert outcome.state == state, call
+        state = outcome.state
+        assert abstract(hv, config) == state, call
+    return state

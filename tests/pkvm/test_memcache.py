@@ -9,12 +9,11 @@ from errno import EINVAL, ENOMEM, EPERM
 import pytest
 
 from model.explorer import explore
-from model.profiles.pkvm.abstraction import abstract, invoke, reference_for
 from model.profiles.pkvm.states import Config, initial_state
 from model.profiles.pkvm.transitions import HYP_PANIC
 from model.references.pkvm import Hypervisor
 from model.references.pkvm.memcache import HypPanic
-from tests.pkvm.helpers import PKVM, mutant
+from tests.pkvm.helpers import PKVM, follow, mutant
 from tests.pkvm.test_symbolic_agreement import agree
 
 CONFIG = Config(ram=2, guests=(True, False), gfns=2, memcache=2)
@@ -41,18 +40,7 @@ RUN = [
 
 
 def test_model_and_reference_follow_the_kernel_call_by_call():
-    state = initial_state(CONFIG)
-    hv = reference_for(CONFIG)
-    for name, args, errno in RUN:
-        call = PKVM.call(name, args)
-        outcome = PKVM.step(CONFIG, state, call)
-        assert outcome.errno == errno, call
-        assert invoke(hv, call) == errno, call
-        if errno:
-            assert outcome.state == state, call
-        state = outcome.state
-        assert abstract(hv, CONFIG) == state, call
-    assert state.mc == (0, 0)
+    assert follow(CONFIG, RUN).mc == (0, 0)
 
 
 def test_the_reference_memcache_is_a_linked_list_of_pool_pages():

@@ -8,9 +8,8 @@ from errno import EBUSY, EINVAL, ENOENT
 
 import pytest
 
-from model.profiles.pkvm.abstraction import abstract, invoke, reference_for
 from model.profiles.pkvm.states import Config, Life, initial_state
-from tests.pkvm.helpers import PKVM, mutant
+from tests.pkvm.helpers import PKVM, follow, mutant
 
 CONFIG = Config(ram=2, guests=(True, False), gfns=1, vcpus=2)
 
@@ -35,15 +34,7 @@ RUN = [
 
 
 def test_model_and_reference_follow_the_kernel_call_by_call():
-    state = initial_state(CONFIG)
-    hv = reference_for(CONFIG)
-    for name, args, errno in RUN:
-        call = PKVM.call(name, args)
-        outcome = PKVM.step(CONFIG, state, call)
-        assert outcome.errno == errno, call
-        assert invoke(hv, call) == errno, call
-        state = outcome.state
-        assert abstract(hv, CONFIG) == state, call
+    state = follow(CONFIG, RUN)
     assert state.refs == (0, 1) and state.life == (Life.TORN_DOWN, Life.RUNNING)
 
 

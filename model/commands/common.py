@@ -151,12 +151,16 @@ def add_run_arguments(parser: argparse.ArgumentParser, junit: bool = True,
                                  "if something was already found)")
 
 
-def machine_options(profile) -> dict:
-    """dest -> option string of the profile's integer machine options."""
+def _machine_actions(profile) -> list:
+    """The argparse actions of the profile's integer machine options."""
     scratch = argparse.ArgumentParser(add_help=False)
     profile.add_arguments(scratch)
-    return {a.dest: a.option_strings[-1] for a in scratch._actions
-            if a.option_strings and a.type is int}
+    return [a for a in scratch._actions if a.option_strings and a.type is int]
+
+
+def machine_options(profile) -> dict:
+    """dest -> option string of the profile's integer machine options."""
+    return {a.dest: a.option_strings[-1] for a in _machine_actions(profile)}
 
 
 def check_size(profile, args) -> None:
@@ -186,8 +190,8 @@ def check_calls(profile, config, args=None) -> None:
                 empty.setdefault(kind, []).append(t.name)
     if empty:
         kind, names = next(iter(empty.items()))
-        zero = [f"{o} 0" for d, o in machine_options(profile).items()
-                if getattr(args, d, None) == 0]
+        zero = [f"{a.option_strings[-1]} 0" for a in _machine_actions(profile)
+                if getattr(args, a.dest, None) == 0 and a.default != 0]  # the user's zeros
         raise UsageError(f"{', '.join(zero) or 'this machine'} leaves no {kind} to call "
                          f"{', '.join(names[:3])}{' ...' if len(names) > 3 else ''} with: "
                          f"{sum(map(len, empty.values()))} of the {len(profile.transitions)} "

@@ -140,4 +140,3 @@ def _check(index: int):
     profile, prop, config, depth, expect, rlimit = _CHECKS[index]
     reach = Unrolling(profile, config, depth).search(prop, rlimit, *expect)
     return profile.presenter.machine_text(config), reach
-

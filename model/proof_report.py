@@ -51,10 +51,9 @@ def render_bmc(rows: list[dict]) -> Table:
     for col in ("property", "machine", "depth", "expected", "reached", "path"):
         table.add_column(col, overflow="fold")
     for r in rows:
-        holds = r.get("holds", r["witnessed"])
-        table.add_row(r["property"], r["machine"], str(r["depth"]), r.get("expected", "reachable"),
+        table.add_row(r["property"], r["machine"], str(r["depth"]), r["expected"],
                       Text("yes" if r["witnessed"] else "no",
-                           style="green" if holds else "bold red"),
+                           style="green" if r["holds"] else "bold red"),
                       "\n".join(r["path"]))
     return table
 
@@ -104,8 +103,7 @@ def render_counterexample(o: dict, doc: str) -> Panel:
     machine = cex["machine"]
     if isinstance(machine, dict):
         machine = ", ".join(f"{k} {v}" for k, v in machine.items())
-    errno = cex.get("errno")
-    parts = [Text(f"{cex['call']} -> {errno_name(errno, '')}", style="bold"),
+    parts = [Text(f"{cex['call']} -> {errno_name(cex.get('errno'), '')}", style="bold"),
              Text(f"machine: {machine}", style="dim")]
     if cex.get("reachable"):
         parts.append(Text("reachable: the shortest run from the initial state is "

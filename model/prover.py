@@ -130,8 +130,7 @@ class _Query:
         if discipline and t.discipline:
             self.guard.append(t.discipline(self.view(self.pre), *self.args))
         self._pools_cache = None
-        self._parts = None
-        self._facts: dict = {}  # the hypotheses and the quantified goal, each built once
+        self._built: dict = {}  # terms the tiers ask for again (`_once`)
 
     def view(self, state):
         return self.hooks.reading(self.m, state, self.profile.transitions)
@@ -167,33 +166,35 @@ class _Query:
         named = [xs for kind, xs in view.skolems if kind == "entry"]
         return [*self.guard, *invariants, *side], named
 
+    def _once(self, key, build):
+        """`build()` the first time `key` is asked for: a query's hypotheses and goals take
+        seconds to build, and every case and conjunct asks for them again."""
+        if key not in self._built:
+            self._built[key] = build()
+        return self._built[key]
+
     def plain_facts(self) -> list:
-        """The hypothesis with the invariants as plain quantified formulas (built once)."""
-        if "plain" not in self._facts:
+        """The hypothesis with the invariants as plain quantified formulas."""
+        def build():
             view = self.view(self.pre)
-            self._facts["plain"] = [
-                *self.guard, *[p.state(view) for p in state_properties(self.profile)],
-                *self.step.side_facts()]
-        return self._facts["plain"]
+            return [*self.guard, *[p.state(view) for p in state_properties(self.profile)],
+                    *self.step.side_facts()]
+        return self._once("plain", build)
 
     def ask(self, case, tier: str, rlimit: int, part: int | None = None):
         """tier: "ground" (instances only), "quantified" (plain), "guided" (both); `part`: only
         that conjunct of the goal (`conjuncts`)."""
         if tier == "quantified":
-            if "goal" not in self._facts:
-                self._facts["goal"] = self.goal(None)
-            return _check([*self.plain_facts(), case, z3.Not(self._facts["goal"])], rlimit)
+            goal = self._once("goal", lambda: self.goal(None))
+            return _check([*self.plain_facts(), case, z3.Not(goal)], rlimit)
         ground = tier == "ground"
-        if ground not in self._facts:
-            self._facts[ground] = self.facts(ground)[0]
+        facts = self._once(("facts", ground), lambda: self.facts(ground)[0])
         goal = self.goal(self.pools, ground) if part is None else self.parts()[part]
-        return _check([*self._facts[ground], case, z3.Not(goal)], rlimit)
+        return _check([*facts, case, z3.Not(goal)], rlimit)
 
     def parts(self) -> list:
-        """The conjuncts of the ground tier's goal (built once)."""
-        if self._parts is None:
-            self._parts = conjuncts(self.goal(self.pools, True))
-        return self._parts
+        """The conjuncts of the ground tier's goal."""
+        return self._once("parts", lambda: conjuncts(self.goal(self.pools, True)))
 
     def refines(self, call, discipline: bool, rlimit: int) -> bool:
         """Whether, when this call succeeds on the branch of the nested `call`, the callee is

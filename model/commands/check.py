@@ -61,17 +61,17 @@ def _prove(profile, settings, progress) -> dict:
     data = prove_data(args, progress)
     stop = data.pop("_stop", None)
     c = counts(data)
-    unreached = [r["property"] for r in data["bmc"] if not r.get("holds", r["witnessed"])]
+    failed = [r for r in data["bmc"] if not r["holds"]]
     ok = data["result"] == "proved" or (data["result"] == "unknown" and args.allow_unknown)
     text = f"{c['proved']}/{data.get('total', len(data['obligations']))} proved"
     problems = [f"{o['property']} / {o['transition']}: {o['status']}"
                 for o in data["obligations"] if o["status"] != "proved"]
     problems += [f"{r['property']}: never reached by bounded model checking (vacuous?)"
-                 if r.get("expected", "reachable") == "reachable" else
+                 if r["expected"] == "reachable" else
                  f"{r['property']}: reached by bounded model checking, which must not happen"
-                 for r in data["bmc"] if not r.get("holds", r["witnessed"])]
+                 for r in failed]
     if data["bmc"]:
-        text += f", {len(data['bmc']) - len(unreached)}/{len(data['bmc'])} reachability checks"
+        text += f", {len(data['bmc']) - len(failed)}/{len(data['bmc'])} reachability checks"
     return {"ok": ok, "text": text, "problems": problems, "seconds": data["seconds"],
             "suite": junit_suite(data, args), "stop": stop}
 

@@ -1,9 +1,10 @@
 """Refuting what the prover cannot prove: a bounded search for a reachable counterexample.
 
 An obligation z3 leaves unknown (or refutes only with a state it cannot make concrete, or with
-a concrete pre-state that need not be reachable) may still be false on a small machine. The explorer can say so exactly: a breadth-first search of
-the profile's default machine for a state, reachable from the initial one, in which a call of
-the obligation's transition breaks the property (for a step property: the call violates it).
+a concrete pre-state that need not be reachable) may still be false on a small machine. The
+explorer can say so exactly: a breadth-first search of the profile's default machine for a
+state, reachable from the initial one, in which a call of the obligation's transition breaks
+the property (for a step property: the call violates it).
 Found, the obligation is violated, with the shortest such trace as its counterexample (a real
 run, unlike an inductive counterexample, whose pre-state need not be reachable). Not found, it
 stays as it was (unknown, or violated with its inductive counterexample): a bounded search

@@ -15,7 +15,7 @@ _MISSING = object()
 _NEVER = object()  # the host never makes the call (discipline or exploration bound)
 
 
-class _Reads:
+class Reads:
     """A state that records which of its fields a transition reads (every read goes through here).
 
     Anything but a plain field read (comparing, iterating, indexing the whole state) marks the
@@ -43,7 +43,9 @@ class _Reads:
         return self._state
 
     def __eq__(self, other):
-        other = other._whole() if isinstance(other, _Reads) else other
+        if other is self:  # a state equals itself, whatever it holds: nothing read
+            return True
+        other = other._whole() if isinstance(other, Reads) else other
         return self._whole() == other
 
     def __ne__(self, other):
@@ -100,10 +102,10 @@ class _ReadKeyed:
         self.misses += 1
         return None
 
-    def store(self, slot: int, reads: _Reads, answer) -> None:
+    def store(self, slot: int, reads: Reads, answer) -> None:
         if reads.everything or answer is None:
             return
-        key = tuple(reads.read)
+        key = tuple(sorted(reads.read))  # one read set per set of fields, whatever the order
         rid = self.read_sets.get(key)
         if rid is None:
             rid = self.read_sets[key] = len(self.getters)
@@ -116,6 +118,10 @@ class _ReadKeyed:
             table = self.by_rid[slot][rid] = {}
             self.tables[slot].append((rid, table))
         table[vid] = answer
+        self.stored(slot, rid, vid, answer)
+
+    def stored(self, slot: int, rid: int, vid: int, answer) -> None:
+        """A hook: an answer was recorded for the read set's values `vid`."""
 
 
 class Stepper(_ReadKeyed):
@@ -138,6 +144,68 @@ class Stepper(_ReadKeyed):
         self.cs = cs
         self.fields = type(profile.initial_state(config))._fields
         self.field_set = frozenset(self.fields)
+        self.bundles: list[dict] = []  # per read set: value id -> _Bundle
+        self.generation = 0  # bumped when what makes a failure quiet changes
+        self.all_calls = (1 << len(cs)) - 1
+
+    def stored(self, slot: int, rid: int, vid: int, answer) -> None:
+        while len(self.bundles) <= rid:
+            self.bundles.append({})
+        bundle = self.bundles[rid].get(vid)
+        if bundle is None:
+            bundle = self.bundles[rid][vid] = _Bundle()
+        bundle.add(slot, answer)
+
+    def sweep(self, state, quiet) -> tuple[list, list, int]:
+        """Every call on `state` at once: (answered, unanswered, quiet count).
+
+        `answered` holds (call index, Outcome) of the calls the memo answers that the caller must
+        look at, `unanswered` the indexes of calls it must run (`self(ci)`), and the quiet
+        count the tried calls it need not see: each failed and changed nothing, and
+        `quiet(ci, errno)` says such a failure can break or witness no property (the caller
+        bumps `generation` when that may change). The calls the host never makes are in
+        neither list. The cost is one lookup per read set, not one per call."""
+        self.begin(state)
+        vids = self.vids
+        covered = 0
+        quiet_count = 0
+        loud: list = []
+        generation = self.generation
+        value_ids, getters = self.value_ids, self.getters
+        for rid, bundles in enumerate(self.bundles):
+            vid = value_ids[rid].get(getters[rid](state))
+            vids[rid] = vid
+            if vid is None:
+                continue
+            bundle = bundles.get(vid)
+            if bundle is None:
+                continue
+            new = bundle.mask & ~covered
+            if not new:
+                continue
+            covered |= new
+            if bundle.generation != generation:
+                bundle.partition(quiet, generation)
+            if new == bundle.mask:
+                quiet_count += bundle.quiet_count
+                loud.extend(bundle.loud)
+            else:
+                quiet_count += (new & bundle.quiet_mask).bit_count()
+                loud.extend(x for x in bundle.loud if new >> x[0] & 1)
+        answered = [(ci, self._replay(state, answer)) for ci, answer in loud]
+        missing = self.all_calls & ~covered
+        unanswered = [ci for ci in range(len(self.cs)) if missing >> ci & 1] if missing else []
+        return answered, unanswered, quiet_count
+
+    @staticmethod
+    def _replay(state, answer) -> Outcome:
+        errno, written = answer
+        if not written:
+            return Outcome(errno, state)
+        fields = list(state)
+        for index, value in written:
+            fields[index] = value
+        return Outcome(errno, type(state)(*fields))
 
     def __call__(self, ci: int) -> Outcome | None:
         state = self.state
@@ -157,18 +225,12 @@ class Stepper(_ReadKeyed):
         self.hits += 1
         if answer is _NEVER:
             return None
-        errno, written = answer
-        if not written:
-            return Outcome(errno, state)
-        fields = list(state)
-        for index, value in written:
-            fields[index] = value
-        return Outcome(errno, type(state)(*fields))
+        return self._replay(state, answer)
 
     def _run(self, ci: int, state) -> Outcome | None:
         """Profile.step, on a recording view of the state."""
         config, call, t = self.config, self.cs[ci], self.transitions[ci]
-        reads = _Reads(state, self.field_set)
+        reads = Reads(state, self.field_set)
         s = self.profile.view(config, reads)
         errno = run_concrete(s, t, call.args, self.discipline)
         if errno is None:
@@ -189,6 +251,39 @@ class Stepper(_ReadKeyed):
         return outcome
 
 
+class _Bundle:
+    """The answers recorded for one read set's values: whichever calls they are, they hold on
+    every state with those values, so a sweep takes them all with one lookup. `partition`
+    splits them into quiet failures (counted only), calls never made (skipped) and the rest."""
+
+    __slots__ = ("mask", "answers", "generation", "quiet_mask", "quiet_count", "loud")
+
+    def __init__(self):
+        self.mask = 0
+        self.answers: dict[int, object] = {}
+        self.generation = -1
+
+    def add(self, ci: int, answer) -> None:
+        self.mask |= 1 << ci
+        self.answers[ci] = answer
+        self.generation = -1
+
+    def partition(self, quiet, generation: int) -> None:
+        self.quiet_mask = 0
+        self.loud = []
+        for ci in sorted(self.answers):
+            answer = self.answers[ci]
+            if answer is _NEVER:
+                continue
+            errno, written = answer
+            if errno and not written and quiet(ci, errno):
+                self.quiet_mask |= 1 << ci
+            else:
+                self.loud.append((ci, answer))
+        self.quiet_count = self.quiet_mask.bit_count()
+        self.generation = generation
+
+
 class StateChecker(_ReadKeyed):
     """State predicates, memoised the same way: a property's value is a function of the fields
     it reads, so on a state that agrees with an earlier one on those fields it is known exactly
@@ -204,7 +299,7 @@ class StateChecker(_ReadKeyed):
     def __call__(self, i: int) -> bool:
         answer = self.lookup(i)
         if answer is None:
-            reads = _Reads(self.state, self.field_set)
+            reads = Reads(self.state, self.field_set)
             answer = bool(self.predicates[i](self.profile.view(self.config, reads)))
             self.store(i, reads, answer)
         return answer

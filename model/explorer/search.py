@@ -22,7 +22,9 @@ A violation is reported once per property, with the shortest trace from the init
 parent pointers: the first state of the BFS order that violates a property is at minimal depth).
 
 Speed comes from three things, each exact: steps and state properties are memoised on the
-fields of the state they read (`Stepper`, `StateChecker`); states the profile's symmetry
+fields of the state they read (`Stepper`, `StateChecker`), and a state's calls are answered
+together, one lookup per read set (`Stepper.sweep`), the failures that change nothing and that
+no property left can see being counted, not looked at; states the profile's symmetry
 deems interchangeable are explored once per orbit (checked as the search goes); states are tuples with
 shared fields and the arcs are integers and interned tuples of call indexes.
 
@@ -37,7 +39,7 @@ from array import array
 from typing import Callable, Iterable
 
 from model.explorer.graph import graph_properties
-from model.explorer.memo import StateChecker, Stepper
+from model.explorer.memo import StateChecker, Stepper, Reads
 from model.explorer.results import GRAPH_CHECKS, Arcs, Exploration, Violation
 from model.explorer.traces import Asymmetric, blame, errno_known, trace
 from model.properties import Property
@@ -138,6 +140,31 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 witnesses[p.name] = ("state", node)
 
     check_state(0, s0)
+
+    # A sweep skips the failures that change nothing and can break or witness no property left
+    # to check: the verdict is taken on a state that records its reads, and holds for every
+    # state only if the properties read none of it (they then see just the call and errno).
+    sweep = stepper is not None and on_edge is None
+    verdicts: dict[tuple, bool] = {}
+    field_set = frozenset(type(s0)._fields)
+
+    def quiet(ci: int, errno: int) -> bool:
+        verdict = verdicts.get((ci, errno))
+        if verdict is None:
+            verdict = verdicts[(ci, errno)] = _quiet(ci, errno)
+        return verdict
+
+    def _quiet(ci: int, errno: int) -> bool:
+        if not errno_known(errno):
+            return False
+        reads = Reads(stepper.state, field_set)
+        v = view(config, reads)
+        name = names[ci]
+        if any(not p.step(name, errno, v, v) for p in step_always if p.name not in found):
+            return False
+        if any(p.step(name, errno, v, v) for p in pending_step):
+            return False
+        return not reads.read and not reads.everything
     edges = tried = 0
     truncated = False
     stopped = None
@@ -161,19 +188,27 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 if stepper is not None:
                     stepper.begin(s)
                 checks = [p for p in step_always if p.name not in found]
-                for ci in range_calls:
-                    try:
-                        if stepper is not None:
-                            outcome = stepper(ci)
-                        else:
-                            outcome = profile.step(config, s, cs[ci])
-                    except Exception as err:  # noqa: BLE001 - reported with its trace, not hidden
-                        if "call_completes" not in found:
-                            found["call_completes"] = ("crash", node, ci)
-                            crashes.append(f"{cs[ci]} raised {err!r} in the last state of the trace")
-                        continue
+                if sweep:
+                    answered, unanswered, quiet_count = stepper.sweep(s, quiet)
+                    tried += quiet_count
+                    todo = sorted(answered + [(ci, None) for ci in unanswered])
+                else:
+                    todo = [(ci, None) for ci in range_calls]
+                settled = len(found), len(pending_step)
+                for ci, outcome in todo:
                     if outcome is None:
-                        continue
+                        try:
+                            if stepper is not None:
+                                outcome = stepper(ci)
+                            else:
+                                outcome = profile.step(config, s, cs[ci])
+                        except Exception as err:  # noqa: BLE001 - reported with its trace, not hidden
+                            if "call_completes" not in found:
+                                found["call_completes"] = ("crash", node, ci)
+                                crashes.append(f"{cs[ci]} raised {err!r} in the last state of the trace")
+                            continue
+                        if outcome is None:
+                            continue
                     tried += 1
                     if on_edge is not None:
                         on_edge(s, cs[ci], outcome)
@@ -220,6 +255,9 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                         targets.append(ci)
                 for target, cis in out.items():
                     arcs.add(node, target, cis)
+                if sweep and settled != (len(found), len(pending_step)):
+                    verdicts.clear()  # a failure that was loud may be quiet now
+                    stepper.generation += 1
                 if node < symmetry_check and not sym.trivial and stopped != "max_states":
                     _check_equivariance(profile, config, stepper or Stepper(profile, config, cs), cs,
                                         sym, s, step_always)

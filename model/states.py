@@ -18,17 +18,6 @@ class Config(_Protocol):
         """Raise ValueError, naming the problem, when the configuration describes no machine."""
 
 
-class Intern:
-    """Shares equal fields between states (most successors change one or two fields)."""
-
-    def __init__(self):
-        self.table: dict = {}
-
-    def __call__(self, state):
-        table = self.table
-        return type(state)(*[table.setdefault(f, f) for f in state])
-
-
 def enum_name(enum: type[IntEnum], value) -> str:
     """The member's name, or the raw value when it names no member (a corrupted cell)."""
     try:

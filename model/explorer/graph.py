@@ -7,6 +7,8 @@ A profile states each graph property as a predicate on concrete states (`GraphPr
 
 from __future__ import annotations
 
+from array import array
+
 from model.explorer.results import Arcs, Exploration
 
 ORBIT_LIMIT = 20_000  # group orders past which unreduced counts are not rebuilt from orbits
@@ -24,7 +26,7 @@ def unreduced_counts(result: Exploration) -> dict:
         return {"states": None, "edges": None}
     states = edges = 0
     out_calls = [0] * len(result.states)
-    for u, calls in zip(result.arcs.src, result.arcs.calls):
+    for u, _v, calls in result.arcs.triples():
         out_calls[u] += len(calls)
     for node, state in enumerate(result.states):
         size = sym.orbit_size(state)
@@ -33,15 +35,18 @@ def unreduced_counts(result: Exploration) -> dict:
     return {"states": states, "edges": edges}
 
 
-def _can_reach(pred: list[list[int]], targets: list[int]) -> set[int]:
-    """Every node with a path to one of the targets (reverse reachability)."""
-    seen = set(targets)
+def _can_reach(pred: tuple[array, array], targets: list[int], nodes: int) -> bytearray:
+    """Per node, 1 if it has a path to one of the targets (reverse reachability)."""
+    offsets, sources = pred
+    seen = bytearray(nodes)
+    for t in targets:
+        seen[t] = 1
     stack = list(targets)
     while stack:
         v = stack.pop()
-        for u in pred[v]:
-            if u not in seen:
-                seen.add(u)
+        for u in sources[offsets[v]:offsets[v + 1]]:
+            if not seen[u]:
+                seen[u] = 1
                 stack.append(u)
     return seen
 
@@ -50,17 +55,20 @@ def graph_properties(profile, config, arcs: Arcs, states: list, found: dict) -> 
     """Check each of the profile's graph properties; the first failing node of each goes in
     `found`. Returns the counts: per property, how many states break it."""
     out = {"checked": True}
+    nodes = len(states)
     pred = succ = None
     for prop in profile.graph:
         if prop.kind == "return":
-            pred = pred or arcs.predecessors(len(states))
+            pred = pred or arcs.predecessors(nodes)
             home = [n for n, s in enumerate(states) if prop.target(config, s)]
-            back = _can_reach(pred, home)
-            bad = [n for n in range(len(states)) if n not in back]
+            back = _can_reach(pred, home, nodes)
+            bad = [n for n in range(nodes) if not back[n]]
         else:
-            succ = succ or arcs.successors(len(states))
-            bad = [n for n in range(len(states))
-                   if not any(v != n for v in succ[n]) and not prop.target(config, states[n])]
+            succ = succ or arcs.successors(nodes)
+            offsets, targets = succ
+            bad = [n for n in range(nodes)
+                   if not any(v != n for v in targets[offsets[n]:offsets[n + 1]])
+                   and not prop.target(config, states[n])]
         if bad:
             found[prop.name] = bad[0]
         out[prop.name] = len(bad)

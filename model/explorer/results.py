@@ -42,41 +42,69 @@ class Violation:
 
 
 class Arcs:
-    """The reachable graph as the search grows it: one entry per (source, target) pair, in
-    flat integer arrays (a networkx graph costs hundreds of bytes per edge), the calls of an
-    arc as an interned tuple of call indexes."""
+    """The reachable graph as the search grows it, in flat integer arrays (a networkx graph
+    costs hundreds of bytes per edge): one entry per (source, target) pair, added source by
+    source in increasing order, so a source's arcs are the run `start[u]:start[u + 1]` (8
+    bytes an arc: its target and the id of its interned tuple of call indexes)."""
 
     def __init__(self):
-        self.src, self.dst = array("i"), array("i")
-        self.calls: list[tuple] = []
-        self._interned: dict[tuple, tuple] = {}
+        self.start = array("i", [0])  # per source node, where its arcs begin; then the end
+        self.dst = array("i")
+        self.call_ids = array("i")
+        self.call_sets: list[tuple] = []
+        self._ids: dict[tuple, int] = {}
 
     def add(self, src: int, dst: int, calls: list) -> None:
-        self.src.append(src)
+        start = self.start
+        if src + 2 < len(start):
+            raise ValueError(f"arcs of node {src} after those of node {len(start) - 2}")
+        while len(start) <= src + 1:  # sources without arcs before this one
+            start.append(start[-1])
+        start[src + 1] += 1
         self.dst.append(dst)
         key = tuple(calls)
-        self.calls.append(self._interned.setdefault(key, key))
+        cid = self._ids.get(key)
+        if cid is None:
+            cid = self._ids[key] = len(self.call_sets)
+            self.call_sets.append(key)
+        self.call_ids.append(cid)
 
     def __len__(self) -> int:
-        return len(self.src)
+        return len(self.dst)
 
-    def successors(self, nodes: int) -> list[list[int]]:
-        out: list[list[int]] = [[] for _ in range(nodes)]
-        for u, v in zip(self.src, self.dst):
-            out[u].append(v)
-        return out
+    def triples(self):
+        """(source, target, call indexes) of every arc, in order."""
+        start, dst, ids, sets = self.start, self.dst, self.call_ids, self.call_sets
+        for u in range(len(start) - 1):
+            for i in range(start[u], start[u + 1]):
+                yield u, dst[i], sets[ids[i]]
 
-    def predecessors(self, nodes: int) -> list[list[int]]:
-        out: list[list[int]] = [[] for _ in range(nodes)]
-        for u, v in zip(self.src, self.dst):
-            out[v].append(u)
-        return out
+    def successors(self, nodes: int) -> tuple[array, array]:
+        """Compressed rows (offsets, targets): the successors of u are
+        targets[offsets[u]:offsets[u + 1]], 4 bytes an arc (lists of ints cost ten times that)."""
+        offsets = array("i", self.start)
+        while len(offsets) <= nodes:
+            offsets.append(offsets[-1])
+        return offsets, self.dst
+
+    def predecessors(self, nodes: int) -> tuple[array, array]:
+        """The same rows for the reversed arcs."""
+        offsets = array("i", bytes(4 * (nodes + 1)))
+        for v in self.dst:
+            offsets[v + 1] += 1
+        for n in range(nodes):
+            offsets[n + 1] += offsets[n]
+        fill = array("i", offsets[:nodes])
+        sources = array("i", bytes(4 * len(self.dst)))
+        for u, v, _calls in self.triples():
+            sources[fill[v]] = u
+            fill[v] += 1
+        return offsets, sources
 
     def digraph(self, nodes: int) -> nx.DiGraph:
         graph = nx.DiGraph()
         graph.add_nodes_from(range(nodes))
-        graph.add_edges_from((u, v, {"calls": c}) for u, v, c in zip(self.src, self.dst,
-                                                                     self.calls))
+        graph.add_edges_from((u, v, {"calls": c}) for u, v, c in self.triples())
         return graph
 
 

@@ -39,11 +39,11 @@ from array import array
 from typing import Callable, Iterable
 
 from model.explorer.graph import graph_properties
-from model.explorer.memo import StateChecker, Stepper, Reads
+from model.explorer.memo import Reads, StateChecker, Stepper
 from model.explorer.results import GRAPH_CHECKS, Arcs, Exploration, Violation
+from model.explorer.table import StateTable
 from model.explorer.traces import Asymmetric, blame, errno_known, trace
 from model.properties import Property
-from model.states import Intern
 
 
 def explore(profile, config, *, max_depth: int | None = None, max_states: int | None = None,
@@ -103,13 +103,14 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     witnesses: dict[str, tuple] = {}
     sym = profile.symmetry(config, enabled=symmetry)
     canon = sym.canonical
-    intern = Intern()
     cs = profile.calls(config)
     stepper = Stepper(profile, config, cs) if memo else None
-    s0 = intern(canon(profile.initial_state(config)))
-    states = [s0]
-    ids = {s0: 0}
-    raw_ids = {} if not sym.trivial else ids  # successor -> node id, before canonicalisation
+    s0 = canon(profile.initial_state(config))
+    states = StateTable()
+    key = states.key
+    states.add(key(s0))
+    nodes = states.nodes
+    raw_ids = {} if not sym.trivial else nodes  # successor's key -> node id, before canonicalisation
     raw_get = raw_ids.get
     names = [c.name for c in cs]
     range_calls = range(len(cs))
@@ -182,7 +183,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 break
             nxt = []
             for node in frontier:
-                s = states[node]
+                s, s_ids = states.expand(node)
                 pre = view(config, s)
                 out: dict[int, list] = {}
                 if stepper is not None:
@@ -229,25 +230,27 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                             found.setdefault("errno_known", ("step", node, ci, outcome))
                         continue
                     edges += 1
-                    target = raw_get(t)
+                    t_key = key(t, s, s_ids)
+                    target = raw_get(t_key)
                     if target is None:
-                        c = canon(t)
-                        target = ids.get(c)
+                        if raw_ids is nodes:
+                            c, c_key = t, t_key
+                        else:
+                            c = canon(t)
+                            c_key = key(c)
+                        target = nodes.get(c_key)
                         if target is None:
                             if max_states is not None and len(states) >= max_states:
                                 truncated, stopped = True, "max_states"
                                 continue
-                            c = intern(c)
-                            target = len(states)
-                            states.append(c)
-                            ids[c] = target
+                            target = states.add(c_key)
                             parent.append(node)
                             via.append(ci)
                             depth_of.append(depth + 1)
                             nxt.append(target)
                             check_state(target, c)
-                        if raw_ids is not ids:
-                            raw_ids[t] = target
+                        if raw_ids is not nodes:
+                            raw_ids[t_key] = target
                     targets = out.get(target)
                     if targets is None:
                         out[target] = [ci]
@@ -271,8 +274,9 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 depth += 1
     except stops as stop:  # Ctrl-C or a deadline: keep what was found
         truncated, stopped, interruption = True, "interrupted", stop
-        del states[len(depth_of):]  # a state appended as the interrupt came, its parent not
-    raw_ids.clear()
+        states.truncate(len(depth_of))  # a state added as the interrupt came, its parent not
+    if raw_ids is not nodes:
+        raw_ids.clear()
     complete = not truncated
     seconds = time.perf_counter() - start
     if progress is not None and interruption is None:

@@ -25,8 +25,9 @@ Speed comes from three things, each exact: steps and state properties are memois
 fields of the state they read (`Stepper`, `StateChecker`), and a state's calls are answered
 together, one lookup per read set (`Stepper.sweep`), the failures that change nothing and that
 no property left can see being counted, not looked at; states the profile's symmetry
-deems interchangeable are explored once per orbit (checked as the search goes); states are tuples with
-shared fields and the arcs are integers and interned tuples of call indexes.
+deems interchangeable are explored once per orbit (checked as the search goes); states are
+stored packed (`StateTable`: a short bytes key of per-field value ids) and the arcs in flat
+integer arrays (`Arcs`).
 
 The model never prints and neither does this module: progress goes to an optional callback, the
 results come back as an `Exploration` (with `summary()` as plain JSON-able data).

@@ -82,6 +82,9 @@ class _ReadKeyed:
         self.state = None
         self.vids: dict = {}
         self.hits = self.misses = 0
+        self.bundles: list[dict] = []  # per read set: value id -> _Bundle
+        self.generation = 0  # bumped when the judge of a sweep may answer differently
+        self.all_slots = (1 << slots) - 1
 
     def begin(self, state) -> None:
         """The state the next lookups are about."""
@@ -118,10 +121,48 @@ class _ReadKeyed:
             table = self.by_rid[slot][rid] = {}
             self.tables[slot].append((rid, table))
         table[vid] = answer
-        self.stored(slot, rid, vid, answer)
+        while len(self.bundles) <= rid:
+            self.bundles.append({})
+        bundle = self.bundles[rid].get(vid)
+        if bundle is None:
+            bundle = self.bundles[rid][vid] = _Bundle()
+        bundle.add(slot, answer)
 
-    def stored(self, slot: int, rid: int, vid: int, answer) -> None:
-        """A hook: an answer was recorded for the read set's values `vid`."""
+    def _sweep(self, state, judge) -> tuple[list, list, int]:
+        """Every slot on `state` at once, one lookup per read set rather than per slot:
+        (loud, unanswered, quiet count). `judge(slot, answer)` sorts a recorded answer: True
+        (quiet: only counted), None (skipped) or False (loud: returned as (slot, answer)).
+        `unanswered` are the slots with no recorded answer for this state."""
+        self.begin(state)
+        vids = self.vids
+        covered = 0
+        quiet_count = 0
+        loud: list = []
+        generation = self.generation
+        value_ids, getters = self.value_ids, self.getters
+        for rid, bundles in enumerate(self.bundles):
+            vid = value_ids[rid].get(getters[rid](state))
+            vids[rid] = vid
+            if vid is None:
+                continue
+            bundle = bundles.get(vid)
+            if bundle is None:
+                continue
+            new = bundle.mask & ~covered
+            if not new:
+                continue
+            covered |= new
+            if bundle.generation != generation:
+                bundle.partition(judge, generation)
+            if new == bundle.mask:
+                quiet_count += bundle.quiet_count
+                loud.extend(bundle.loud)
+            else:
+                quiet_count += (new & bundle.quiet_mask).bit_count()
+                loud.extend(x for x in bundle.loud if new >> x[0] & 1)
+        missing = self.all_slots & ~covered
+        unanswered = [i for i in range(missing.bit_length()) if missing >> i & 1]
+        return loud, unanswered, quiet_count
 
 
 class Stepper(_ReadKeyed):
@@ -144,17 +185,6 @@ class Stepper(_ReadKeyed):
         self.cs = cs
         self.fields = type(profile.initial_state(config))._fields
         self.field_set = frozenset(self.fields)
-        self.bundles: list[dict] = []  # per read set: value id -> _Bundle
-        self.generation = 0  # bumped when what makes a failure quiet changes
-        self.all_calls = (1 << len(cs)) - 1
-
-    def stored(self, slot: int, rid: int, vid: int, answer) -> None:
-        while len(self.bundles) <= rid:
-            self.bundles.append({})
-        bundle = self.bundles[rid].get(vid)
-        if bundle is None:
-            bundle = self.bundles[rid][vid] = _Bundle()
-        bundle.add(slot, answer)
 
     def sweep(self, state, quiet) -> tuple[list, list, int]:
         """Every call on `state` at once: (answered, unanswered, quiet count).
@@ -164,38 +194,15 @@ class Stepper(_ReadKeyed):
         count the tried calls it need not see: each failed and changed nothing, and
         `quiet(ci, errno)` says such a failure can break or witness no property (the caller
         bumps `generation` when that may change). The calls the host never makes are in
-        neither list. The cost is one lookup per read set, not one per call."""
-        self.begin(state)
-        vids = self.vids
-        covered = 0
-        quiet_count = 0
-        loud: list = []
-        generation = self.generation
-        value_ids, getters = self.value_ids, self.getters
-        for rid, bundles in enumerate(self.bundles):
-            vid = value_ids[rid].get(getters[rid](state))
-            vids[rid] = vid
-            if vid is None:
-                continue
-            bundle = bundles.get(vid)
-            if bundle is None:
-                continue
-            new = bundle.mask & ~covered
-            if not new:
-                continue
-            covered |= new
-            if bundle.generation != generation:
-                bundle.partition(quiet, generation)
-            if new == bundle.mask:
-                quiet_count += bundle.quiet_count
-                loud.extend(bundle.loud)
-            else:
-                quiet_count += (new & bundle.quiet_mask).bit_count()
-                loud.extend(x for x in bundle.loud if new >> x[0] & 1)
-        answered = [(ci, self._replay(state, answer)) for ci, answer in loud]
-        missing = self.all_calls & ~covered
-        unanswered = [ci for ci in range(len(self.cs)) if missing >> ci & 1] if missing else []
-        return answered, unanswered, quiet_count
+        neither list."""
+        def judge(ci, answer):
+            if answer is _NEVER:
+                return None
+            errno, written = answer
+            return bool(errno and not written and quiet(ci, errno))
+        loud, unanswered, quiet_count = self._sweep(state, judge)
+        return ([(ci, self._replay(state, answer)) for ci, answer in loud], unanswered,
+                quiet_count)
 
     @staticmethod
     def _replay(state, answer) -> Outcome:
@@ -252,9 +259,9 @@ class Stepper(_ReadKeyed):
 
 
 class _Bundle:
-    """The answers recorded for one read set's values: whichever calls they are, they hold on
+    """The answers recorded for one read set's values: whichever slots they are, they hold on
     every state with those values, so a sweep takes them all with one lookup. `partition`
-    splits them into quiet failures (counted only), calls never made (skipped) and the rest."""
+    sorts them once per generation into quiet ones (counted only), skipped ones and the rest."""
 
     __slots__ = ("mask", "answers", "generation", "quiet_mask", "quiet_count", "loud")
 
@@ -263,23 +270,21 @@ class _Bundle:
         self.answers: dict[int, object] = {}
         self.generation = -1
 
-    def add(self, ci: int, answer) -> None:
-        self.mask |= 1 << ci
-        self.answers[ci] = answer
+    def add(self, slot: int, answer) -> None:
+        self.mask |= 1 << slot
+        self.answers[slot] = answer
         self.generation = -1
 
-    def partition(self, quiet, generation: int) -> None:
+    def partition(self, judge, generation: int) -> None:
         self.quiet_mask = 0
         self.loud = []
-        for ci in sorted(self.answers):
-            answer = self.answers[ci]
-            if answer is _NEVER:
-                continue
-            errno, written = answer
-            if errno and not written and quiet(ci, errno):
-                self.quiet_mask |= 1 << ci
-            else:
-                self.loud.append((ci, answer))
+        for slot in sorted(self.answers):
+            answer = self.answers[slot]
+            verdict = judge(slot, answer)
+            if verdict:
+                self.quiet_mask |= 1 << slot
+            elif verdict is not None:
+                self.loud.append((slot, answer))
         self.quiet_count = self.quiet_mask.bit_count()
         self.generation = generation
 
@@ -295,6 +300,13 @@ class StateChecker(_ReadKeyed):
         self.config = config
         self.predicates = predicates
         self.field_set = frozenset(type(profile.initial_state(config))._fields)
+
+    def sweep(self, state, usual: list[bool]) -> tuple[list, list]:
+        """Every predicate on `state` at once: (notable, unanswered), the predicates the memo
+        answers otherwise than `usual[i]` (an invariant false, a `sometimes` true) and those it
+        has no answer for (`self(i)` evaluates them)."""
+        loud, unanswered, _usual = self._sweep(state, lambda i, answer: answer == usual[i])
+        return [i for i, _answer in loud], unanswered
 
     def __call__(self, i: int) -> bool:
         answer = self.lookup(i)

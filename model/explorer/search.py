@@ -98,7 +98,6 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     state_always = [p for p in props if p.kind == "always" and p.state]
     step_always = [p for p in props if p.kind == "always" and p.step]
     pending_state = [p for p in props if p.kind == "sometimes" and p.state]
-    all_pending = list(pending_state)
     pending_step = [p for p in props if p.kind == "sometimes" and p.step]
     sometimes = {p.name: False for p in props if p.kind == "sometimes"}
     witnesses: dict[str, tuple] = {}
@@ -121,25 +120,35 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     crashes: list[str] = []
 
     predicates = [p.state for p in state_always] + [p.state for p in pending_state]
+    predicates_named = [p.name for p in state_always] + [p.name for p in pending_state]
     checker = StateChecker(profile, config, predicates) if memo else None
     view = profile.view
 
-    def holds(i: int, state) -> bool:
+    usual = [True] * len(state_always) + [False] * len(pending_state)
+
+    def notable(i: int, state) -> bool:
+        """Whether predicate i says something: an invariant false, a `sometimes` true."""
         if checker is not None:
-            return checker(i)
-        return bool(predicates[i](view(config, state)))
+            return checker(i) != usual[i]
+        return bool(predicates[i](view(config, state))) != usual[i]
+
+    def settled(i: int) -> bool:
+        name = predicates_named[i]
+        return name in found if i < len(state_always) else sometimes[name]
 
     def check_state(node: int, state) -> None:
         if checker is not None:
-            checker.begin(state)
-        for i, p in enumerate(state_always):
-            if p.name not in found and not holds(i, state):
-                found[p.name] = ("state", node)
-        base = len(state_always)
-        for j, p in enumerate(all_pending):
-            if not sometimes[p.name] and holds(base + j, state):
-                sometimes[p.name] = True
-                witnesses[p.name] = ("state", node)
+            said, unanswered = checker.sweep(state, usual)
+            said += [i for i in unanswered if not settled(i) and notable(i, state)]
+        else:
+            said = [i for i in range(len(predicates)) if not settled(i) and notable(i, state)]
+        for i in said:
+            name = predicates_named[i]
+            if i < len(state_always):
+                found.setdefault(name, ("state", node))
+            elif not sometimes[name]:
+                sometimes[name] = True
+                witnesses[name] = ("state", node)
 
     check_state(0, s0)
 
@@ -196,7 +205,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                     todo = sorted(answered + [(ci, None) for ci in unanswered])
                 else:
                     todo = [(ci, None) for ci in range_calls]
-                settled = len(found), len(pending_step)
+                before = len(found), len(pending_step)
                 for ci, outcome in todo:
                     if outcome is None:
                         try:
@@ -259,7 +268,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                         targets.append(ci)
                 for target, cis in out.items():
                     arcs.add(node, target, cis)
-                if sweep and settled != (len(found), len(pending_step)):
+                if sweep and before != (len(found), len(pending_step)):
                     verdicts.clear()  # a failure that was loud may be quiet now
                     stepper.generation += 1
                 if node < symmetry_check and not sym.trivial and stopped != "max_states":

@@ -10,6 +10,9 @@ their hash: the table holds tens of bytes per state where tuples of tuples held 
 
 from __future__ import annotations
 
+from itertools import compress
+from operator import getitem, is_not
+
 
 class StateTable:
     """States by node id (`table[i]` is the state of node i) and node ids by state."""
@@ -18,39 +21,42 @@ class StateTable:
         self.keys: list[bytes] = []
         self.nodes: dict[bytes, int] = {}
         self._kind = None  # the states' named-tuple type
+        self._fields = range(0)
         self._ids: list[dict] = []  # per field: value -> id
         self._values: list[list] = []  # per field: id -> value
         self._codes: list[list] = []  # per field: id -> its varint
 
     # -- packing ---------------------------------------------------------------------------
-    def _field_ids(self, state, like=None, like_ids=None) -> list[int]:
-        if self._kind is None:
-            self._kind = type(state)
-            self._ids = [{} for _ in state]
-            self._values = [[] for _ in state]
-            self._codes = [[] for _ in state]
-        elif type(state) is not self._kind:
-            raise TypeError(f"a {type(state).__name__} among {self._kind.__name__} states")
-        out = []
-        for i, value in enumerate(state):
-            if like is not None and value is like[i]:
-                out.append(like_ids[i])
-                continue
-            ids = self._ids[i]
-            n = ids.get(value)
-            if n is None:
-                n = ids[value] = len(self._values[i])
-                self._values[i].append(value)
-                self._codes[i].append(_varint(n))
-            out.append(n)
-        return out
+    def _start(self, state) -> None:
+        self._kind = type(state)
+        self._fields = range(len(state))
+        self._ids = [{} for _ in state]
+        self._values = [[] for _ in state]
+        self._codes = [[] for _ in state]
+
+    def _id(self, i: int, value) -> int:
+        ids = self._ids[i]
+        n = ids.get(value)
+        if n is None:
+            n = ids[value] = len(self._values[i])
+            self._values[i].append(value)
+            self._codes[i].append(_varint(n))
+        return n
 
     def key(self, state, like=None, like_ids=None) -> bytes:
-        """The packed key of a state; `like` (a state) and `like_ids` (its field ids) let the
-        fields it shares with that state skip their lookup."""
-        ids = self._field_ids(state, like, like_ids)
-        codes = self._codes
-        return b"".join([codes[i][n] for i, n in enumerate(ids)])
+        """The packed key of a state; `like` (a state of the table) and `like_ids` (its field
+        ids) let the fields it shares with that state, by identity, skip their lookup."""
+        if type(state) is not self._kind:
+            if self._kind is not None:
+                raise TypeError(f"a {type(state).__name__} among {self._kind.__name__} states")
+            self._start(state)
+        if like is None:
+            ids = [self._id(i, value) for i, value in enumerate(state)]
+        else:
+            ids = list(like_ids)
+            for i in compress(self._fields, map(is_not, state, like)):
+                ids[i] = self._id(i, state[i])
+        return b"".join(map(getitem, self._codes, ids))
 
     def decode(self, key: bytes) -> list[int]:
         """The field ids of a key."""
@@ -67,8 +73,7 @@ class StateTable:
 
     def build(self, ids: list[int]):
         """The state of the given field ids."""
-        values = self._values
-        return self._kind(*[values[i][n] for i, n in enumerate(ids)])
+        return self._kind(*map(getitem, self._values, ids))
 
     # -- the table ---------------------------------------------------------------------------
     def add(self, key: bytes) -> int:

@@ -61,7 +61,8 @@ def test_off_the_memcache_never_runs_short_and_explores_as_before():
     result = explore(PKVM, off)
     assert result.violations == [] and all(state.mc == (0, 0) for state in result.states)
     on = explore(PKVM, Config(ram=1, guests=(True, False), gfns=1, memcache=1))
-    assert on.violations == [] and all(on.sometimes.values())
+    assert on.violations == [] and all(v for k, v in on.sometimes.items()
+                                       if k != "host_shares_twice")  # records are off
     assert len(on.states) > len(result.states)
 
 

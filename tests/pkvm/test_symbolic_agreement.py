@@ -31,7 +31,9 @@ CALLS = PKVM.calls(CONFIG)
 # Arguments past the explored domains too: far pfns, gfns and handles.
 EXTRA = [Call("host_donate_hyp", (2**36 - 1, 2)), Call("host_share_guest", (0, 2**36 - 1, 1, 1, 6)),
          Call("start_teardown_vm", (7,)), Call("guest_write", (9, 0)),
-         Call("host_unshare_guest", (512, 512, 1)), Call("hyp_donate_host", (1, 0))]
+         Call("host_unshare_guest", (512, 512, 1)), Call("hyp_donate_host", (1, 0)),
+         Call("host_share_ffa", (2, 2**64 - 1)), Call("host_unshare_ffa", (2**64 - 1, 2**64 - 1)),
+         Call("host_donate_hyp", (0, 0)), Call("host_share_guest", (2**64 - 1, 0, 1, 1, 6))]
 
 
 def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
@@ -76,7 +78,7 @@ def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
     m.protected = protected
     facts = [m.ram == config.ram, m.mmio == config.mmio, m.nomap == config.nomap,
              m.vcpus == config.vcpus, m.memcache == (config.memcache > 0),
-             m.guests == len(config.guests)]
+             m.records == config.host_records, m.guests == len(config.guests)]
     return m, SymbolicState(arrays), facts
 
 
@@ -187,3 +189,29 @@ def test_a_hole_write_is_dropped_by_both_readings():
         yield from original(s, pfn)
     agree(CONFIG, initial_state(CONFIG), Call("host_share_hyp", (HOLE,)),
           seeded("host_share_hyp", writes_first))
+
+
+def test_readings_agree_on_a_range_whose_end_wraps():
+    """Under the wrapped-end mutant the range pfn 2, nr 2**64 - 1 passes its checks and runs
+    over the MMIO, no-map and hole pages: both readings write the stored pages alike and drop
+    the hole's, without touching 2**64 pages."""
+    protocol = mutant("donate_hyp_wrapped_range_end")
+    config = protocol.adjust(CONFIG)
+    call = protocol.call("host_donate_hyp", (2, 2**64 - 1))
+    outcome = protocol.step(config, initial_state(config), call)
+    assert outcome.errno == 0 and outcome.state.hyp[2:] == (0, 0, 0)
+    agree(config, initial_state(config), call, protocol)
+
+
+@pytest.mark.parametrize("run", [[("host_share_hyp", (0,))] * 2 + [("host_unshare_hyp", (0,))],
+                                 [("host_share_hyp", (1,)), ("hyp_pin_shared_mem", (1,)),
+                                  ("host_unshare_hyp", (1,)), ("host_unshare_hyp", (4,))]])
+def test_readings_agree_with_the_host_records(run):
+    """With the host's records modelled, each wrapper call (counted, recorded, refused) is read
+    alike by both readings."""
+    config = Config(ram=3, mmio=1, guests=(True,), gfns=1, host_records=True)
+    state = initial_state(config)
+    for name, args in run:
+        call = Call(name, args)
+        agree(config, state, call)
+        state = step(config, state, call).state

@@ -19,6 +19,7 @@ Field by field, for every pfn in [0, ram + mmio + nomap):
 | pte_kind, pte_type, pte_owner, pte_handle, pte_gfn | host stage-2 leaf of pfn: zero, a valid identity page, or an invalid annotated entry (type 63:60, owner 3:1, handle meta 15:0, gfn meta 55:16) |
 | hyp_mapped | a valid hyp stage-1 leaf at hyp VA = PA of pfn |
 | contents | `contents(pfn)` (RAM only) |
+| shared | `hyp_shared_pfn_count(pfn)`: the host kernel's `hyp_shared_pfns` record (0 without one) |
 | life | `vm_state(vm)` |
 | refs | `vm_refcount(vm)` (checked against the loaded vCPUs, `vm_loaded_vcpus(vm)`) |
 | mc | `vm_memcache_pages(vm)`: its memcache's `nr_pages` (checked against the list from `head`) |
@@ -59,7 +60,8 @@ _HOST_ATTRS = rpte.stage2_set_prot_attr(rpte.KVM_PGTABLE_PROT_RWX)  # PKVM_HOST_
 def reference_for(config: Config) -> Hypervisor:
     """A fresh reference machine for the config: RAM, MMIO, counter widths, one VM per guest."""
     hv = Hypervisor(config.ram, config.mmio, pin_max=config.pin_max, count_max=config.count_max,
-                    nomap_pages=config.nomap, memcaches=config.memcache > 0)
+                    nomap_pages=config.nomap, memcaches=config.memcache > 0,
+                    host_records=config.host_records)
     for handle, protected in enumerate(config.guests):
         got = hv.create_vm(protected, nr_vcpus=config.vcpus)
         if got != handle:
@@ -177,6 +179,11 @@ def abstract(hv: Hypervisor, config: Config | None = None) -> State:
         ffa[pfn] = _STATES[hv.ffa_state(pfn)]
         c = hv.contents(pfn)
         contents[pfn] = Contents.SECRET_BASE + c.vm if c.kind == "SECRET" else _CONTENTS[c.kind]
+    shared = columns["shared"]
+    for pfn in range(n):
+        shared[pfn] = hv.hyp_shared_pfn_count(pfn)
+    if any(hv.hyp_shared_pfn_count(pfn) for pfn in range(n, n + 2)):
+        raise Unrepresentable("the host records a share of a pfn beyond RAM, MMIO and no-map")
     entry_fields = [columns[f] for f in ("pte_kind", "pte_type", "pte_owner", "pte_handle", "pte_gfn")]
     for pfn, level, pte in hv.host_stage2_leaves():
         if rpte.kvm_granule_size(level) != rpte.PAGE_SIZE or pfn >= n:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from model.concrete import ConcreteView
 from model.profiles.pkvm.states import (
-    MAP_PAGES, NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, VALID_STATES, Config, Leaf, Life, PageReads, Region,
-    State, find_leaf,
+    MAP_PAGES, NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, U64, VALID_STATES, Config,
+    Leaf, Life, PageReads, Region, State, find_leaf,
 )
 
 _NO_LEAF = Leaf(0, 1, 1, NOPAGE, 0, 0)
@@ -35,8 +35,31 @@ class Concrete(PageReads, ConcreteView):
     def is_valid(state):
         return state in VALID_STATES
 
+    @staticmethod
+    def u64(x):
+        """x as the kernel's u64 arithmetic leaves it (wrapped modulo 2**64)."""
+        return x % U64
+
+    def _pages_of(self, lo, n):
+        """The pages of [lo, lo + n) that can differ: the stored ones, then the first page past
+        them (every page above reads as a hole page does), so a range of 2**64 pages costs no
+        more than the machine."""
+        stored = range(max(lo, 0), min(lo + n, self.n))
+        first_hole = max(lo, self.n)
+        return [*stored, first_hole] if first_hole < lo + n else list(stored)
+
+    def each_page(self, lo, n, errno_of, label=None):
+        """The errno of the first page of [lo, lo + n) whose check fails, else 0."""
+        if not self._live():
+            return 0
+        for p in self._pages_of(lo, n):
+            err = errno_of(p)
+            if err:
+                return err
+        return 0
+
     def all_pages(self, lo, n, pred):
-        return all(pred(p) for p in range(lo, lo + n))
+        return all(pred(p) for p in self._pages_of(lo, n))
 
     def all_gfns(self, vm, lo, n, pred):
         return all(pred(g) for g in range(lo, lo + n))
@@ -93,6 +116,10 @@ class Concrete(PageReads, ConcreteView):
 
     def refs(self, vm):
         return self.pre.refs[vm] if self.is_guest(vm) else 0
+
+    def host_records(self):
+        """Whether the host kernel's own records (hyp_shared_pfns) are modelled."""
+        return self.config.host_records
 
     def memcache(self, vm):
         """Pages in vm's memcache; when the memcache is not modelled, always what a map takes."""

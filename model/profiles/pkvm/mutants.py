@@ -8,8 +8,11 @@ the explorer and conformance alike; a mutant that survives is a hole in the chec
 
 from __future__ import annotations
 
+from errno import EINVAL
+
 from model.profile import Mutant
-from model.profiles.pkvm.states import OWNED, SHARED_OWNED
+from model.profiles.pkvm.states import OWNED, PA_PAGES, SHARED_OWNED, U64
+from model.profiles.pkvm.transitions import check_allowed_memory
 
 CATALOG: list[Mutant] = []
 
@@ -157,6 +160,58 @@ def share_guest_skips_memcache_check(ext):
     its WARN_ON panics the hypervisor"""
     ext.drop_check("host_share_guest", "memcache")
     ext.config(memcache=1)
+
+
+@mutant("host_donate_hyp")
+def donate_hyp_wrapped_range_end(ext):
+    """host_donate_hyp checks its range by its end, `pfn + nr` in u64, against the PA limit (the
+    check pfn_range_is_valid() replaced): a huge nr wraps the end below pfn, the range checks
+    pass on [pfn, end), and the donation of nr pages runs over MMIO and no-map pages"""
+    ext.drop_check("host_donate_hyp", "range_size", "range_region", "range_memory", "range_nomap")
+    checked = ext.original("host_donate_hyp")
+
+    @ext.override("host_donate_hyp")
+    def host_donate_hyp(s, pfn, nr):
+        end = s.u64(pfn + nr)
+        yield s.require(s.And(pfn < PA_PAGES, end <= PA_PAGES), EINVAL, "range_size")
+        yield from check_allowed_memory(s, pfn, s.u64(end - 1))
+        yield from checked(s, pfn, nr)
+
+    ext.config(ram=3, guests=(), nrs=(1, U64 - 1))  # pfn 2, nr 2**64 - 1: the end wraps to 1
+
+
+@mutant("host_share_hyp")
+def share_hyp_keeps_record_on_failure(ext):
+    """kvm_share_hyp() as upstream mmu.c writes it: share_pfn_hyp() inserts the pfn's record
+    before the __pkvm_host_share_hyp hypercall and keeps it when the hypercall fails, so the
+    host believes the hypervisor borrows a page it does not (and counts the next share without
+    asking)"""
+    original = ext.original("host_share_hyp")
+
+    @ext.override("host_share_hyp")
+    def host_share_hyp(s, pfn):
+        with s.when(s.And(s.host_records(), s.shared(pfn) == 0)):
+            s.set("shared", pfn, 1)
+        yield from original(s, pfn)
+
+    ext.config(host_records=True)
+
+
+@mutant("host_unshare_hyp")
+def unshare_hyp_drops_record_on_failure(ext):
+    """kvm_unshare_hyp() as upstream mmu.c writes it: unshare_pfn_hyp() erases the pfn's last
+    record before the __pkvm_host_unshare_hyp hypercall, and a refused unshare (the hypervisor
+    has the page pinned) leaves the host without a record of a page the hypervisor still
+    borrows"""
+    original = ext.original("host_unshare_hyp")
+
+    @ext.override("host_unshare_hyp")
+    def host_unshare_hyp(s, pfn):
+        with s.when(s.And(s.host_records(), s.shared(pfn) == 1)):
+            s.set("shared", pfn, 0)
+        yield from original(s, pfn)
+
+    ext.config(host_records=True)
 
 
 @mutant("finalize_teardown_vm")

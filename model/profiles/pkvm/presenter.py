@@ -41,7 +41,8 @@ def page_cells(raw: dict) -> dict:
     return {"host": enum_name(PageState, raw["host"]), "hyp": enum_name(PageState, raw["hyp"]),
             "ffa": enum_name(PageState, raw["ffa"]), "pte": pte_text(raw),
             "pins": int(raw["pins"]), "count": int(raw["count"]),
-            "hyp_mapped": bool(raw["hyp_mapped"]), "contents": describe_contents(raw["contents"])}
+            "hyp_mapped": bool(raw["hyp_mapped"]), "contents": describe_contents(raw["contents"]),
+            "hyp_shared_pfns": int(raw["shared"])}
 
 
 def entry_cells(state: int, life: int, pfn: int, size: int, prot: int) -> dict:
@@ -125,6 +126,7 @@ def snapshot(config: Config, state: State, pages: list[int]) -> dict:
 _FIELD_WORDS = {
     "host": "host", "hyp": "hyp", "ffa": "ffa", "pins": "hyp_page.refcount",
     "count": "host_share_guest_count", "hyp_mapped": "hyp stage-1", "contents": "contents",
+    "shared": "host's hyp_shared_pfns",
 }
 _PTE_FIELDS = ("pte_kind", "pte_type", "pte_owner", "pte_handle", "pte_gfn")
 
@@ -180,7 +182,7 @@ def diff_states(config: Config, model: State, reference: State) -> list[tuple]:
                 cells.append((where, f"vm{vm}", a, b))
         if any(getattr(model, f)[pfn] != getattr(reference, f)[pfn] for f in _PTE_FIELDS):
             cells.append((where, "host stage-2", describe_pte(model, pfn), describe_pte(reference, pfn)))
-        for f in ("hyp_mapped", "contents"):
+        for f in ("hyp_mapped", "contents", "shared"):
             a, b = _pageread_value(model, f, pfn), _pageread_value(reference, f, pfn)
             if a != b:
                 cells.append((where, _FIELD_WORDS[f], a, b))
@@ -266,21 +268,29 @@ def machine_text(config: Config) -> str:
         extra += f" vcpus={config.vcpus}"
     if config.memcache:
         extra += f" memcache={config.memcache}"
+    if config.host_records:
+        extra += " records=on"
     nomap = f" nomap={config.nomap}" if config.nomap else ""
     return f"ram={config.ram} mmio={config.mmio}{nomap} guests={kinds}{extra}"
+
+
+U64_MAX = 2**64 - 1  # hypercall arguments are u64 registers
 
 
 def read_value(text: str, kind: str, consts: dict) -> int:
     """An argument: a number (`model/syntax.py`); prot also as letters (RW, RWX)."""
     if kind == "prot" and re.fullmatch(r"[RWX]+", text):
         return sum({"R": PROT_R, "W": PROT_W, "X": PROT_X}[c] for c in set(text))
-    return read_number(text, consts)
+    value = read_number(text, consts)
+    if value > U64_MAX:  # (a negative one is refused with every argument: unsigned)
+        raise ValueError(f"{kind} {text} is past U64_MAX: arguments are u64")
+    return value
 
 
 CONSTANTS = {"PA_PAGES": PA_PAGES, "IPA_PAGES": IPA_PAGES, "BLOCK": BLOCK_PAGES,
               "BLOCK_PAGES": BLOCK_PAGES, "U16_MAX": U16_MAX, "U32_MAX": U32_MAX,
-              "U64_MAX": 2**64 - 1}
-_PAGE_KEYS = ("host", "hyp", "ffa", "pins", "count", "pte", "hyp_stage1", "contents")
+              "U64_MAX": U64_MAX}
+_PAGE_KEYS = ("host", "hyp", "ffa", "pins", "count", "pte", "hyp_stage1", "contents", "shared")
 _STATE_NAMES = {s.name for s in PageState}
 
 
@@ -294,7 +304,7 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
             raise ValueError(f"machine option {key} given twice")
         opts[key] = value
     unknown = set(opts) - {"ram", "mmio", "nomap", "guests", "pin_max", "count_max", "discipline",
-                           "vcpus", "memcache"}
+                           "vcpus", "memcache", "records"}
     if unknown:
         raise ValueError(f"unknown machine option(s) {', '.join(sorted(unknown))}")
     if "ram" not in opts:
@@ -311,12 +321,15 @@ def parse_machine(fields: list[str]) -> tuple[Config, bool]:
     discipline = {"on": True, "off": False}.get(opts.get("discipline", "on"))
     if discipline is None:
         raise ValueError("discipline must be on or off")
+    records = {"on": True, "off": False}.get(opts.get("records", "off"))
+    if records is None:
+        raise ValueError("records must be on or off")
     pin_max = ints.get("pin_max", U16_MAX)
     config = Config(ram=ints["ram"], mmio=ints.get("mmio", 0), nomap=ints.get("nomap", 0),
                     guests=guests, pin_max=pin_max, vcpus=ints.get("vcpus", 1),
                     memcache=ints.get("memcache", 0),
                     max_pins=pin_max, count_max=ints.get("count_max", U32_MAX),
-                    host_discipline=discipline)
+                    host_discipline=discipline, host_records=records)
     config.validate()
     return config, discipline
 
@@ -343,7 +356,8 @@ def parse_expect(text: str, config: Config) -> tuple[tuple, tuple]:
             if key is None or (key not in _PAGE_KEYS and key not in guests):
                 raise ValueError(f"page check {key or value!r}: use key=value with key in "
                                  f"{', '.join(_PAGE_KEYS)} or vmN")
-        pairs = [(k, str(read_value(v, k, CONSTANTS)) if k in ("pins", "count") else v) for k, v in pairs]
+        pairs = [(k, str(read_value(v, k, CONSTANTS)) if k in ("pins", "count", "shared") else v)
+                 for k, v in pairs]
         return ("page", pfn), tuple(pairs)
     vm = _vm_word(words[0], config) if words else None
     if len(words) == 1 and vm is not None:
@@ -379,7 +393,7 @@ def _vm_word(word: str, config: Config) -> int | None:
 def _page_check(state: State, pfn: int, key: str) -> str:
     if key in ("host", "hyp", "ffa"):
         return _state_name(getattr(state, key)[pfn])
-    if key in ("pins", "count"):
+    if key in ("pins", "count", "shared"):
         return str(getattr(state, key)[pfn])
     if key == "pte":
         return describe_pte(state, pfn)

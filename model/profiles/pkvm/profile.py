@@ -12,9 +12,20 @@ from model.profiles.pkvm.presenter import PkvmPresenter
 from model.profiles.pkvm.proof import PkvmProof
 from model.profiles.pkvm.properties import ALWAYS, GRAPH, SOMETIMES
 from model.profiles.pkvm.reference import PkvmReference
-from model.profiles.pkvm.states import Config, initial_state
+from model.profiles.pkvm.states import U64, Config, initial_state
 from model.profiles.pkvm.symmetry import Symmetry
 from model.profiles.pkvm.transitions import GFN, NR, PFN, PKVM, PROT, VM
+
+
+def _nrs(text: str) -> tuple[int, ...]:
+    """--nrs: comma-separated u64 values."""
+    try:
+        nrs = tuple(int(word, 0) for word in text.split(","))
+    except ValueError:
+        raise ValueError(f"--nrs {text}: expected comma-separated integers") from None
+    if not all(0 <= nr < U64 for nr in nrs):
+        raise ValueError(f"--nrs {text}: nr_pages is a u64, 0 .. {U64 - 1}")
+    return nrs
 
 
 @dataclass(frozen=True)
@@ -23,8 +34,9 @@ class PkvmProfile(Profile):
     prover = PkvmProof()
     reference = PkvmReference()
     scenarios = Path(__file__).parent / "scenarios"
-    # The memcache is off on the default machine; `check` witnesses its topups on a small one.
-    witness_machines = (("--memcache", "1", "--pages", "1"),)
+    # The memcache and the host's records are off on the default machine; `check` witnesses
+    # the memcache's topups and explores the records on small ones.
+    witness_machines = (("--memcache", "1", "--pages", "1"), ("--host-records", "--pages", "1"))
 
     def default_config(self) -> Config:
         return Config()
@@ -41,9 +53,15 @@ class PkvmProfile(Profile):
                            help="how many of the VMs are protected, handles 0..K-1 (default 1)")
         group.add_argument("--gfns", type=int, default=2, metavar="F",
                            help="guest frame numbers tried per VM (default 2)")
+        group.add_argument("--nrs", default="1,2", metavar="N,N",
+                           help="nr_pages the multi-page calls try, u64 values (default 1,2; "
+                                "e.g. 1,18446744073709551615 for a range that wraps)")
         group.add_argument("--memcache", type=int, default=0, metavar="N",
                            help="model each VM's memcache, topped up by the host to N pages "
                                 "(default 0: not modelled, a map never runs short)")
+        group.add_argument("--host-records", action="store_true",
+                           help="model the host kernel's own records of what it shared with "
+                                "the hypervisor (hyp_shared_pfns, kvm_share_hyp())")
         group.add_argument("--no-host-discipline", action="store_true",
                            help="let the host finalize a VM that still holds pages "
                                 "(the stranding hazard)")
@@ -59,6 +77,7 @@ class PkvmProfile(Profile):
         if args.memcache < 0:
             raise ValueError(f"--memcache must be 0 or more, got {args.memcache}")
         config = Config(ram=args.pages, gfns=args.gfns, nomap=args.nomap, memcache=args.memcache,
+                        nrs=_nrs(args.nrs), host_records=args.host_records,
                         guests=(True,) * protected + (False,) * (args.guests - protected),
                         host_discipline=not args.no_host_discipline)
         config = self.adjust(config)
@@ -72,7 +91,10 @@ class PkvmProfile(Profile):
                            for v, p in enumerate(config.guests)) or "no guests"
         nomap = f", {config.nomap} no-map" if config.nomap != 1 else ""
         memcache = f", memcaches of {config.memcache}" if config.memcache else ""
-        return f"{config.ram} RAM pages ({guests}), {config.gfns} gfns{nomap}{memcache}"
+        nrs = f", nr {','.join(map(str, config.nrs))}" if config.nrs != Config.nrs else ""
+        records = ", host records" if config.host_records else ""
+        return (f"{config.ram} RAM pages ({guests}), {config.gfns} gfns{nomap}{memcache}{nrs}"
+                f"{records}")
 
     def disciplined(self, config: Config) -> bool:
         return config.host_discipline

@@ -237,6 +237,7 @@ class PkvmProof(ProofHooks):
     """The prover hooks (see `model/prover.py`)."""
 
     strengthening = (GHOST,)
+    proof_only = (GHOST.name,)  # the ghost has no concrete reading: never evaluated on one
     universe = "pages and guests"  # what "unbounded" quantifies over, for reports
     Machine, State, Reading, Step = Machine, SymbolicState, Symbolic, SymbolicStep
     initial = staticmethod(initial)

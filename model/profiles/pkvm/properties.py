@@ -1,8 +1,8 @@
 """What must always hold, and what must sometimes happen, as values (in the spirit of stateright).
 
 `always` properties are the ten invariants of SEMANTICS.md (nine state predicates and one step
-predicate, check-then-commit), the VM references, and a step predicate that no call ends in a
-hyp panic. `sometimes` properties guard against a vacuous model: every
+predicate, check-then-commit), the VM references, a step predicate that no call ends in a
+hyp panic, and the host kernel's own records agreeing with the hypervisor. `sometimes` properties guard against a vacuous model: every
 transition can succeed, every page state is reachable for every entity kind, and a page can go
 from the host to a guest and back. Like transitions, predicates are written once against the
 view vocabulary and read by the explorer (concretely) and the prover (symbolically).
@@ -157,6 +157,13 @@ def vm_references(s):
         s.refs(v) >= 0, s.refs(v) <= s.vcpus, s.Implies(s.refs(v) > 0, s.life(v) == Life.RUNNING)))
 
 
+def host_records(s):
+    """The host kernel's records agree with the hypervisor: hyp_shared_pfns counts a pfn exactly
+    when the hypervisor borrows it from the host (and holds nothing when it is not modelled)."""
+    return s.forall_pages(lambda p: s.And(s.shared(p) >= 0, s.If(
+        s.host_records(), (s.shared(p) > 0) == (s.hyp(p) == SHARED_BORROWED), s.shared(p) == 0)))
+
+
 def no_hyp_panic(call, errno, pre, post):
     """No host or guest call brings the hypervisor down: every failure is caught before a call's
     first write."""
@@ -185,7 +192,7 @@ ALWAYS = [
     always(type_ok), always(single_owner), always(sharing_pairs), always(pins), always(identity_map),
     always(hyp_mappings), always(range_hygiene), always(guest_kinds),
     always_step(check_then_commit), always(confidentiality), always(nothing_stranded),
-    always(vm_references), always_step(no_hyp_panic),
+    always(vm_references), always_step(no_hyp_panic), always(host_records),
 ]
 
 
@@ -233,6 +240,9 @@ SOMETIMES = (
     + [_guest_reaches(True, st) for st in (OWNED, SHARED_OWNED, POISON)]
     + [_guest_reaches(False, SHARED_BORROWED)]
     + [_round_trip(True), _round_trip(False)]
+    + [Property("host_shares_twice", "sometimes",
+                "the host shares one pfn with the hypervisor for two structures (host records)",
+                state=lambda s: s.exists_page(lambda p: s.shared(p) >= 2))]
 )
 
 

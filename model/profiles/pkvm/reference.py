@@ -23,7 +23,7 @@ SMALL_WALK = Config(ram=16, mmio=2, nomap=2, guests=(True, False, True, False, T
 BLOCK_WALK = Config(ram=1024, mmio=2, guests=(True, False, False, True), gfns=1024,
                     nrs=(1, 2, BLOCK_PAGES), max_pins=U16_MAX)
 NARROW_WALK = Config(ram=16, mmio=1, nomap=3, guests=(False, False, True, False), gfns=16,
-                     nrs=(1, 2), pin_max=3, count_max=2, max_pins=3, memcache=2)
+                     nrs=(1, 2), pin_max=3, count_max=2, max_pins=3, memcache=2, host_records=True)
 WALK_CONFIGS = (SMALL_WALK, BLOCK_WALK, NARROW_WALK)
 
 
@@ -42,7 +42,7 @@ def _walk_values(config: Config) -> dict:
     guests = len(config.guests)
     return {
         "pfn": pfns, "gfn": gfns,
-        "nr": [1] * 6 + [2, 3, 0, BLOCK_PAGES, BLOCK_PAGES, PA_PAGES],
+        "nr": [1] * 6 + [2, 3, 0, BLOCK_PAGES, BLOCK_PAGES, PA_PAGES, 2**64 - 1],
         "vm": list(range(guests)) * 3 + [guests, 2**64 - 1],
         "prot": [PROT_R | PROT_W] * 3 + [PROT_R, PROT_R | PROT_W | PROT_X, PROT_W, 0, 8, 15],
     }

@@ -3,7 +3,8 @@
 A state is an immutable, hashable tuple of small tuples, so the explorer can hash millions of
 them. Per physical page it holds the host's, the hypervisor's and FF-A's view, the pin refcount,
 `host_share_guest_count`, the host stage-2 entry (zero, valid identity map, or invalid with an
-annotation), whether hyp stage-1 maps it and what it holds; per guest, its lifecycle, its
+annotation), whether hyp stage-1 maps it, what it holds and the host kernel's own record of
+how often it shared it with the hypervisor (`hyp_shared_pfns`); per guest, its lifecycle, its
 stage-2 leaves, its refcount and the pages in its memcache. The static part of the machine (memory regions, guest kinds, the argument domains
 the explorer tries) is the `Config`.
 """
@@ -89,6 +90,7 @@ PA_PAGES = 2**36  # 48-bit physical address space
 IPA_PAGES = 2**36  # 48-bit guest IPA space
 U16_MAX = 0xFFFF
 U32_MAX = 0xFFFF_FFFF
+U64 = 2**64  # hypercall arguments are u64 registers: values in [0, U64)
 MAP_PAGES = 1  # memcache pages a guest stage-2 map takes (an abstraction of the tables it may need)
 
 
@@ -107,13 +109,13 @@ class Leaf(NamedTuple):
 PAGE_FIELDS = (
     "host", "hyp", "ffa", "pins", "count",
     "pte_kind", "pte_type", "pte_owner", "pte_handle", "pte_gfn",
-    "hyp_mapped", "contents",
+    "hyp_mapped", "contents", "shared",
 )
 # A page's value in every field when nothing has happened to it (also what a hole page reads).
 PAGE_INIT = {
     "host": OWNED, "hyp": NOPAGE, "ffa": NOPAGE, "pins": 0, "count": 0,
     "pte_kind": PteKind.ZERO, "pte_type": Annotation.NONE, "pte_owner": Owner.HOST,
-    "pte_handle": 0, "pte_gfn": 0, "hyp_mapped": False, "contents": Contents.ZERO,
+    "pte_handle": 0, "pte_gfn": 0, "hyp_mapped": False, "contents": Contents.ZERO, "shared": 0,
 }
 
 
@@ -133,6 +135,7 @@ class PageReads:
     def pte_gfn(self, p): return self.page("pte_gfn", p)
     def hyp_mapped(self, p): return self.page("hyp_mapped", p)
     def contents(self, p): return self.page("contents", p)
+    def shared(self, p): return self.page("shared", p)
 
 
 class State(NamedTuple):
@@ -150,6 +153,7 @@ class State(NamedTuple):
     pte_gfn: tuple
     hyp_mapped: tuple
     contents: tuple
+    shared: tuple  # the host's own record, hyp_shared_pfns: how often it shared the pfn with hyp
     life: tuple  # Life per guest
     s2: tuple  # per guest: tuple of Leaf sorted by gfn
     refs: tuple  # per guest: the VM's refcount, one per loaded vCPU
@@ -174,6 +178,8 @@ class Config:
     host_discipline: bool = True  # the host finalizes a VM only once it holds nothing
     vcpus: int = 1  # vCPUs of each VM (each loaded one holds a reference on its VM)
     memcache: int = 0  # 0: not modelled (always enough); N: the host tops a VM's up to N pages
+    host_records: bool = False  # model the host kernel's hyp_shared_pfns (kvm_share_hyp())
+    max_shares: int = 2  # exploration bound on the structures the host shares on one pfn
 
     @property
     def pages(self) -> int:
@@ -188,8 +194,8 @@ class Config:
             raise ValueError("mmio, no-map and hole page counts cannot be negative")
         if self.gfns < 1:
             raise ValueError(f"need at least one gfn, got {self.gfns}")
-        if any(nr < 0 for nr in self.nrs):
-            raise ValueError(f"nr_pages cannot be negative, got {self.nrs}")
+        if any(not 0 <= nr < U64 for nr in self.nrs):
+            raise ValueError(f"nr_pages must be u64 values (0 .. 2**64 - 1), got {self.nrs}")
         if any(not 0 <= p <= 15 for p in self.prots):
             raise ValueError(f"prot must be 0..15, got {self.prots}")
         if not 0 <= self.max_pins <= self.pin_max:

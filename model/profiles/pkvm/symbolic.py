@@ -22,8 +22,8 @@ from __future__ import annotations
 import z3
 
 from model.profiles.pkvm.states import (
-    MAP_PAGES, NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, U16_MAX, U32_MAX, VALID_STATES,
-    PageReads,
+    MAP_PAGES, NOPAGE, PA_PAGES, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, U16_MAX, U32_MAX,
+    U64, VALID_STATES, PageReads,
 )
 from model.symbolic import BOOL, INT, SymbolicReading, SymbolicSteps, fresh
 
@@ -38,7 +38,7 @@ def _sort_of(field: str):
 
 class Machine:
     """The static part: how much RAM, MMIO and no-map RAM, how many guests, which are protected,
-    whether memcaches are modelled."""
+    whether memcaches and the host's records are modelled."""
 
     def __init__(self, tag: str = ""):
         self.ram = z3.Int(f"ram{tag}")
@@ -48,9 +48,11 @@ class Machine:
         self.guests = z3.Int(f"guests{tag}")
         self.protected = z3.Array(f"protected{tag}", INT, BOOL)
         self.memcache = z3.Bool(f"memcache{tag}")  # whether the machine models its memcache
+        self.records = z3.Bool(f"records{tag}")  # whether it models the host's hyp_shared_pfns
 
     def axioms(self):
-        return [self.ram >= 1, self.mmio >= 0, self.nomap >= 0, self.guests >= 0, self.vcpus >= 1]
+        return [self.ram >= 1, self.mmio >= 0, self.nomap >= 0, self.pages <= PA_PAGES,
+                self.guests >= 0, self.vcpus >= 1]
 
     @property
     def pages(self):
@@ -103,6 +105,12 @@ class Symbolic(PageReads, SymbolicReading):
     def _entry(self, v, g):
         return z3.And(v >= 0, g >= 0, self.is_guest(v), self.e_state(v, g) != NOPAGE)
 
+    @staticmethod
+    def u64(x):
+        """x wrapped modulo 2**64, as the kernel's u64 arithmetic leaves it: exact for the sum
+        or difference of two u64 values (all the readings form), and linear, unlike `%`."""
+        return z3.If(x < 0, x + U64, z3.If(x < U64, x, x - U64))
+
     def forall_pages(self, pred):
         return self._quantify("page", lambda p: p >= 0, pred)
 
@@ -148,6 +156,9 @@ class Symbolic(PageReads, SymbolicReading):
 
     def refs(self, vm):
         return z3.If(self.is_guest(vm), z3.Select(self.state.arrays["refs"], vm), 0)
+
+    def host_records(self):
+        return self.machine.records
 
     def memcache(self, vm):
         """As concretely: a machine that does not model memcaches always has what a map takes."""
@@ -204,7 +215,7 @@ class SymbolicStep(SymbolicSteps, Symbolic):
     # -- writes ------------------------------------------------------------------------------
     def _stored(self, p):
         """Only RAM, MMIO and no-map pages have metadata: a write to a hole is dropped, as
-        concretely. (Range writes come after the range checks, which allow RAM only.)"""
+        concretely (a range write too: a check on a wrapped end lets one reach past them)."""
         return z3.And(p >= 0, p < self.machine.pages)
 
     def set(self, field, p, value):
@@ -214,7 +225,7 @@ class SymbolicStep(SymbolicSteps, Symbolic):
 
     def set_range(self, field, lo, n, value_of):
         arr, on, q = self.post[field], self._on(), fresh("q")
-        self.post[field] = z3.Lambda([q], z3.If(z3.And(on, q >= lo, q < lo + n),
+        self.post[field] = z3.Lambda([q], z3.If(z3.And(on, q >= lo, q < lo + n, self._stored(q)),
                                                 value_of(q), z3.Select(arr, q)))
 
     def set_life(self, vm, value):

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import itertools
 
-from model.profiles.pkvm.states import BLOCK_PAGES, POISON, Config, Contents, Leaf, Owner, State
+from model.profiles.pkvm.states import (
+    BLOCK_PAGES, PAGE_FIELDS, POISON, Config, Contents, Leaf, Owner, State,
+)
 
 
 class Symmetry:
@@ -165,7 +167,7 @@ class Symmetry:
               taus: list | None) -> State:
         """The state renamed: page p becomes pi[p], VM v becomes sigma[v], gfn g of v taus[v][g]."""
         n, guests, gfns = self.n, self.guests, self.gfns
-        fields = [tuple(column[pinv[q]] for q in range(n)) for column in state[:12]]
+        fields = [tuple(column[pinv[q]] for q in range(n)) for column in state[:len(PAGE_FIELDS)]]
         owner, handle, gfn, contents = fields[7], list(fields[8]), list(fields[9]), list(fields[11])
         for q in range(n):
             if owner[q] == Owner.GUEST and 0 <= handle[q] < guests:

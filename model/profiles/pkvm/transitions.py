@@ -34,13 +34,23 @@ transition = PKVM.transition
 def check_range(s, pfn, nr):
     """pfn_range_is_valid(), then check_range_allowed_memory() on [pfn, pfn + nr).
 
-    As in the kernel, nr 0 is no error of its own: pfn_range_is_valid() passes it, and
-    check_range_allowed_memory() looks up pfn and the page before it (`end - 1`), so nr 0 is
-    -EINVAL on the first pfn of a region (and on pfn 0, where `end - 1` wraps) and otherwise
-    passes the range checks and changes nothing (docs/contract.md)."""
-    yield s.require(s.And(nr >= 0, pfn < PA_PAGES, pfn + nr <= PA_PAGES), EINVAL, "range_size")
-    yield s.require(s.And(pfn + nr - 1 >= 0, s.region(pfn) == s.region(pfn + nr - 1)), EINVAL,
-                    "range_region")
+    The arguments are u64 (`DECLARE_REG(u64, ...)`). pfn_range_is_valid() is the kernel's
+    `pfn < limit && limit - pfn >= nr`, written so that u64 cannot wrap; in exact arithmetic it
+    reads `pfn < limit && pfn + nr <= limit` (only compared, the big constants stay out of the
+    code-generation readings' arithmetic). Past it `pfn + nr` cannot wrap either, and `end - 1`
+    wraps only for pfn 0 with nr 0, to the top of the address space, in no region.
+    check_range_allowed_memory() looks up pfn and `end - 1`: for nr 0 the page before pfn, so
+    nr 0 is -EINVAL on the first pfn of a region (and on pfn 0) and otherwise passes the range
+    checks and changes nothing (docs/contract.md)."""
+    yield s.require(s.And(pfn < PA_PAGES, pfn + nr <= PA_PAGES), EINVAL, "range_size")
+    yield from check_allowed_memory(s, pfn, pfn + nr - 1)
+
+
+def check_allowed_memory(s, pfn, last):
+    """check_range_allowed_memory(): pfn and the range's last page in one region (a last page
+    of -1 is u64 -1, in no region), a memblock (not MMIO or a hole) not flagged
+    MEMBLOCK_NOMAP."""
+    yield s.require(s.And(last >= 0, s.region(pfn) == s.region(last)), EINVAL, "range_region")
     yield s.require(s.Or(s.region(pfn) == Region.RAM, s.region(pfn) == Region.NOMAP), EPERM,
                     "range_memory")
     yield s.require(s.region(pfn) != Region.NOMAP, EPERM, "range_nomap")
@@ -90,25 +100,42 @@ def check_guest_page_leaf(s, vm, gfn):
 
 # -- host <-> hypervisor -----------------------------------------------------------------------
 
-@transition("host", "hyp")
+def _share_limit(s, pfn):
+    """Exploration bound: the host shares one pfn for at most `max_shares` structures."""
+    return s.shared(pfn) < s.config.max_shares
+
+
+@transition("host", "hyp", bound=_share_limit)
 def host_share_hyp(s, pfn):
-    """The host lets the hypervisor access one of its pages."""
-    yield from check_range(s, pfn, 1)
-    yield s.require(s.host(pfn) == OWNED, EPERM, "host_state")
-    yield s.require(s.hyp(pfn) == NOPAGE, EPERM, "hyp_state")
-    s.set("host", pfn, SHARED_OWNED)
-    s.set("hyp", pfn, SHARED_BORROWED)
+    """The host lets the hypervisor access one of its pages. With its records modelled, through
+    kvm_share_hyp(): share_pfn_hyp() counts a pfn it shared already, and records a first share
+    only when the hypercall succeeds."""
+    counted = s.And(s.host_records(), s.shared(pfn) > 0)
+    with s.when(s.Not(counted)):
+        yield from check_range(s, pfn, 1)
+        yield s.require(s.host(pfn) == OWNED, EPERM, "host_state")
+        yield s.require(s.hyp(pfn) == NOPAGE, EPERM, "hyp_state")
+        s.set("host", pfn, SHARED_OWNED)
+        s.set("hyp", pfn, SHARED_BORROWED)
+    s.set("shared", pfn, s.If(counted, s.shared(pfn) + 1, s.If(s.host_records(), 1, 0)))
 
 
 @transition("host", "hyp")
 def host_unshare_hyp(s, pfn):
-    """The host takes back a page it shared with the hypervisor; refused while pinned."""
-    yield from check_range(s, pfn, 1)
-    yield s.require(s.host(pfn) == SHARED_OWNED, EPERM, "host_state")
-    yield s.require(s.hyp(pfn) == SHARED_BORROWED, EPERM, "hyp_state")
-    yield s.require(s.pins(pfn) == 0, EBUSY, "pin_count")
-    s.set("host", pfn, OWNED)
-    s.set("hyp", pfn, NOPAGE)
+    """The host takes back a page it shared with the hypervisor; refused while pinned. With its
+    records modelled, through kvm_unshare_hyp(): unshare_pfn_hyp() refuses a pfn it has no
+    record of, only uncounts one shared for several structures, and drops the record when the
+    last unshare's hypercall succeeds."""
+    yield s.require(s.Or(s.Not(s.host_records()), s.shared(pfn) > 0), ENOENT, "host_record")
+    counted = s.And(s.host_records(), s.shared(pfn) > 1)
+    with s.when(s.Not(counted)):
+        yield from check_range(s, pfn, 1)
+        yield s.require(s.host(pfn) == SHARED_OWNED, EPERM, "host_state")
+        yield s.require(s.hyp(pfn) == SHARED_BORROWED, EPERM, "hyp_state")
+        yield s.require(s.pins(pfn) == 0, EBUSY, "pin_count")
+        s.set("host", pfn, OWNED)
+        s.set("hyp", pfn, NOPAGE)
+    s.set("shared", pfn, s.If(counted, s.shared(pfn) - 1, 0))
 
 
 def _pin_limit(s, pfn):

@@ -7,7 +7,7 @@ vmemmap; they never change it.
 
 from typing import NamedTuple, Tuple
 
-from . import mem_protect, pkvm
+from . import host, mem_protect, pkvm
 from .memory import (
     PA_PAGES, U16_MAX, U32_MAX, Contents, HypPage, PkvmPageState, Region, decode_contents,
     find_mem_range,
@@ -54,15 +54,16 @@ class Hypervisor:
         "host_stage2_pte", "host_stage2_leaves", "hyp_stage1_pte", "hyp_stage1_maps",
         "hyp_stage1_leaves", "hyp_page", "ffa_state", "contents", "nr_vms", "vm_state",
         "vm_is_protected", "guest_leaves", "guest_pfn_states", "page_states", "page_state",
+        "hyp_shared_pfn_count",
         "snapshot", "identical", "clone",
     )
 
     __slots__ = ("nr_ram_pages", "nr_mmio_pages", "nr_nomap_pages", "pin_max", "count_max",
-                 "memcaches", "hyp_pool", "host_mmu",
+                 "memcaches", "host_records", "hyp_shared_pfns", "hyp_pool", "host_mmu",
                  "pkvm_pgtable", "hyp_vmemmap", "ffa_borrowed", "phys_mem", "vm_table")
 
     def __init__(self, ram_pages, mmio_pages, pin_max=U16_MAX, count_max=U32_MAX, nomap_pages=0,
-                 memcaches=False):
+                 memcaches=False, host_records=False):
         """`pin_max` and `count_max` are the largest values the pin refcount and
         host_share_guest_count may reach: the kernel's u16 and u32 by default, narrowed in
         tests so that overflow is reachable in a few calls. `nomap_pages` of memory flagged
@@ -80,6 +81,8 @@ class Hypervisor:
         self.pin_max = pin_max
         self.count_max = count_max
         self.memcaches = memcaches
+        self.host_records = host_records
+        self.hyp_shared_pfns = {}  # the host kernel's record (mmu.c): pfn -> count
         self.hyp_pool = HypPool()
         self.host_mmu = KvmPgtable(self.hyp_pool)
         self.pkvm_pgtable = KvmPgtable(self.hyp_pool)
@@ -103,9 +106,14 @@ class Hypervisor:
         return pkvm.pkvm_host_topup_memcache(self, vm)
 
     def host_share_hyp(self, pfn):
+        """With host records, the host's kvm_share_hyp() of one page; else the bare hypercall."""
+        if self.host_records:
+            return host.share_pfn_hyp(self, pfn)
         return mem_protect.pkvm_host_share_hyp(self, pfn)
 
     def host_unshare_hyp(self, pfn):
+        if self.host_records:
+            return host.unshare_pfn_hyp(self, pfn)
         return mem_protect.pkvm_host_unshare_hyp(self, pfn)
 
     def hyp_pin_shared_mem(self, pfn):
@@ -193,6 +201,10 @@ class Hypervisor:
         """struct hyp_page of a RAM page: raw packed value, raw fields, decoded states."""
         return hyp_page(self.hyp_vmemmap, pfn)
 
+    def hyp_shared_pfn_count(self, pfn):
+        """The host's hyp_shared_pfns count of pfn (0: no record)."""
+        return self.hyp_shared_pfns.get(pfn, 0)
+
     def ffa_state(self, pfn):
         """The FF-A proxy's record: SHARED_BORROWED for a page shared with the secure world."""
         return PkvmPageState.SHARED_BORROWED if self.ffa_borrowed[pfn] else PkvmPageState.NOPAGE
@@ -270,8 +282,8 @@ class Hypervisor:
     def snapshot(self):
         """The complete machine state as nested tuples: equal iff bit-for-bit equal."""
         return (self.nr_ram_pages, self.nr_mmio_pages, self.nr_nomap_pages, self.pin_max,
-                self.count_max, self.memcaches,
-                self.hyp_pool.snapshot(),
+                self.count_max, self.memcaches, self.host_records,
+                tuple(sorted(self.hyp_shared_pfns.items())), self.hyp_pool.snapshot(),
                 self.host_mmu.pgd, self.pkvm_pgtable.pgd, tuple(self.hyp_vmemmap),
                 bytes(self.ffa_borrowed), tuple(self.phys_mem),
                 tuple((vm.handle, vm.is_protected, int(vm.state), vm.pgt.pgd, tuple(vm.loaded),
@@ -282,6 +294,7 @@ class Hypervisor:
         """`self.snapshot() == other.snapshot()`, without building the snapshots."""
         if (self.hyp_vmemmap != other.hyp_vmemmap or self.phys_mem != other.phys_mem
                 or self.ffa_borrowed != other.ffa_borrowed
+                or self.hyp_shared_pfns != other.hyp_shared_pfns
                 or self.host_mmu.pgd != other.host_mmu.pgd
                 or self.pkvm_pgtable.pgd != other.pkvm_pgtable.pgd
                 or not self.hyp_pool.identical(other.hyp_pool)
@@ -296,7 +309,7 @@ class Hypervisor:
         return (self.nr_ram_pages == other.nr_ram_pages and self.nr_mmio_pages == other.nr_mmio_pages
                 and self.nr_nomap_pages == other.nr_nomap_pages
                 and self.pin_max == other.pin_max and self.count_max == other.count_max
-                and self.memcaches == other.memcaches)
+                and self.memcaches == other.memcaches and self.host_records == other.host_records)
 
     def clone(self):
         """An independent copy: vmemmap and contents copied one level deep (they hold ints),
@@ -308,6 +321,8 @@ class Hypervisor:
         new.pin_max = self.pin_max
         new.count_max = self.count_max
         new.memcaches = self.memcaches
+        new.host_records = self.host_records
+        new.hyp_shared_pfns = dict(self.hyp_shared_pfns)
         new.hyp_pool = pool = self.hyp_pool.clone()
         new.host_mmu = self.host_mmu.clone(pool)
         new.pkvm_pgtable = self.pkvm_pgtable.clone(pool)

@@ -48,25 +48,35 @@ EHWPOISON = getattr(errno, "EHWPOISON", 133)
 
 # -- ranges ------------------------------------------------------------------
 
-def pfn_range_is_valid(pfn, nr):
-    """The range lies in the PA range, without overflow; nr 0 passes."""
-    return 0 <= pfn < PA_PAGES and 0 <= nr <= PA_PAGES - pfn
+U64_MAX = (1 << 64) - 1  # hypercall arguments are u64 registers
 
 
-def check_range_allowed_memory(pkvm, pfn, nr):
-    """pfn_range_is_valid() (-EINVAL), then check_range_allowed_memory(): the start and the
-    last page (`end - 1`, which for nr 0 is the page before pfn) in one region (-EINVAL), that
-    region a memblock (-EPERM) not flagged MEMBLOCK_NOMAP (-EPERM)."""
-    if not pfn_range_is_valid(pfn, nr):
-        return -EINVAL
-    last = pfn + nr - 1
-    region = pkvm.region(pfn)
-    if last < 0 or pkvm.region(last) != region:
+def pfn_range_is_valid(pfn, nr_pages):
+    """The range lies in the PA range, in u64 arithmetic that cannot wrap; nr 0 passes."""
+    limit = PA_PAGES
+    return pfn < limit and limit - pfn >= nr_pages
+
+
+def check_range_allowed_memory(pkvm, start, end):
+    """[start, end) physical addresses (u64): start and `end - 1` (the byte before start when
+    the range is empty; ULONG_MAX when start is 0) in one region (-EINVAL), that region a
+    memblock (-EPERM) not flagged MEMBLOCK_NOMAP (-EPERM)."""
+    region = pkvm.region(start >> PAGE_SHIFT)
+    if pkvm.region(((end - 1) & U64_MAX) >> PAGE_SHIFT) != region:
         return -EINVAL
     memblock = region in (Region.RAM, Region.NOMAP)  # find_mem_range() found a region
     if not memblock or region == Region.NOMAP:  # !reg || reg->flags & MEMBLOCK_NOMAP
         return -EPERM
     return 0
+
+
+def check_pfn_range(pkvm, pfn, nr_pages):
+    """pfn_range_is_valid() (-EINVAL), then check_range_allowed_memory() on the range in bytes
+    (past the first check neither `phys + size` nor `nr_pages * PAGE_SIZE` can wrap)."""
+    if not pfn_range_is_valid(pfn, nr_pages):
+        return -EINVAL
+    phys = pfn << PAGE_SHIFT
+    return check_range_allowed_memory(pkvm, phys, phys + nr_pages * PAGE_SIZE)
 
 
 def __guest_check_transition_size(pfn, gfn, nr):
@@ -209,7 +219,7 @@ def guest_set_page_state(vm, gfn, pte, state):
 # -- host <-> hyp ---------------------------------------------------------------
 
 def pkvm_host_share_hyp(pkvm, pfn):
-    ret = check_range_allowed_memory(pkvm, pfn, 1)
+    ret = check_pfn_range(pkvm, pfn, 1)
     if ret:
         return ret
     ret = __host_check_page_state_range(pkvm, pfn, 1, OWNED)
@@ -225,7 +235,7 @@ def pkvm_host_share_hyp(pkvm, pfn):
 
 
 def pkvm_host_unshare_hyp(pkvm, pfn):
-    ret = check_range_allowed_memory(pkvm, pfn, 1)
+    ret = check_pfn_range(pkvm, pfn, 1)
     if ret:
         return ret
     ret = __host_check_page_state_range(pkvm, pfn, 1, SHARED_OWNED)
@@ -243,7 +253,7 @@ def pkvm_host_unshare_hyp(pkvm, pfn):
 
 
 def hyp_pin_shared_mem(pkvm, pfn):
-    ret = check_range_allowed_memory(pkvm, pfn, 1)
+    ret = check_pfn_range(pkvm, pfn, 1)
     if ret:
         return ret
     ret = __host_check_page_state_range(pkvm, pfn, 1, SHARED_OWNED)
@@ -263,7 +273,7 @@ def hyp_pin_shared_mem(pkvm, pfn):
 
 
 def hyp_unpin_shared_mem(pkvm, pfn):
-    ret = check_range_allowed_memory(pkvm, pfn, 1)
+    ret = check_pfn_range(pkvm, pfn, 1)
     if ret:
         return ret
     ret = __host_check_page_state_range(pkvm, pfn, 1, SHARED_OWNED)
@@ -283,7 +293,7 @@ def hyp_unpin_shared_mem(pkvm, pfn):
 
 
 def pkvm_host_donate_hyp(pkvm, pfn, nr):
-    ret = check_range_allowed_memory(pkvm, pfn, nr)
+    ret = check_pfn_range(pkvm, pfn, nr)
     if ret:
         return ret
     ret = __host_check_page_state_range(pkvm, pfn, nr, OWNED)
@@ -300,7 +310,7 @@ def pkvm_host_donate_hyp(pkvm, pfn, nr):
 
 
 def pkvm_hyp_donate_host(pkvm, pfn, nr):
-    ret = check_range_allowed_memory(pkvm, pfn, nr)
+    ret = check_pfn_range(pkvm, pfn, nr)
     if ret:
         return ret
     ret = __hyp_check_page_state_range(pkvm, pfn, nr, OWNED)
@@ -319,7 +329,7 @@ def pkvm_hyp_donate_host(pkvm, pfn, nr):
 # -- host <-> FF-A ---------------------------------------------------------------
 
 def pkvm_host_share_ffa(pkvm, pfn, nr):
-    ret = check_range_allowed_memory(pkvm, pfn, nr)
+    ret = check_pfn_range(pkvm, pfn, nr)
     if ret:
         return ret
     ret = __host_check_page_state_range(pkvm, pfn, nr, OWNED)
@@ -333,7 +343,7 @@ def pkvm_host_share_ffa(pkvm, pfn, nr):
 
 
 def pkvm_host_unshare_ffa(pkvm, pfn, nr):
-    ret = check_range_allowed_memory(pkvm, pfn, nr)
+    ret = check_pfn_range(pkvm, pfn, nr)
     if ret:
         return ret
     for p in range(pfn, pfn + nr):
@@ -364,7 +374,7 @@ def pkvm_host_share_guest(pkvm, pfn, gfn, nr, handle, prot):
         return ret
     if gfn < 0 or gfn + nr > IPA_PAGES:
         return -EINVAL
-    ret = check_range_allowed_memory(pkvm, pfn, nr)
+    ret = check_pfn_range(pkvm, pfn, nr)
     if ret:
         return ret
     ret = __guest_check_page_state_range(vm, gfn, nr, NOPAGE)
@@ -436,7 +446,7 @@ def pkvm_host_donate_guest(pkvm, pfn, gfn, handle):
         return ret
     if not 0 <= gfn < IPA_PAGES:
         return -EINVAL
-    ret = check_range_allowed_memory(pkvm, pfn, 1)
+    ret = check_pfn_range(pkvm, pfn, 1)
     if ret:
         return ret
     ret = __host_check_page_state_range(pkvm, pfn, 1, OWNED)
@@ -496,7 +506,7 @@ def pkvm_guest_unshare_host(pkvm, handle, gfn):
 
 
 def pkvm_host_force_reclaim_page_guest(pkvm, pfn):
-    ret = check_range_allowed_memory(pkvm, pfn, 1)
+    ret = check_pfn_range(pkvm, pfn, 1)
     if ret:
         return ret
     if get_host_state(pkvm.hyp_vmemmap, pfn) != NOPAGE:
@@ -548,7 +558,7 @@ def hyp_poison_page(pkvm, pfn):
 
 def host_write(pkvm, pfn):
     """A host store: faults the identity map in; refused on a page the host gave away."""
-    ret = check_range_allowed_memory(pkvm, pfn, 1)
+    ret = check_pfn_range(pkvm, pfn, 1)
     if ret:
         return ret
     if get_host_state(pkvm.hyp_vmemmap, pfn) == NOPAGE:

@@ -206,16 +206,16 @@ def _n(x, digits=0) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pages", type=int, nargs="+", default=[1, 2, 3, 4])
+    parser.add_argument("--pages", type=int, nargs="+", help="RAM pages (default 1 2 3 4)")
     parser.add_argument("--guests", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--cap", type=float, default=120.0, help="seconds per tool per rung")
+    parser.add_argument("--cap", type=float, help="seconds per tool per rung (default 120)")
     parser.add_argument("--quick", action="store_true",
-                        help="pages 1..2, 30 s caps, no gmem, no proofs")
+                        help="pages 1..2 and 30 s caps unless given, no gmem, no proofs")
     parser.add_argument("--no-spin", action="store_true", help="skip SPIN")
     parser.add_argument("--json", default="bench/ladder.json", metavar="FILE")
     args = parser.parse_args()
-    if args.quick:
-        args.pages, args.cap = [p for p in args.pages if p <= 2], min(args.cap, 30.0)
+    args.cap = args.cap or (30.0 if args.quick else 120.0)
+    args.pages = args.pages or ([1, 2] if args.quick else [1, 2, 3, 4])
     spin = not args.no_spin and shutil.which("spin") is not None
     console = Console(width=max(Console().width, 200))
     data: dict = {"cap_seconds": args.cap, "cores": os.cpu_count(), "pkvm": [], "gmem": [],

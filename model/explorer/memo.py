@@ -185,6 +185,8 @@ class Stepper(_ReadKeyed):
         self.cs = cs
         self.fields = type(profile.initial_state(config))._fields
         self.field_set = frozenset(self.fields)
+        self.shared: dict = {}  # one object per distinct written value and answer: the
+        # memo holds hundreds of thousands of answers, most of them equal to another
 
     def sweep(self, state, quiet) -> tuple[list, list, int]:
         """Every call on `state` at once: (answered, unanswered, quiet count).
@@ -248,10 +250,11 @@ class Stepper(_ReadKeyed):
             if post is reads:
                 outcome, answer = Outcome(errno, state), (errno, ())
             else:
-                written = tuple((i, post[i]) for i in range(len(self.fields))
-                                if post[i] is not state[i])
+                shared = self.shared
+                written = tuple((i, shared.setdefault(post[i], post[i]))
+                                for i in range(len(self.fields)) if post[i] is not state[i])
                 outcome = Outcome(errno, post if written else state)
-                answer = (errno, written)
+                answer = shared.setdefault((errno, written), (errno, written))
                 if any(self.fields[i] not in reads.read for i, _v in written):
                     answer = None
         self.store(ci, reads, answer)

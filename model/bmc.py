@@ -10,6 +10,7 @@ for a path that reaches the property. The same transition text as everywhere els
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import time
 from dataclasses import dataclass
@@ -123,8 +124,7 @@ def run_checks(profile, rlimit: int = RLIMIT, jobs: int = 1):
     obligations do: z3's answers depend on what its context has seen, so a check's path must
     not depend on which checks ran before it or on how many run at once."""
     global _CHECKS
-    _CHECKS = [(profile, prop, profile.adjust(config), depth, expect, rlimit)
-               for prop, config, depth, *expect in profile.prover.bmc_checks(profile)]
+    _CHECKS = checks(profile, rlimit)
     try:
         with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1,
                                                       initializer=ignore_interrupts) as pool:
@@ -133,10 +133,21 @@ def run_checks(profile, rlimit: int = RLIMIT, jobs: int = 1):
         _CHECKS = None
 
 
+def checks(profile, rlimit: int = RLIMIT) -> list:
+    """The profile's bounded checks as functions of no argument, each returning what
+    `run_checks` lists for it: for a pool that runs them beside other work
+    (`model.prover.discharge_with`, which forks a process for each, as `run_checks` does)."""
+    return [functools.partial(_run, profile, prop, profile.adjust(config), depth, expect, rlimit)
+            for prop, config, depth, *expect in profile.prover.bmc_checks(profile)]
+
+
+def _run(profile, prop, config, depth, expect, rlimit):
+    reach = Unrolling(profile, config, depth).search(prop, rlimit, *expect)
+    return profile.presenter.machine_text(config), reach
+
+
 _CHECKS = None  # the checks being run, inherited by the forked workers (they hold functions)
 
 
 def _check(index: int):
-    profile, prop, config, depth, expect, rlimit = _CHECKS[index]
-    reach = Unrolling(profile, config, depth).search(prop, rlimit, *expect)
-    return profile.presenter.machine_text(config), reach
+    return _CHECKS[index]()

@@ -65,6 +65,13 @@ def state_properties(profile) -> list[Property]:
     return [p for p in profile.always if p.state] + list(profile.prover.strengthening)
 
 
+def proof_only(profile) -> tuple[str, ...]:
+    """The strengthening properties only the symbolic reading can evaluate (pKVM's ghost
+    bijection reads slots a concrete state does not have): no concrete counterexample, no
+    search, is ever asked of them."""
+    return tuple(getattr(profile.prover, "proof_only", ()))
+
+
 def proved_properties(profile) -> list[Property]:
     return list(profile.always) + list(profile.prover.strengthening)
 
@@ -256,9 +263,10 @@ def _ground(q: _Query, case, limit: int, part: int):
     """The ground tier on one conjunct of the goal: (verdict, concrete counterexample or None).
     A model z3 finds is made concrete by the profile; when it does not fit a small machine, z3
     is asked once more for a model the profile deems small (for pKVM: every leaf one page;
-    unsat there proves nothing)."""
+    unsat there proves nothing). A property the concrete reading cannot evaluate
+    (`proof_only`) is never made concrete: its ground models stay open."""
     verdict, solver = q.ask(case, "ground", limit, part)
-    if verdict != z3.sat:
+    if verdict != z3.sat or q.prop.name in proof_only(q.profile):
         return verdict, None
     real = q.hooks.concretize(q, solver.model(), q.profile)
     if real is None:
@@ -282,6 +290,7 @@ def discharge(profile, ob: Obligation, discipline: bool = True, budget: int = BU
 
 
 _PROFILE = None  # the profile being proved, inherited by the forked workers
+_SIDE: list = []  # further work of the same pool (`discharge_with`), inherited likewise
 
 
 def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budget: int = BUDGET,
@@ -292,33 +301,53 @@ def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budge
     it through the fork.) `on_result(result)` is called as each obligation finishes, `tick()`
     every half second while none does (it may raise to stop the run: the workers ignore
     Ctrl-C, the caller's to handle)."""
-    global _PROFILE
+    return discharge_with(profile, obs, (), discipline, budget, jobs, on_result, tick)[0]
 
-    def run_all(todo, modular=True):
-        if not todo:
+
+def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True,
+                   budget: int = BUDGET, jobs: int = 2, on_result=None, tick=None):
+    """`discharge_all`, with `side` (functions of no argument, say bounded checks) run in the
+    same pool, each in its own fork too, and started first: the pool then never idles on one
+    slow task at its end while a core waits. (results, the side functions' values)."""
+    global _PROFILE, _SIDE
+    values: dict = {}
+
+    def run_all(todo, modular=True, extra=0):
+        if not todo and not extra:
             return {}
-        work = list(enumerate((ob, discipline, budget, modular) for ob in todo))
-        out = {}
+        work = [("side", i, None) for i in range(extra)] \
+            + [("ob", i, (ob, discipline, budget, modular)) for i, ob in enumerate(todo)]
+        out, sides = {}, 0
         with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1,
                                                       initializer=ignore_interrupts) as pool:
             pending = pool.imap_unordered(_work, work, chunksize=1)
-            while len(out) < len(todo):
+            while len(out) + sides < len(todo) + extra:
                 try:
-                    index, result = pending.next(timeout=0.5)
+                    kind, index, result = pending.next(timeout=0.5)
                 except multiprocessing.TimeoutError:
                     if tick is not None:
                         tick()
+                    continue
+                if kind == "side":
+                    values[index], sides = result, sides + 1
                     continue
                 out[todo[index]] = result
                 if on_result is not None:
                     on_result(result)
         return out
 
-    _PROFILE = profile
+    _PROFILE, _SIDE = profile, list(side)
     try:
-        return _settle(obs, run_all)
+        first = [len(_SIDE)]  # the side work joins the first round only
+
+        def round_(todo, modular=True):
+            extra, first[0] = first[0], 0
+            return run_all(todo, modular, extra)
+
+        results = _settle(obs, round_)
+        return results, [values[i] for i in range(len(_SIDE))]
     finally:
-        _PROFILE = None
+        _PROFILE, _SIDE = None, []
 
 
 def ignore_interrupts() -> None:
@@ -342,6 +371,9 @@ def _settle(obs: list[Obligation], run_all) -> list[Result]:
     return [redone.get(ob, results[ob]) for ob in obs]
 
 
-def _work(item) -> tuple[int, Result]:
-    index, (ob, discipline, budget, modular) = item
-    return index, _discharge_one(_PROFILE, ob, discipline, budget, modular)
+def _work(item) -> tuple:
+    kind, index, args = item
+    if kind == "side":
+        return kind, index, _SIDE[index]()
+    ob, discipline, budget, modular = args
+    return kind, index, _discharge_one(_PROFILE, ob, discipline, budget, modular)

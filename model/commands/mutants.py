@@ -31,7 +31,7 @@ def hunt(base, name: str, budget: int, jobs: int, prove: bool = True) -> dict:
     counterexample)."""
     from model.explorer import explore
     from model.extensions import mutate
-    from model.commands.refute import refute
+    from model.commands.refute import refute_all
     from model.prover import discharge_all, obligations
 
     mutant = base.mutants[name]
@@ -42,7 +42,7 @@ def hunt(base, name: str, budget: int, jobs: int, prove: bool = True) -> dict:
     start = time.perf_counter()
     results = discharge_all(profile, obs, discipline=profile.disciplined(config), budget=budget,
                             jobs=jobs) if obs else []
-    results = [refute(profile, r) for r in results]
+    results = refute_all(profile, results)
     proof = [f"{r.property}/{r.transition}" for r in results if r.status == "violated"]
     concrete = [f"{r.property}/{r.transition}" for r in results if r.status == "violated"
                 and (r.counterexample or {}).get("concrete")]

@@ -93,13 +93,13 @@ def selected(profile, args):
 def prove_data(args, progress) -> dict:
     """Run the proofs the arguments ask for; the report as plain data (`stopped` set when
     Ctrl-C or the deadline ended it early: then only the finished obligations are in it)."""
-    from model.bmc import run_checks
+    from model.bmc import checks as bmc_checks
     from model.cli import UsageError
     from model.commands.common import Stopped, report_header
     from model.proof_report import report_data
     from model.commands.progress import rate
-    from model.commands.refute import refute
-    from model.prover import discharge_all
+    from model.commands.refute import refute_all
+    from model.prover import discharge_with
 
     profile, _base, _config = load(args, with_config=False)
     if profile.prover is None:
@@ -124,15 +124,15 @@ def prove_data(args, progress) -> dict:
     stopped = None
     results, reach = [], []
     try:
-        results = discharge_all(profile, obs, discipline=discipline,
-                                budget=args.budget * 10**6, jobs=args.jobs, on_result=on_result,
-                                tick=progress.tick)
+        # the bounded checks (what induction cannot show) share the obligations' pool, first:
+        # they are its longest tasks
+        side = [] if args.no_bmc or args.transition else bmc_checks(profile)
+        results, reach = discharge_with(profile, obs, side, discipline=discipline,
+                                        budget=args.budget * 10**6, jobs=args.jobs,
+                                        on_result=on_result, tick=progress.tick)
         if not args.no_refute and any(r.status != "proved" for r in results):
             progress.update("searching the default machine for what z3 could not show concretely")
-            results = [refute(profile, r) for r in results]
-        if not (args.no_bmc or args.transition):
-            progress.update("bounded model checking (what induction cannot show)")
-            reach = run_checks(profile, jobs=args.jobs)
+            results = refute_all(profile, results)
     except (KeyboardInterrupt, Stopped) as stop:
         stopped = stop if isinstance(stop, Stopped) else Stopped("interrupted")
         done = {(r.property, r.transition) for r in results}

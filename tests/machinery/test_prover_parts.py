@@ -32,3 +32,33 @@ def test_a_violation_in_a_later_conjunct_is_found(monkeypatch):
                                    True, prover.BUDGET)
     assert result.status == "violated"
     assert max(seen) > 0  # the violated conjunct was not the first one asked
+
+
+def test_a_proof_only_property_is_never_made_concrete(monkeypatch):
+    """pKVM's ghost bijection reads slots a concrete state does not have: a ground-tier model
+    of its obligation stays open, and the profile is never asked to check it on a concrete view
+    (`mutants --prove` once died there with an AttributeError from a worker)."""
+    profile = get("pkvm")
+    assert "ghost_borrowers" in prover.proof_only(profile)
+    q = prover._Query(profile, prover._property(profile, "ghost_borrowers"),
+                      profile.transitions["host_share_guest"], True)
+    solver = z3.Solver()
+    monkeypatch.setattr(q, "ask", lambda case, tier, limit, part=None: (z3.sat, solver))
+
+    def concretize(*_):
+        raise AssertionError("a proof-only property was made concrete")
+
+    monkeypatch.setattr(q, "hooks", type("Hooks", (), {"concretize": staticmethod(concretize)}))
+    assert prover._ground(q, z3.BoolVal(True), 1, 0) == (z3.sat, None)
+
+
+def test_side_work_shares_the_obligations_pool():
+    """`prove` runs its bounded checks in the obligations' pool: each side function's value
+    comes back in order, and the obligations' results are those of `discharge_all`."""
+    profile = get("toy")
+    obs = prover.obligations(profile)[:4]
+    results, values = prover.discharge_with(profile, obs, [lambda: "a", lambda: 2], jobs=2)
+    assert values == ["a", 2]
+    plain = prover.discharge_all(profile, obs, jobs=2)
+    assert [(r.property, r.transition, r.status) for r in results] == \
+        [(r.property, r.transition, r.status) for r in plain]

@@ -67,3 +67,18 @@ def test_an_inductive_counterexample_says_its_pre_state_need_not_be_reachable():
     assert done.returncode == 1
     assert "the pre-state satisfies every invariant but need not be reachable" in done.stdout
     assert "clause: " in done.stdout and "left out:" in done.stdout
+
+
+def test_a_proof_only_property_is_left_as_it_is_and_spoils_no_other_search():
+    """The obligations of one transition are refuted by one search; the ghost bijection, which
+    the concrete reading cannot evaluate, is not among its checks (it would crash the search,
+    and the other obligation would lose its run)."""
+    from model.commands.refute import refute_all
+
+    profile = mutate(get("pkvm"), "unshare_hyp_ignores_pins")
+    ghost = Result("ghost_borrowers", "host_unshare_hyp", "unknown", 0.0)
+    pins = Result("pins", "host_unshare_hyp", "unknown", 0.0)
+    after = refute_all(profile, [ghost, pins])
+    assert after[0] is ghost
+    assert after[1].status == "violated" and after[1].counterexample["reachable"]
+    assert after[1].counterexample["call"].startswith("host_unshare_hyp")

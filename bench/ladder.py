@@ -95,8 +95,9 @@ def _explore_child(name: str, options: list[str], symmetry: bool, cap: float, ou
 
 
 def run_explorer(name: str, options: list[str], symmetry: bool, cap: float) -> dict:
-    """One rung in a fresh process (its memory is its own), stopped at the cap."""
-    ctx = multiprocessing.get_context("fork")
+    """One rung in a fresh interpreter (spawned, not forked: its peak memory is its own),
+    stopped at the cap."""
+    ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
     child = ctx.Process(target=_explore_child, args=(name, options, symmetry, cap, send))
     child.start()

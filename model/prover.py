@@ -307,16 +307,20 @@ def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budge
 def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True,
                    budget: int = BUDGET, jobs: int = 2, on_result=None, tick=None):
     """`discharge_all`, with `side` (functions of no argument, say bounded checks) run in the
-    same pool, each in its own fork too, and started first: the pool then never idles on one
-    slow task at its end while a core waits. (results, the side functions' values)."""
+    same pool, each in its own fork too. Longest first, so that the pool does not idle on one
+    slow task at its end while a core waits: the obligations the profile names `slow`, then
+    the side work, then the other obligations. (results, the side functions' values)"""
     global _PROFILE, _SIDE
     values: dict = {}
 
     def run_all(todo, modular=True, extra=0):
         if not todo and not extra:
             return {}
-        work = [("side", i, None) for i in range(extra)] \
-            + [("ob", i, (ob, discipline, budget, modular)) for i, ob in enumerate(todo)]
+        slow = set(getattr(profile.prover, "slow", ()))  # the profile's longest obligations
+        obs_work = [("ob", i, (ob, discipline, budget, modular)) for i, ob in enumerate(todo)]
+        work = [w for w in obs_work if (w[2][0].property, w[2][0].transition) in slow] \
+            + [("side", i, None) for i in range(extra)] \
+            + [w for w in obs_work if (w[2][0].property, w[2][0].transition) not in slow]
         out, sides = {}, 0
         with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1,
                                                       initializer=ignore_interrupts) as pool:

@@ -45,9 +45,6 @@ REFUTED_BY_SEARCH = {
     "share_hyp_keeps_record_on_failure": "host_records",
     "unshare_hyp_drops_record_on_failure": "host_records",
 }
-# Not run: the presenter names every page of a call's range (`involved`), 2**64 of them for a
-# wrapped range, and runs out of memory rendering this mutant's trace (the profile's to fix).
-UNRENDERABLE = {"donate_hyp_wrapped_range_end"}
 
 
 def _discharge(mutant: str, prop: str):
@@ -68,8 +65,7 @@ def test_prover_refutes_mutant(mutant, prop):
     assert any(cells["changed"] for cells in cex["cells"].values())
 
 
-@pytest.mark.parametrize("mutant", [pytest.param(m, marks=pytest.mark.skip("trace not renderable"))
-                                    if m in UNRENDERABLE else m for m in PKVM.mutants])
+@pytest.mark.parametrize("mutant", list(PKVM.mutants))
 def test_prover_refutes_every_mutant_with_its_fallback(mutant):
     """Issue 11: `prove --mutant NAME` shows a violated obligation with a concrete
     counterexample for (at least three quarters of) the catalog, and never `proved`: a

@@ -177,7 +177,7 @@ def donate_hyp_wrapped_range_end(ext):
         yield from check_allowed_memory(s, pfn, s.u64(end - 1))
         yield from checked(s, pfn, nr)
 
-    ext.config(ram=3, guests=(), nrs=(1, U64 - 1))  # pfn 2, nr 2**64 - 1: the end wraps to 1
+    ext.config(ram=3, guests=(False,), gfns=1, nrs=(1, U64 - 1))  # pfn 2, nr 2**64 - 1: the end wraps to 1
 
 
 @mutant("host_share_hyp")

@@ -103,7 +103,8 @@ def involved(config: Config, trace: list) -> list[int]:
     for st in trace:
         args = dict(zip(st.call.params, st.call.args))
         if "pfn" in args:
-            pages.update(range(args["pfn"], args["pfn"] + args.get("nr", 1)))
+            lo = args["pfn"]  # a u64 range can name 2**64 pages: only the stored ones count
+            pages.update(range(max(lo, 0), min(lo + args.get("nr", 1), config.pages)))
         for state in (st.pre, st.post):
             for leaves in state.s2:
                 pages.update(leaf.pfn for leaf in leaves if leaf.state != POISON)

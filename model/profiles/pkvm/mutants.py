@@ -180,21 +180,27 @@ def donate_hyp_wrapped_range_end(ext):
     ext.config(ram=3, guests=(False,), gfns=1, nrs=(1, U64 - 1))  # pfn 2, nr 2**64 - 1: the end wraps to 1
 
 
+def _record_before_hypercall(ext, name: str, count: int, new: int) -> None:
+    """The host wrapper `name` writes a pfn's record (count -> new) before its hypercall and
+    leaves it written when the hypercall fails, as upstream mmu.c orders it."""
+    original = ext.original(name)
+
+    @ext.override(name)
+    def body(s, pfn):
+        with s.when(s.And(s.host_records(), s.shared(pfn) == count)):
+            s.set("shared", pfn, new)
+        yield from original(s, pfn)
+
+    ext.config(host_records=True)
+
+
 @mutant("host_share_hyp")
 def share_hyp_keeps_record_on_failure(ext):
     """kvm_share_hyp() as upstream mmu.c writes it: share_pfn_hyp() inserts the pfn's record
     before the __pkvm_host_share_hyp hypercall and keeps it when the hypercall fails, so the
     host believes the hypervisor borrows a page it does not (and counts the next share without
     asking)"""
-    original = ext.original("host_share_hyp")
-
-    @ext.override("host_share_hyp")
-    def host_share_hyp(s, pfn):
-        with s.when(s.And(s.host_records(), s.shared(pfn) == 0)):
-            s.set("shared", pfn, 1)
-        yield from original(s, pfn)
-
-    ext.config(host_records=True)
+    _record_before_hypercall(ext, "host_share_hyp", 0, 1)
 
 
 @mutant("host_unshare_hyp")
@@ -203,15 +209,7 @@ def unshare_hyp_drops_record_on_failure(ext):
     record before the __pkvm_host_unshare_hyp hypercall, and a refused unshare (the hypervisor
     has the page pinned) leaves the host without a record of a page the hypervisor still
     borrows"""
-    original = ext.original("host_unshare_hyp")
-
-    @ext.override("host_unshare_hyp")
-    def host_unshare_hyp(s, pfn):
-        with s.when(s.And(s.host_records(), s.shared(pfn) == 1)):
-            s.set("shared", pfn, 0)
-        yield from original(s, pfn)
-
-    ext.config(host_records=True)
+    _record_before_hypercall(ext, "host_unshare_hyp", 1, 0)
 
 
 @mutant("finalize_teardown_vm")

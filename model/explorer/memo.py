@@ -114,6 +114,7 @@ class _ReadKeyed:
             rid = self.read_sets[key] = len(self.getters)
             self.getters.append(operator.attrgetter(*key) if key else (lambda _s: ()))
             self.value_ids.append({})
+            self.bundles.append({})
         ids = self.value_ids[rid]
         vid = self.vids[rid] = ids.setdefault(self.getters[rid](self.state), len(ids))
         table = self.by_rid[slot].get(rid)
@@ -121,8 +122,6 @@ class _ReadKeyed:
             table = self.by_rid[slot][rid] = {}
             self.tables[slot].append((rid, table))
         table[vid] = answer
-        while len(self.bundles) <= rid:
-            self.bundles.append({})
         bundle = self.bundles[rid].get(vid)
         if bundle is None:
             bundle = self.bundles[rid][vid] = _Bundle()

@@ -243,12 +243,12 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                     t_key = key(t, s, s_ids)
                     target = raw_get(t_key)
                     if target is None:
-                        if raw_ids is nodes:
+                        if raw_ids is nodes:  # no symmetry: raw_get was the lookup
                             c, c_key = t, t_key
                         else:
                             c = canon(t)
                             c_key = key(c)
-                        target = nodes.get(c_key)
+                            target = nodes.get(c_key)
                         if target is None:
                             if max_states is not None and len(states) >= max_states:
                                 truncated, stopped = True, "max_states"

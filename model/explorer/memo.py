@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import operator
 
+from model.explorer.table import StateTable
 from model.transitions import Outcome, run_concrete
 
-_MISSING = object()
 _NEVER = object()  # the host never makes the call (discipline or exploration bound)
 
 
@@ -19,9 +19,9 @@ class Reads:
     """A state that records which of its fields a transition reads (every read goes through here).
 
     Anything but a plain field read (comparing, iterating, indexing the whole state) marks the
-    run as reading everything, and it is not memoised."""
-
-    __slots__ = ("_state", "_fields", "read", "everything", "frozen")
+    run as reading everything, and it is not memoised. A field read is recorded once and then
+    kept on the object, so that its next reads are plain attribute reads (a step reads the same
+    few fields dozens of times)."""
 
     def __init__(self, state, fields: frozenset):
         self._state = state
@@ -31,12 +31,14 @@ class Reads:
         self.frozen = False
 
     def __getattr__(self, name):
-        if not self.frozen:
-            if name not in self._fields:
-                self.everything = True
-            elif name not in self.read:
-                self.read.append(name)
-        return getattr(self._state, name)
+        if self.frozen:
+            return getattr(self._state, name)
+        if name not in self._fields:
+            self.everything = True
+            return getattr(self._state, name)
+        self.read.append(name)
+        value = self.__dict__[name] = getattr(self._state, name)
+        return value
 
     def _whole(self):
         self.everything = True
@@ -69,82 +71,77 @@ class _ReadKeyed:
 
     Slot i is one computation (a call, a property). A computation that read the fields R of a
     state gives the same answer on every state that agrees with it on R: it is a deterministic
-    function of what it reads (the config and the call are fixed per slot). Lookups try every
-    read set R recorded for the slot; the values of R in the current state get a small integer
-    id once per state, so most lookups hash two integers."""
+    function of what it reads (the config and the call are fixed per slot). A field's value is
+    named by its id in a `StateTable` (the explorer's own), so R's key on a state is its fields'
+    ids, as bytes while every id is below 256 (33 bytes and a byte a field), else as a tuple:
+    cheap to hash and to hold, where the whole columns were neither. Every answer filed under
+    one key of R is in one `_Bundle`: one lookup per read set answers all its slots."""
 
-    def __init__(self, slots: int):
-        self.read_sets: dict[tuple, int] = {}
-        self.getters: list = []
-        self.value_ids: list[dict] = []
-        self.tables: list[list] = [[] for _ in range(slots)]  # per slot: [(read set id, table)]
-        self.by_rid: list[dict] = [{} for _ in range(slots)]
+    def __init__(self, slots: int, table: StateTable | None):
+        self.table = table if table is not None else StateTable()
+        self.read_sets: dict[tuple, int] = {}  # field names -> read set id
+        self.picks: list = []  # per read set: a state's field ids -> those of its fields
+        self.bundles: list[dict] = []  # per read set: key -> _Bundle
+        self.slot_rids: list[list] = [[] for _ in range(slots)]  # per slot: where it is filed
+        self.pairs: dict = {}  # one (slot, answer) object per distinct pair, and one tuple of it
         self.state = None
-        self.vids: dict = {}
+        self.ids: list[int] = []
+        self.at: list = []  # per read set: the current state's bundle, or None
         self.hits = self.misses = 0
-        self.bundles: list[dict] = []  # per read set: value id -> _Bundle
         self.generation = 0  # bumped when the judge of a sweep may answer differently
         self.all_slots = (1 << slots) - 1
 
-    def begin(self, state) -> None:
-        """The state the next lookups are about."""
+    def begin(self, state, ids: list[int] | None = None) -> None:
+        """The state the next lookups are about (`ids`: its field ids in the table, if known)."""
         self.state = state
-        self.vids = {}
+        self.ids = ids = self.table.ids(state) if ids is None else ids
+        if self.table.small:  # every id below 256: every key is bytes
+            self.at = [bundles.get(bytes(pick(ids))) for bundles, pick in zip(self.bundles, self.picks)]
+        else:
+            self.at = [bundles.get(_key(pick(ids))) for bundles, pick in zip(self.bundles, self.picks)]
 
     def lookup(self, slot: int):
-        state = self.state
-        for rid, table in self.tables[slot]:
-            vid = self.vids.get(rid, _MISSING)
-            if vid is _MISSING:
-                vid = self.vids[rid] = self.value_ids[rid].get(self.getters[rid](state))
-            if vid is not None:
-                answer = table.get(vid)
-                if answer is not None:
-                    self.hits += 1
-                    return answer
+        at = self.at
+        for rid in self.slot_rids[slot]:
+            bundle = at[rid]
+            if bundle is not None and bundle.mask >> slot & 1:
+                self.hits += 1
+                return bundle.answer(slot)
         self.misses += 1
         return None
 
     def store(self, slot: int, reads: Reads, answer) -> None:
         if reads.everything or answer is None:
             return
-        key = tuple(sorted(reads.read))  # one read set per set of fields, whatever the order
-        rid = self.read_sets.get(key)
+        names = tuple(sorted(reads.read))  # one read set per set of fields, whatever the order
+        rid = self.read_sets.get(names)
         if rid is None:
-            rid = self.read_sets[key] = len(self.getters)
-            self.getters.append(operator.attrgetter(*key) if key else (lambda _s: ()))
-            self.value_ids.append({})
+            rid = self.read_sets[names] = len(self.picks)
+            fields = type(self.state)._fields
+            self.picks.append(_pick([fields.index(n) for n in names]))
             self.bundles.append({})
-        ids = self.value_ids[rid]
-        vid = self.vids[rid] = ids.setdefault(self.getters[rid](self.state), len(ids))
-        table = self.by_rid[slot].get(rid)
-        if table is None:
-            table = self.by_rid[slot][rid] = {}
-            self.tables[slot].append((rid, table))
-        table[vid] = answer
-        bundle = self.bundles[rid].get(vid)
+            self.at.append(None)
+        bundle = self.at[rid]
         if bundle is None:
-            bundle = self.bundles[rid][vid] = _Bundle()
-        bundle.add(slot, answer)
+            bundle = self.at[rid] = self.bundles[rid][_key(self.picks[rid](self.ids))] = _Bundle()
+        pair = self.pairs.get((slot, id(answer)))
+        if pair is None:
+            pair = self.pairs[(slot, id(answer))] = (slot, answer)
+            self.pairs[id(pair)] = (pair,)
+        bundle.add(pair, self.pairs[id(pair)])
+        if rid not in self.slot_rids[slot]:
+            self.slot_rids[slot].append(rid)
 
-    def _sweep(self, state, judge) -> tuple[list, list, int]:
-        """Every slot on `state` at once, one lookup per read set rather than per slot:
-        (loud, unanswered, quiet count). `judge(slot, answer)` sorts a recorded answer: True
-        (quiet: only counted), None (skipped) or False (loud: returned as (slot, answer)).
+    def _sweep(self, judge) -> tuple[list, list, int]:
+        """Every slot on the current state at once, one lookup per read set rather than per
+        slot: (loud, unanswered, quiet count). `judge(slot, answer)` sorts a recorded answer:
+        True (quiet: only counted), None (skipped) or False (loud: returned as (slot, answer)).
         `unanswered` are the slots with no recorded answer for this state."""
-        self.begin(state)
-        vids = self.vids
         covered = 0
         quiet_count = 0
         loud: list = []
         generation = self.generation
-        value_ids, getters = self.value_ids, self.getters
-        for rid, bundles in enumerate(self.bundles):
-            vid = value_ids[rid].get(getters[rid](state))
-            vids[rid] = vid
-            if vid is None:
-                continue
-            bundle = bundles.get(vid)
+        for bundle in self.at:
             if bundle is None:
                 continue
             new = bundle.mask & ~covered
@@ -164,6 +161,22 @@ class _ReadKeyed:
         return loud, unanswered, quiet_count
 
 
+def _pick(indexes: list[int]):
+    """The ids of a read set's fields, as a tuple, from a state's field ids."""
+    if len(indexes) == 1:
+        return operator.itemgetter(*indexes * 2)  # a tuple (twice the one id), not an int
+    return operator.itemgetter(*indexes) if indexes else (lambda _ids: ())
+
+
+def _key(ids: tuple):
+    """The key of a read set's ids: bytes if they fit (the same ids always give the same key,
+    and a tuple never equals bytes)."""
+    try:
+        return bytes(ids)
+    except ValueError:
+        return ids
+
+
 class Stepper(_ReadKeyed):
     """`profile.step(config, state, call)`, memoised on the fields of the state it reads.
 
@@ -172,11 +185,12 @@ class Stepper(_ReadKeyed):
     is one it read (a blind write, such as clearing a stage-2 it never looked at, would
     otherwise be replayed wrong) and it read nothing but fields. A hit replays the answer on the
     new state; the step properties are still evaluated on it like on any other edge. The fields
-    are whole columns (`host`, `s2`, ...), so keys are few; `tests/test_explorer.py` checks the
-    memo against `Profile.step` call by call."""
+    are whole columns (`host`, `s2`, ...), so keys are few; `tests/pkvm/test_explorer.py` checks
+    the memo against `Profile.step` call by call. `table` numbers the field values (the
+    explorer's state table; by default one of its own)."""
 
-    def __init__(self, profile, config, cs: list):
-        super().__init__(len(cs))
+    def __init__(self, profile, config, cs: list, table: StateTable | None = None):
+        super().__init__(len(cs), table)
         self.profile = profile
         self.config = config
         self.discipline = profile.disciplined(config)
@@ -187,8 +201,8 @@ class Stepper(_ReadKeyed):
         self.shared: dict = {}  # one object per distinct written value and answer: the
         # memo holds hundreds of thousands of answers, most of them equal to another
 
-    def sweep(self, state, quiet) -> tuple[list, list, int]:
-        """Every call on `state` at once: (answered, unanswered, quiet count).
+    def sweep(self, quiet) -> tuple[list, list, int]:
+        """Every call on the current state at once: (answered, unanswered, quiet count).
 
         `answered` holds (call index, Outcome) of the calls the memo answers that the caller must
         look at, `unanswered` the indexes of calls it must run (`self(ci)`), and the quiet
@@ -201,7 +215,8 @@ class Stepper(_ReadKeyed):
                 return None
             errno, written = answer
             return bool(errno and not written and quiet(ci, errno))
-        loud, unanswered, quiet_count = self._sweep(state, judge)
+        loud, unanswered, quiet_count = self._sweep(judge)
+        state = self.state
         return ([(ci, self._replay(state, answer)) for ci, answer in loud], unanswered,
                 quiet_count)
 
@@ -216,24 +231,12 @@ class Stepper(_ReadKeyed):
         return Outcome(errno, type(state)(*fields))
 
     def __call__(self, ci: int) -> Outcome | None:
-        state = self.state
-        answer = None
-        vids = self.vids
-        for rid, table in self.tables[ci]:  # _ReadKeyed.lookup, inlined: this is the hot path
-            vid = vids.get(rid, _MISSING)
-            if vid is _MISSING:
-                vid = vids[rid] = self.value_ids[rid].get(self.getters[rid](state))
-            if vid is not None:
-                answer = table.get(vid)
-                if answer is not None:
-                    break
+        answer = self.lookup(ci)
         if answer is None:
-            self.misses += 1
-            return self._run(ci, state)
-        self.hits += 1
+            return self._run(ci, self.state)
         if answer is _NEVER:
             return None
-        return self._replay(state, answer)
+        return self._replay(self.state, answer)
 
     def _run(self, ci: int, state) -> Outcome | None:
         """Profile.step, on a recording view of the state."""
@@ -247,7 +250,8 @@ class Stepper(_ReadKeyed):
             reads.frozen = True
             post = s.post()
             if post is reads:
-                outcome, answer = Outcome(errno, state), (errno, ())
+                outcome, answer = Outcome(errno, state), self.shared.setdefault((errno, ()),
+                                                                                 (errno, ()))
             else:
                 shared = self.shared
                 written = tuple((i, shared.setdefault(post[i], post[i]))
@@ -260,34 +264,52 @@ class Stepper(_ReadKeyed):
         return outcome
 
 
-class _Bundle:
-    """The answers recorded for one read set's values: whichever slots they are, they hold on
-    every state with those values, so a sweep takes them all with one lookup. `partition`
-    sorts them once per generation into quiet ones (counted only), skipped ones and the rest."""
+_BITS = [1 << slot for slot in range(1024)]  # one mask object per lone slot
 
-    __slots__ = ("mask", "answers", "generation", "quiet_mask", "quiet_count", "loud")
+
+class _Bundle:
+    """The answers recorded under one key of a read set: whichever slots they are, they hold on
+    every state with those values, so a sweep takes them all with one lookup. `partition`
+    sorts them once per generation into quiet ones (counted only), skipped ones and the rest.
+    Most bundles hold one answer: its pair, the tuple of it and the mask are shared between
+    bundles, and `loud` is `pairs` itself when every answer is loud."""
+
+    __slots__ = ("mask", "pairs", "generation", "quiet_mask", "quiet_count", "loud")
 
     def __init__(self):
         self.mask = 0
-        self.answers: dict[int, object] = {}
+        self.pairs: tuple = ()  # (slot, answer), by slot
         self.generation = -1
 
-    def add(self, slot: int, answer) -> None:
-        self.mask |= 1 << slot
-        self.answers[slot] = answer
+    def add(self, pair: tuple, alone: tuple) -> None:
+        """File `pair` (slot, answer); `alone` is the shared tuple of it."""
+        slot = pair[0]
+        if self.pairs:
+            self.pairs = tuple(sorted([p for p in self.pairs if p[0] != slot] + [pair]))
+            self.mask |= 1 << slot
+        else:
+            self.pairs = alone
+            self.mask = _BITS[slot] if slot < len(_BITS) else 1 << slot
         self.generation = -1
+
+    def answer(self, slot: int):
+        for s, answer in self.pairs:
+            if s == slot:
+                return answer
+        return None
 
     def partition(self, judge, generation: int) -> None:
-        self.quiet_mask = 0
-        self.loud = []
-        for slot in sorted(self.answers):
-            answer = self.answers[slot]
-            verdict = judge(slot, answer)
+        quiet = 0
+        loud = []
+        for pair in self.pairs:
+            verdict = judge(*pair)
             if verdict:
-                self.quiet_mask |= 1 << slot
+                quiet |= 1 << pair[0]
             elif verdict is not None:
-                self.loud.append((slot, answer))
-        self.quiet_count = self.quiet_mask.bit_count()
+                loud.append(pair)
+        self.quiet_mask = quiet
+        self.quiet_count = quiet.bit_count()
+        self.loud = self.pairs if len(loud) == len(self.pairs) else tuple(loud)
         self.generation = generation
 
 
@@ -296,18 +318,18 @@ class StateChecker(_ReadKeyed):
     it reads, so on a state that agrees with an earlier one on those fields it is known exactly
     (nothing is skipped: the answer is the predicate's own, on an equal argument)."""
 
-    def __init__(self, profile, config, predicates: list):
-        super().__init__(len(predicates))
+    def __init__(self, profile, config, predicates: list, table: StateTable | None = None):
+        super().__init__(len(predicates), table)
         self.profile = profile
         self.config = config
         self.predicates = predicates
         self.field_set = frozenset(type(profile.initial_state(config))._fields)
 
-    def sweep(self, state, usual: list[bool]) -> tuple[list, list]:
-        """Every predicate on `state` at once: (notable, unanswered), the predicates the memo
+    def sweep(self, usual: list[bool]) -> tuple[list, list]:
+        """Every predicate on the current state at once: (notable, unanswered), the predicates the memo
         answers otherwise than `usual[i]` (an invariant false, a `sometimes` true) and those it
         has no answer for (`self(i)` evaluates them)."""
-        loud, unanswered, _usual = self._sweep(state, lambda i, answer: answer == usual[i])
+        loud, unanswered, _usual = self._sweep(lambda i, answer: answer == usual[i])
         return [i for i, _answer in loud], unanswered
 
     def __call__(self, i: int) -> bool:

@@ -104,11 +104,12 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     sym = profile.symmetry(config, enabled=symmetry)
     canon = sym.canonical
     cs = profile.calls(config)
-    stepper = Stepper(profile, config, cs) if memo else None
     s0 = canon(profile.initial_state(config))
     states = StateTable()
-    key = states.key
-    states.add(key(s0))
+    ids, pack = states.ids, states.pack
+    s0_ids = ids(s0)
+    states.add(pack(s0_ids))
+    stepper = Stepper(profile, config, cs, states) if memo else None
     nodes = states.nodes
     raw_ids = {} if not sym.trivial else nodes  # successor's key -> node id, before canonicalisation
     raw_get = raw_ids.get
@@ -121,7 +122,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
 
     predicates = [p.state for p in state_always] + [p.state for p in pending_state]
     predicates_named = [p.name for p in state_always] + [p.name for p in pending_state]
-    checker = StateChecker(profile, config, predicates) if memo else None
+    checker = StateChecker(profile, config, predicates, states) if memo else None
     view = profile.view
 
     usual = [True] * len(state_always) + [False] * len(pending_state)
@@ -136,9 +137,10 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
         name = predicates_named[i]
         return name in found if i < len(state_always) else sometimes[name]
 
-    def check_state(node: int, state) -> None:
+    def check_state(node: int, state, state_ids: list[int]) -> None:
         if checker is not None:
-            said, unanswered = checker.sweep(state, usual)
+            checker.begin(state, state_ids)
+            said, unanswered = checker.sweep(usual)
             said += [i for i in unanswered if not settled(i) and notable(i, state)]
         else:
             said = [i for i in range(len(predicates)) if not settled(i) and notable(i, state)]
@@ -150,7 +152,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 sometimes[name] = True
                 witnesses[name] = ("state", node)
 
-    check_state(0, s0)
+    check_state(0, s0, s0_ids)
 
     # A sweep skips the failures that change nothing and can break or witness no property left
     # to check: the verdict is taken on a state that records its reads, and holds for every
@@ -197,10 +199,10 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 pre = view(config, s)
                 out: dict[int, list] = {}
                 if stepper is not None:
-                    stepper.begin(s)
+                    stepper.begin(s, s_ids)
                 checks = [p for p in step_always if p.name not in found]
                 if sweep:
-                    answered, unanswered, quiet_count = stepper.sweep(s, quiet)
+                    answered, unanswered, quiet_count = stepper.sweep(quiet)
                     tried += quiet_count
                     todo = sorted(answered + [(ci, None) for ci in unanswered])
                 else:
@@ -240,14 +242,16 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                             found.setdefault("errno_known", ("step", node, ci, outcome))
                         continue
                     edges += 1
-                    t_key = key(t, s, s_ids)
+                    t_ids = ids(t, s, s_ids)
+                    t_key = pack(t_ids)
                     target = raw_get(t_key)
                     if target is None:
                         if raw_ids is nodes:  # no symmetry: raw_get was the lookup
-                            c, c_key = t, t_key
+                            c, c_ids, c_key = t, t_ids, t_key
                         else:
                             c = canon(t)
-                            c_key = key(c)
+                            c_ids = ids(c)
+                            c_key = pack(c_ids)
                             target = nodes.get(c_key)
                         if target is None:
                             if max_states is not None and len(states) >= max_states:
@@ -258,7 +262,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                             via.append(ci)
                             depth_of.append(depth + 1)
                             nxt.append(target)
-                            check_state(target, c)
+                            check_state(target, c, c_ids)
                         if raw_ids is not nodes:
                             raw_ids[t_key] = target
                     targets = out.get(target)

@@ -25,6 +25,8 @@ class StateTable:
         self._ids: list[dict] = []  # per field: value -> id
         self._values: list[list] = []  # per field: id -> value
         self._codes: list[list] = []  # per field: id -> its varint
+        self._numbers: list[int] = []  # one int object per id: keys built of ids share them
+        self.small = True  # every id so far is below 256 (fits a byte)
 
     # -- packing ---------------------------------------------------------------------------
     def _start(self, state) -> None:
@@ -41,33 +43,45 @@ class StateTable:
             n = ids[value] = len(self._values[i])
             self._values[i].append(value)
             self._codes[i].append(_varint(n))
+            if n == len(self._numbers):
+                self._numbers.append(n)
+                self.small = n < 256
         return n
 
-    def key(self, state, like=None, like_ids=None) -> bytes:
-        """The packed key of a state; `like` (a state of the table) and `like_ids` (its field
-        ids) let the fields it shares with that state, by identity, skip their lookup."""
+    def ids(self, state, like=None, like_ids=None) -> list[int]:
+        """The field ids of a state (new values are numbered); `like` (a state of the table)
+        and `like_ids` (its field ids) let the fields it shares with that state, by identity,
+        skip their lookup."""
         if type(state) is not self._kind:
             if self._kind is not None:
                 raise TypeError(f"a {type(state).__name__} among {self._kind.__name__} states")
             self._start(state)
         if like is None:
-            ids = [self._id(i, value) for i, value in enumerate(state)]
-        else:
-            ids = list(like_ids)
-            for i in compress(self._fields, map(is_not, state, like)):
-                ids[i] = self._id(i, state[i])
+            return [self._id(i, value) for i, value in enumerate(state)]
+        ids = list(like_ids)
+        for i in compress(self._fields, map(is_not, state, like)):
+            ids[i] = self._id(i, state[i])
+        return ids
+
+    def pack(self, ids: list[int]) -> bytes:
+        """The packed key of the state of these field ids."""
         return b"".join(map(getitem, self._codes, ids))
 
+    def key(self, state) -> bytes:
+        """The packed key of a state."""
+        return self.pack(self.ids(state))
+
     def decode(self, key: bytes) -> list[int]:
-        """The field ids of a key."""
+        """The field ids of a key (the table's own int objects)."""
         out = []
+        numbers = self._numbers
         n = shift = 0
         for byte in key:
             n |= (byte & 0x7F) << shift
             if byte & 0x80:
                 shift += 7
             else:
-                out.append(n)
+                out.append(numbers[n])
                 n = shift = 0
         return out
 

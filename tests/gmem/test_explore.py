@@ -49,3 +49,32 @@ def test_created_files_are_renamed_and_the_reduction_is_kept():
     assert not reduced.symmetry.get("refused") and reduced.symmetry["files"]
     assert len(reduced.states) < len(full.states)
     assert reduced.sometimes == full.sometimes and not full.violations and not reduced.violations
+
+
+def test_the_direct_reads_answer_as_the_vocabulary():
+    """`Direct` (the view when no read is redefined) reads in place what `Concrete` reads
+    through `read` and the domain checks: the same value of every named read, in and out of
+    the domains, on every state of a small machine, and the same exploration."""
+    import dataclasses
+    import itertools
+
+    from model.profiles.gmem.readings import Concrete, Direct, Vocabulary
+    config = SMALL
+    plain = dataclasses.replace(GMEM, reads=(("attr", lambda s, g: Vocabulary.attr(s, g)),))
+    fast = explore(GMEM, config, symmetry=False)
+    slow = explore(plain, config, symmetry=False)
+    assert list(fast.states) == list(slow.states)
+    assert sorted(fast.graph.edges(data="calls")) == sorted(slow.graph.edges(data="calls"))
+    assert (fast.tried, fast.edges, fast.depth) == (slow.tried, slow.edges, slow.depth)
+    assert fast.sometimes == slow.sometimes and fast.witnesses == slow.witnesses
+    names = ("fsize fflags fd vmas sn sbase sgmem sfile spgoff sonly attr gslot lkind lfile "
+             "lidx slot_of index_of bound_file").split()
+    keys = range(-1, max(config.gfns, config.slots, config.files, config.pages) + 2)
+    for state in itertools.islice(fast.states, 0, None, 7):
+        a = Direct(config, state, GMEM.transitions, GMEM.fields)
+        b = Concrete(config, state, GMEM.transitions, GMEM.fields)
+        for name in names:
+            assert [getattr(a, name)(k) for k in keys] == [getattr(b, name)(k) for k in keys]
+        for name in ("page", "bind", "hpte"):
+            assert ([getattr(a, name)(f, i) for f in keys for i in keys]
+                    == [getattr(b, name)(f, i) for f in keys for i in keys])

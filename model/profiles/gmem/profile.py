@@ -13,7 +13,7 @@ from model.profiles.gmem.presenter import GmemPresenter
 from model.profiles.gmem.proof import GmemProof
 from model.profiles.gmem.properties import ALWAYS, GRAPH, SOMETIMES
 from model.profiles.gmem.protocol import GMEM
-from model.profiles.gmem.readings import Concrete
+from model.profiles.gmem.readings import Concrete, Direct
 from model.profiles.gmem.reference import GmemReference
 from model.profiles.gmem.states import (
     DERIVED, FORCE_PRIVATE, FORCE_SHARED, VM_TYPES, VMFD, Config, initial_state, layout,
@@ -80,6 +80,8 @@ class GmemProfile(Profile):
         return initial_state(config, self.fields)
 
     def view(self, config: Config, state) -> Concrete:
+        if not self.reads:  # nothing redefined: the reads done in place
+            return Direct(config, state, self.transitions, self.fields)
         return self.with_reads(Concrete(config, state, self.transitions, self.fields))
 
     def domain(self, config: Config, kind: str):

@@ -251,6 +251,67 @@ class Concrete(Vocabulary, ConcreteView):
         return self.fields.type(*out) if changed else self.pre
 
 
+class Direct(Concrete):
+    """`Concrete` with the named reads of the profile's own fields done in place, without the
+    `read` and domain checks they go through there: a step's time is mostly its reads. The
+    same answers from the same fields, so `GmemProfile.view` uses it whenever no extension
+    redefines a read (a redefined `read`, `is_gfn` or `gslot` would change what these mean)."""
+
+    def fsize(self, f):
+        pre = self.pre
+        return pre.fsize[f] if 0 <= f < pre.nfiles else 0
+
+    def fflags(self, f):
+        pre = self.pre
+        return pre.fflags[f] if 0 <= f < pre.nfiles else 0
+
+    def fd(self, f):
+        pre = self.pre
+        return pre.fd[f] if 0 <= f < pre.nfiles else 0
+
+    def vmas(self, f):
+        pre = self.pre
+        return pre.vmas[f] if 0 <= f < pre.nfiles else 0
+
+    def page(self, f, i):
+        pre = self.pre
+        return pre.page[f][i] if 0 <= f < pre.nfiles and 0 <= i < pre.fsize[f] else 0
+
+    def bind(self, f, i):
+        pre = self.pre
+        return pre.bind[f][i] if 0 <= f < pre.nfiles and 0 <= i < pre.fsize[f] else 0
+
+    def hpte(self, f, i):
+        pre = self.pre
+        return pre.hpte[f][i] if 0 <= f < pre.nfiles and 0 <= i < pre.fsize[f] else 0
+
+    def sn(self, x): return self.pre.sn[x] if 0 <= x < self.config.slots else 0
+    def sbase(self, x): return self.pre.sbase[x] if 0 <= x < self.config.slots else 0
+    def sgmem(self, x): return self.pre.sgmem[x] if 0 <= x < self.config.slots else 0
+    def sfile(self, x): return self.pre.sfile[x] if 0 <= x < self.config.slots else 0
+    def spgoff(self, x): return self.pre.spgoff[x] if 0 <= x < self.config.slots else 0
+    def sonly(self, x): return self.pre.sonly[x] if 0 <= x < self.config.slots else 0
+    def attr(self, g): return self.pre.attr[g] if 0 <= g < self.config.gfns else 0
+    def gslot(self, g): return self.pre.gslot[g] if 0 <= g < self.config.gfns else 0
+    def lkind(self, g): return self.pre.lkind[g] if 0 <= g < self.config.gfns else 0
+    def lfile(self, g): return self.pre.lfile[g] if 0 <= g < self.config.gfns else 0
+    def lidx(self, g): return self.pre.lidx[g] if 0 <= g < self.config.gfns else 0
+
+    def slot_of(self, g):
+        return (self.pre.gslot[g] if 0 <= g < self.config.gfns else 0) - 1
+
+    def index_of(self, g):
+        pre = self.pre
+        x = (pre.gslot[g] if 0 <= g < self.config.gfns else 0) - 1
+        return g - pre.sbase[x] + pre.spgoff[x] if 0 <= x < self.config.slots else g
+
+    def bound_file(self, g):
+        pre = self.pre
+        x = (pre.gslot[g] if 0 <= g < self.config.gfns else 0) - 1
+        sfile = pre.sfile[x] if 0 <= x < self.config.slots else 0  # read as If reads both
+        return sfile if x != -1 else 0
+
+
 # -- symbolic ------------------------------------------------------------------------------------
 
 class Machine:

@@ -262,17 +262,21 @@ def conjuncts(goal) -> list:
 def _ground(q: _Query, case, limit: int, part: int):
     """The ground tier on one conjunct of the goal: (verdict, concrete counterexample or None).
     A model z3 finds is made concrete by the profile; when it does not fit a small machine, z3
-    is asked once more for a model the profile deems small (for pKVM: every leaf one page;
-    unsat there proves nothing). A property the concrete reading cannot evaluate
+    is asked again for models the profile deems small, smallest first (for pKVM: every leaf one
+    page and the optional machine parts off, then every leaf one page; unsat there proves
+    nothing). A property the concrete reading cannot evaluate
     (`proof_only`) is never made concrete: its ground models stay open."""
     verdict, solver = q.ask(case, "ground", limit, part)
     if verdict != z3.sat or q.prop.name in proof_only(q.profile):
         return verdict, None
     real = q.hooks.concretize(q, solver.model(), q.profile)
-    if real is None:
-        again, solver = _check([*solver.assertions(), q.hooks.small_leaves(q)], limit)
+    facts = solver.assertions()
+    for small in q.hooks.small_models(q) if real is None else ():
+        again, steered = _check([*facts, small], limit)
         if again == z3.sat:
-            real = q.hooks.concretize(q, solver.model(), q.profile)
+            real = q.hooks.concretize(q, steered.model(), q.profile)
+        if real is not None:
+            break
     return verdict, real
 
 

@@ -216,9 +216,10 @@ class ProofHooks:
         return [ok, fail]
 
     @staticmethod
-    def small_leaves(q):
-        """What makes a model fit a small machine (nothing, unless the profile says)."""
-        return z3.BoolVal(True)
+    def small_models(q) -> list:
+        """What makes a model fit a small machine, the smallest first (nothing, unless the
+        profile says)."""
+        return []
 
     @staticmethod
     def concretize(q, model, profile):

@@ -44,6 +44,8 @@ REFUTED_BY_SEARCH = {
     "finalize_without_reclaim": "nothing_stranded",
     "share_hyp_keeps_record_on_failure": "host_records",
     "unshare_hyp_drops_record_on_failure": "host_records",
+    "share_guest_records_before_hypercall": "host_records",
+    "unshare_guest_drops_record_on_failure": "host_records",
 }
 
 

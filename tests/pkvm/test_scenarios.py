@@ -138,7 +138,7 @@ def test_disciplined_host_never_finalizes_a_vm_holding_pages():
 
 AREAS = ["hyp_sharing", "pins", "hyp_donation", "ffa", "np_guest_sharing", "protected_guest",
          "force_reclaim", "teardown", "stranding", "hole_punch", "writes", "ranges",
-         "vm_references", "memcache", "host_records"]
+         "vm_references", "memcache", "host_records", "host_mappings"]
 
 
 def test_one_shipped_scenario_per_area():

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from model.profiles.pkvm.concrete import Concrete
 from model.profiles.pkvm.states import PAGE_FIELDS, Config, initial_state
-from model.profiles.pkvm.symbolic import ENTRY_EMPTY, Machine, SymbolicState, SymbolicStep
+from model.profiles.pkvm.symbolic import (
+    ENTRY_EMPTY, MAPPING_FIELDS, Machine, SymbolicState, SymbolicStep,
+)
 from model.symbolic import INT, run
 from tests.pkvm.helpers import PKVM, mutant, seeded
 
@@ -68,6 +70,13 @@ def encode(config: Config, state) -> tuple[Machine, SymbolicState]:
                 for gfn in range(leaf.gfn, leaf.gfn + leaf.span):
                     arr = z3.Store(arr, vm, gfn, getattr(view, f)(vm, gfn))
         arrays[f] = arr
+    for f in MAPPING_FIELDS:  # the host's records, per gfn they cover
+        arr = z3.Lambda([v, g], z3.IntVal(0))
+        for vm in range(len(config.guests)):
+            for m_ in state.maps[vm]:
+                for gfn in range(m_.gfn, m_.gfn + m_.nr):
+                    arr = z3.Store(arr, vm, gfn, getattr(view, f)(vm, gfn))
+        arrays[f] = arr
     for f in ("nb",):
         arrays[f] = z3.K(INT, z3.IntVal(0))
     for f in ("slot", "holder_v", "holder_g"):
@@ -91,13 +100,15 @@ def agree(config, state, call, profile=PKVM) -> None:
     _, expected, _ = encode(config, outcome.state)
     points = range(config.pages + config.hole_pfns + 1)
     gfns = sorted({g for leaves in (state.s2 + outcome.state.s2) for leaf in leaves
-                   for g in range(leaf.gfn, leaf.gfn + leaf.span)} | set(range(config.gfns)))
+                   for g in range(leaf.gfn, leaf.gfn + leaf.span)}
+                  | {g for maps in (state.maps + outcome.state.maps) for m_ in maps
+                     for g in range(m_.gfn, m_.gfn + m_.nr)} | set(range(config.gfns)))
     same = [sym.errno == outcome.errno]
     for f in PAGE_FIELDS:
         same += [z3.Select(sym.post[f], p) == z3.Select(expected.arrays[f], p) for p in points]
     same += [z3.Select(sym.post[f], v) == z3.Select(expected.arrays[f], v)
              for f in ("life", "refs", "mc") for v in range(len(config.guests))]
-    for f in ENTRY_EMPTY:
+    for f in (*ENTRY_EMPTY, *MAPPING_FIELDS):
         same += [z3.Select(sym.post[f], v, g) == z3.Select(expected.arrays[f], v, g)
                  for v in range(len(config.guests)) for g in gfns]
     solver = z3.Solver()
@@ -210,6 +221,26 @@ def test_readings_agree_with_the_host_records(run):
     """With the host's records modelled, each wrapper call (counted, recorded, refused) is read
     alike by both readings."""
     config = Config(ram=3, mmio=1, guests=(True,), gfns=1, host_records=True)
+    state = initial_state(config)
+    for name, args in run:
+        call = Call(name, args)
+        agree(config, state, call)
+        state = step(config, state, call).state
+
+
+@pytest.mark.parametrize("run", [
+    [("host_share_guest", (0, 0, 1, 1, 6)), ("host_share_guest", (1, 0, 1, 1, 6)),
+     ("host_unshare_guest", (0, 2, 1)), ("hole_punch", (1, 0)), ("host_unshare_guest", (0, 1, 1))],
+    [("host_donate_guest", (0, 0, 0)), ("host_force_reclaim_page_guest", (0,)),
+     ("host_donate_guest", (1, 0, 0)), ("reclaim_dying_guest_page", (0, 0)),
+     ("start_teardown_vm", (0,)), ("reclaim_dying_guest_page", (0, 0)),
+     ("reclaim_dying_guest_page", (0, 0))],
+    [("host_donate_guest", (0, 1, 0)), ("start_teardown_vm", (0,)), ("finalize_teardown_vm", (0,))]])
+def test_readings_agree_with_the_host_mappings(run):
+    """With the host's pkvm_mappings modelled, each wrapper call (recorded, refused on a record,
+    refused by the hypercall with the record kept, dropped, freed at teardown) is read alike."""
+    config = Config(ram=2, mmio=1, guests=(True, False), gfns=2, host_records=True,
+                    host_discipline=False)
     state = initial_state(config)
     for name, args in run:
         call = Call(name, args)

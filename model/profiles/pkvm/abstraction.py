@@ -23,6 +23,7 @@ Field by field, for every pfn in [0, ram + mmio + nomap):
 | life | `vm_state(vm)` |
 | refs | `vm_refcount(vm)` (checked against the loaded vCPUs, `vm_loaded_vcpus(vm)`) |
 | mc | `vm_memcache_pages(vm)`: its memcache's `nr_pages` (checked against the list from `head`) |
+| maps | `host_mappings(vm)`: the host kernel's `pkvm_mappings` of the VM, `Mapping(gfn, nr_pages, pfn)` by gfn |
 | s2 | `guest_leaves(vm)`: a valid level-3 leaf is `Leaf(gfn, 1, 1, state, prot, pfn)`, a valid level-2 block `Leaf(gfn, 512, 512, ...)`, a POISONED entry `Leaf(gfn, 1, 1, POISON, 0, 0)` |
 
 Anything the model has no words for (a host stage-2 entry that is not an identity map, a page
@@ -41,7 +42,7 @@ from model.references.pkvm.memcache import HypPanic
 from model.profile import Unrepresentable
 from model.profiles.pkvm.states import (
     BLOCK_PAGES, PAGE_FIELDS, PAGE_INIT, POISON, Annotation, Config, Contents, Leaf, Life,
-    Owner, PageState, PteKind, Region, State,
+    Mapping, Owner, PageState, PteKind, Region, State,
 )
 from model.profiles.pkvm.transitions import HYP_PANIC, PKVM
 from model.transitions import Call
@@ -200,7 +201,7 @@ def abstract(hv: Hypervisor, config: Config | None = None) -> State:
                 or pte & _LEAF_ATTRS != rpte.PAGE_HYP):
             raise Unrepresentable(f"hyp stage-1 maps VA of pfn {pfn} with {pte:#x} at level {level}")
         mapped[pfn] = True
-    life, s2, refs, mc = [], [], [], []
+    life, s2, refs, mc, maps = [], [], [], [], []
     for vm in range(hv.nr_vms()):
         life.append(_LIFE[hv.vm_state(vm).name])
         if hv.vm_refcount(vm) != hv.vm_loaded_vcpus(vm):
@@ -212,8 +213,9 @@ def abstract(hv: Hypervisor, config: Config | None = None) -> State:
         except ValueError as err:
             raise Unrepresentable(str(err)) from err
         s2.append(tuple(_guest_leaf(vm, leaf.gfn, leaf.level, leaf.pte) for leaf in hv.guest_leaves(vm)))
+        maps.append(tuple(Mapping(*m) for m in hv.host_mappings(vm)))
     return State(*[tuple(columns[f]) for f in PAGE_FIELDS], life=tuple(life), s2=tuple(s2),
-                 refs=tuple(refs), mc=tuple(mc))
+                 refs=tuple(refs), mc=tuple(mc), maps=tuple(maps))
 
 
 def _check_machine(hv: Hypervisor, config: Config) -> None:

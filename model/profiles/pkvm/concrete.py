@@ -10,7 +10,7 @@ from __future__ import annotations
 from model.concrete import ConcreteView
 from model.profiles.pkvm.states import (
     MAP_PAGES, NOPAGE, PAGE_FIELDS, PAGE_INIT, POISON, SHARED_BORROWED, U64, VALID_STATES, Config,
-    Leaf, Life, PageReads, Region, State, find_leaf,
+    Leaf, Life, Mapping, PageReads, Region, State, find_leaf, find_mapping,
 )
 
 _NO_LEAF = Leaf(0, 1, 1, NOPAGE, 0, 0)
@@ -30,6 +30,7 @@ class Concrete(PageReads, ConcreteView):
         self._refs: list | None = None
         self._mc: list | None = None
         self._s2: dict[int, list] = {}
+        self._maps: dict[int, list] = {}
 
     @staticmethod
     def is_valid(state):
@@ -86,6 +87,11 @@ class Concrete(PageReads, ConcreteView):
     def exists_entry(self, pred):
         return any(pred(vm, g) for vm, g in self._entries())
 
+    def forall_mappings(self, pred):
+        """pred holds for every (vm, gfn) the host's pkvm_mappings cover."""
+        return all(pred(vm, g) for vm, maps in enumerate(self.pre.maps)
+                   for m in maps for g in range(m.gfn, m.gfn + m.nr))
+
     def borrowers(self, p):
         """How many guest entries borrow page p (SHARED_BORROWED leaves mapping it)."""
         return sum(1 for vm, g in self._entries()
@@ -139,6 +145,19 @@ class Concrete(PageReads, ConcreteView):
     def e_pfn(self, vm, g):
         leaf = self._leaf(vm, g)
         return leaf.pfn + (g - leaf.gfn) if leaf.state != POISON and leaf.state != NOPAGE else 0
+
+    def _mapping(self, vm, g):
+        return find_mapping(self.pre.maps[vm], g) if self.is_guest(vm) else None
+
+    def m_nr(self, vm, g):
+        """Pages of the host's record of a mapping covering vm's gfn g (0: none)."""
+        m = self._mapping(vm, g)
+        return m.nr if m else 0
+
+    def m_pfn(self, vm, g):
+        """The pfn the host's record maps at vm's gfn g (0 without a record)."""
+        m = self._mapping(vm, g)
+        return m.pfn + (g - m.gfn) if m else 0
 
     # -- writes ------------------------------------------------------------------------------
     def set(self, field, p, value):
@@ -206,6 +225,32 @@ class Concrete(PageReads, ConcreteView):
         leaf = self._leaf(vm, gfn)
         self.map_leaf(vm, gfn, 1, state, leaf.prot, self.e_pfn(vm, gfn))
 
+    def _mappings(self, vm):
+        if vm not in self._maps:
+            self._maps[vm] = list(self.pre.maps[vm])
+        return self._maps[vm]
+
+    def record_mapping(self, vm, gfn, nr, pfn):
+        """The host inserts its record of a mapping it made (callers check none overlaps)."""
+        if not self._live() or not self.config.host_records:
+            return
+        maps = self._mappings(vm)
+        maps.append(Mapping(gfn, nr, pfn))
+        maps.sort()
+
+    def drop_mapping(self, vm, gfn, nr):
+        """The host removes its records of mappings overlapping gfns [gfn, gfn + nr)."""
+        if not self._live() or not self.config.host_records:
+            return
+        maps = self._mappings(vm)
+        maps[:] = [m for m in maps if m.gfn + m.nr <= gfn or gfn + nr <= m.gfn]
+
+    def drop_mappings(self, vm):
+        """The host frees every record of the VM (with its kvm_pgtable)."""
+        if not self._live() or not self.pre.maps[vm]:
+            return
+        self._maps[vm] = []
+
     def clear_vm(self, vm):
         if not self._live():
             return
@@ -218,7 +263,7 @@ class Concrete(PageReads, ConcreteView):
     def post(self) -> State:
         """The successor state: the pre-state with every write applied."""
         if (not self._pages and self._life is None and self._refs is None and self._mc is None
-                and not self._s2):
+                and not self._s2 and not self._maps):
             return self.pre
         fields = [tuple(self._pages[f]) if f in self._pages else getattr(self.pre, f)
                   for f in PAGE_FIELDS]
@@ -228,7 +273,11 @@ class Concrete(PageReads, ConcreteView):
             s2 = tuple(tuple(self._s2[v]) if v in self._s2 else s2[v] for v in range(len(s2)))
         refs = tuple(self._refs) if self._refs is not None else self.pre.refs
         mc = tuple(self._mc) if self._mc is not None else self.pre.mc
-        return State(*fields, life=life, s2=s2, refs=refs, mc=mc)
+        maps = self.pre.maps
+        if self._maps:
+            maps = tuple(tuple(self._maps[v]) if v in self._maps else maps[v]
+                         for v in range(len(maps)))
+        return State(*fields, life=life, s2=s2, refs=refs, mc=mc, maps=maps)
 
 
 def _carve(leaves: list, gfn: int, size: int) -> list:

@@ -212,6 +212,43 @@ def unshare_hyp_drops_record_on_failure(ext):
     _record_before_hypercall(ext, "host_unshare_hyp", 1, 0)
 
 
+@mutant("host_share_guest")
+def share_guest_records_before_hypercall(ext):
+    """pkvm_pgtable_stage2_map() as first merged (the 6.14 arch/arm64/kvm/pkvm.c): the host
+    inserts its pkvm_mapping for a page whatever __pkvm_host_share_guest returned but -EPERM;
+    here the record is written before the hypercall and kept when it fails, so the host
+    believes a guest maps a page it does not (and later unshares a gfn nothing maps)"""
+    ext.drop_write("host_share_guest", "record_mapping")
+    original = ext.original("host_share_guest")
+
+    @ext.override("host_share_guest")
+    def host_share_guest(s, pfn, gfn, nr, vm, prot):
+        with s.when(s.And(s.host_records(), nr == 1, s.is_guest(vm), s.Not(s.protected(vm)),
+                          s.m_nr(vm, gfn) == 0)):  # 6.14 maps pages only (else -EINVAL)
+            s.record_mapping(vm, gfn, 1, pfn)
+        yield from original(s, pfn, gfn, nr, vm, prot)
+
+    ext.config(host_records=True)
+
+
+@mutant("host_unshare_guest")
+def unshare_guest_drops_record_on_failure(ext):
+    """pkvm_pgtable_stage2_destroy() as first merged (6.14): the host erases each pkvm_mapping
+    whatever __pkvm_host_unshare_guest returned; here the record at gfn is erased before the
+    hypercall, and a refused unshare leaves a guest mapping the host no longer knows of (nor
+    unshares at teardown)"""
+    ext.drop_write("host_unshare_guest", "drop_mapping")
+    original = ext.original("host_unshare_guest")
+
+    @ext.override("host_unshare_guest")
+    def host_unshare_guest(s, gfn, nr, vm):
+        with s.when(s.And(s.host_records(), s.m_nr(vm, gfn) != 0)):
+            s.drop_mapping(vm, gfn, s.m_nr(vm, gfn))
+        yield from original(s, gfn, nr, vm)
+
+    ext.config(host_records=True)
+
+
 @mutant("finalize_teardown_vm")
 def finalize_without_reclaim(ext):
     """the host finalizes a VM's teardown before reclaiming its pages (no host discipline)"""

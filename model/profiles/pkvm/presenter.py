@@ -8,7 +8,7 @@ import re
 from model.syntax import read_number
 from model.profiles.pkvm.states import (
     PAGE_FIELDS, BLOCK_PAGES, IPA_PAGES, PA_PAGES, POISON, PROT_R, PROT_W, PROT_X, U16_MAX, U32_MAX, Config,
-    Annotation, Contents, Leaf, Life, Owner, PageState, PteKind, State, guest_view, views,
+    Annotation, Contents, Leaf, Life, Owner, PageState, PteKind, State, find_mapping, guest_view, views,
 )
 from model.states import enum_name
 
@@ -94,6 +94,9 @@ def vm_snapshot(config: Config, state: State, vm: int) -> dict:
            "life": Life(state.life[vm]).name, "refs": state.refs[vm], "s2": leaves}
     if config.memcache:
         out["memcache"] = state.mc[vm]
+    if config.host_records:
+        out["pkvm_mappings"] = [f"gfn{m.gfn}" + ("" if m.nr == 1 else f"+{m.nr}") + f" -> pfn{m.pfn}"
+                                for m in state.maps[vm]]
     return out
 
 
@@ -202,6 +205,10 @@ def diff_states(config: Config, model: State, reference: State) -> list[tuple]:
         mb = reference.mc[vm] if vm < len(reference.mc) else "-"
         if ma != mb:
             cells.append((where, "memcache pages", str(ma), str(mb)))
+        ma = model.maps[vm] if vm < len(model.maps) else ()
+        mb = reference.maps[vm] if vm < len(reference.maps) else ()
+        if ma != mb:
+            cells.append((where, "host's pkvm_mappings", _mappings_text(ma), _mappings_text(mb)))
         a = {leaf.gfn: leaf for leaf in (model.s2[vm] if vm < len(model.s2) else ())}
         b = {leaf.gfn: leaf for leaf in (reference.s2[vm] if vm < len(reference.s2) else ())}
         for gfn in sorted(set(a) | set(b)):
@@ -210,6 +217,10 @@ def diff_states(config: Config, model: State, reference: State) -> list[tuple]:
                                   describe_leaf(b.get(gfn))))
     return cells
 
+
+
+def _mappings_text(maps: tuple) -> str:
+    return ", ".join(f"gfn{m.gfn}+{m.nr}->pfn{m.pfn}" for m in maps) or "none"
 
 
 # -- diagrams ----------------------------------------------------------------------------------
@@ -374,9 +385,12 @@ def parse_expect(text: str, config: Config) -> tuple[tuple, tuple]:
                 pairs[0][1] not in _STATE_NAMES and pairs[0][1] != "none"):
             raise ValueError("entry check starts with a page state (OWNED, ..., POISON) or none")
         for key, value in pairs[1:]:
-            if key not in ("pfn", "prot", "size"):
-                raise ValueError(f"entry check {key or value!r}: use pfn=, prot=, size=")
-        pairs = [(k, str(read_value(v, k, CONSTANTS)) if k in ("pfn", "size") else v) for k, v in pairs]
+            if key not in ("pfn", "prot", "size", "mapping"):
+                raise ValueError(f"entry check {key or value!r}: use pfn=, prot=, size=, "
+                                 "mapping=PFN|none")
+        pairs = [(k, str(read_value(v, "pfn" if k == "mapping" else k, CONSTANTS))
+                  if k in ("pfn", "size") or k == "mapping" and v != "none" else v)
+                 for k, v in pairs]
         return ("entry", vm, gfn), tuple(pairs)
     raise ValueError("expect subject must be `page P`, `vmN` or `vmN gfn G`")
 
@@ -411,6 +425,10 @@ def _entry_checks(state: State, vm: int, gfn: int, checks: tuple) -> list[tuple[
     got_state = "none" if leaf is None else _state_name(leaf.state)
     out.append(("state", checks[0][1], got_state))
     for key, want in checks[1:]:
+        if key == "mapping":  # the host's record of gfn: the pfn it names there
+            m = find_mapping(state.maps[vm], gfn)
+            out.append((key, want, "none" if m is None else str(m.pfn + gfn - m.gfn)))
+            continue
         if leaf is None:
             got = "-"
         elif key == "pfn":

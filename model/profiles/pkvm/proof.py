@@ -10,7 +10,8 @@ import functools
 import z3
 
 from model.profiles.pkvm.states import (
-    BLOCK_PAGES, PAGE_FIELDS, PAGE_INIT, Config, Contents, Leaf, Owner, PageState, State,
+    BLOCK_PAGES, PAGE_FIELDS, PAGE_INIT, Config, Contents, Leaf, Mapping, Owner, PageState,
+    State,
 )
 from model.profiles.pkvm.symbolic import (
     Machine, Symbolic, SymbolicState, SymbolicStep, ghost_invariant, initial,
@@ -89,17 +90,20 @@ def pools(q, named=()) -> dict:
             "slot": unique_terms(extra["slot"] + slots)}
 
 
-def small_leaves(q):
-    """Every leaf the query names is one page: a model that fits a small machine."""
+def small_models(q) -> list:
+    """Models that fit a small machine: every leaf the query names one page, first with the
+    machine's optional parts (memcache, host records) off, whose cells outside the query's
+    instances are otherwise free values that rarely make a reachable-looking state."""
     pre = Symbolic(q.m, q.pre)
-    return z3.And(*[z3.Implies(pre.is_valid(pre.e_state(v, g)), pre.e_size(v, g) == 1)
-                    for v, g in q.pools["entry"]])
+    pages = z3.And(*[z3.Implies(pre.is_valid(pre.e_state(v, g)), pre.e_size(v, g) == 1)
+                     for v, g in q.pools["entry"]])
+    return [z3.And(pages, z3.Not(q.m.memcache), z3.Not(q.m.records)), pages]
 
 
 def _machine(model, m: Machine) -> dict:
     ev = _evaluator(model)
     return {"ram": ev(m.ram), "mmio": ev(m.mmio), "nomap": ev(m.nomap), "guests": ev(m.guests),
-            "vcpus": ev(m.vcpus), "memcache": ev(m.memcache)}
+            "vcpus": ev(m.vcpus), "memcache": ev(m.memcache), "records": ev(m.records)}
 
 
 def _page_cells(view: Symbolic, ev, p) -> dict:
@@ -162,6 +166,7 @@ def concretize(q, model, profile) -> dict | None:
     new_vm = {v: i for i, v in enumerate(vms)}
     mc = tuple(ev(pre.memcache(v)) for v in vms) if ev(q.m.memcache) else (0,) * len(vms)
     small = Config(ram=len(rams), mmio=1, nomap=1, vcpus=max(1, ev(q.m.vcpus)),
+                   host_records=z3.is_true(model.eval(q.m.records, model_completion=True)),
                    guests=tuple(ev(pre.protected(v)) for v in vms), gfns=1, hole_pfns=1,
                    memcache=max(mc, default=0) + 1 if ev(q.m.memcache) else 0)
 
@@ -198,7 +203,9 @@ def concretize(q, model, profile) -> dict | None:
         s2.append(tuple(leaves))
     state = State(*[tuple(fields[f]) for f in PAGE_FIELDS],
                   life=tuple(ev(pre.life(v)) for v in vms), s2=tuple(s2),
-                  refs=tuple(ev(pre.refs(v)) for v in vms), mc=mc)
+                  refs=tuple(ev(pre.refs(v)) for v in vms), mc=mc,
+                  maps=tuple(_mappings(pre, ev, v, [g for vv, g in sorted(live) if vv == v],
+                                       new_pfn) for v in vms))
     args = tuple(pfn_of(a) if p == "pfn" else new_vm.get(a, len(vms)) if p == "vm" else a
                  for p, a in named.items())
     call = profile.call(q.t.name, args)
@@ -217,6 +224,16 @@ def concretize(q, model, profile) -> dict | None:
         return None
     return PkvmProof.concrete_counterexample(profile, small, state, call, outcome, q.prop,
                                              list(range(small.pages)))
+
+
+def _mappings(pre, ev, v, gfns, new_pfn) -> tuple:
+    """The host's page-sized records of vm v at the given gfns (a block does not fit)."""
+    out = []
+    for g in gfns:
+        nr = ev(pre.m_nr(v, g))
+        if nr:
+            out.append(Mapping(g, 1, new_pfn.get(ev(pre.m_pfn(v, g)), len(new_pfn))))
+    return tuple(out)
 
 
 def cases(q, ok, fail) -> list:
@@ -245,7 +262,7 @@ class PkvmProof(ProofHooks):
 
     pools = staticmethod(pools)
     cases = staticmethod(cases)
-    small_leaves = staticmethod(small_leaves)
+    small_models = staticmethod(small_models)
     concretize = staticmethod(concretize)
     counterexample = staticmethod(counterexample)
 
@@ -258,7 +275,7 @@ class PkvmProof(ProofHooks):
         """Facts that make the symbolic machine the concrete one of `config` (for BMC)."""
         return [m.ram == config.ram, m.mmio == config.mmio, m.nomap == config.nomap,
                 m.vcpus == config.vcpus, m.memcache == (config.memcache > 0),
-                m.guests == len(config.guests),
+                m.records == config.host_records, m.guests == len(config.guests),
                 *[z3.Select(m.protected, v) == flag for v, flag in enumerate(config.guests)]]
 
     @staticmethod

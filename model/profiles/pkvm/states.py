@@ -5,7 +5,8 @@ them. Per physical page it holds the host's, the hypervisor's and FF-A's view, t
 `host_share_guest_count`, the host stage-2 entry (zero, valid identity map, or invalid with an
 annotation), whether hyp stage-1 maps it, what it holds and the host kernel's own record of
 how often it shared it with the hypervisor (`hyp_shared_pfns`); per guest, its lifecycle, its
-stage-2 leaves, its refcount and the pages in its memcache. The static part of the machine (memory regions, guest kinds, the argument domains
+stage-2 leaves, its refcount, the pages in its memcache and the host kernel's own record of what
+it mapped into the guest (`pkvm_mappings`). The static part of the machine (memory regions, guest kinds, the argument domains
 the explorer tries) is the `Config`.
 """
 
@@ -106,6 +107,15 @@ class Leaf(NamedTuple):
     pfn: int  # pfn mapped at gfn (0 for POISON)
 
 
+class Mapping(NamedTuple):
+    """The host kernel's record of one guest mapping it made (arch/arm64/kvm/pkvm.c, `struct
+    pkvm_mapping` in the VM's `pkvm_mappings` tree): gfns [gfn, gfn + nr) -> pfns [pfn, pfn + nr)."""
+
+    gfn: int
+    nr: int
+    pfn: int
+
+
 PAGE_FIELDS = (
     "host", "hyp", "ffa", "pins", "count",
     "pte_kind", "pte_type", "pte_owner", "pte_handle", "pte_gfn",
@@ -158,6 +168,7 @@ class State(NamedTuple):
     s2: tuple  # per guest: tuple of Leaf sorted by gfn
     refs: tuple  # per guest: the VM's refcount, one per loaded vCPU
     mc: tuple  # per guest: pages in its memcache (all 0 when the memcache is not modelled)
+    maps: tuple  # per guest: the host's pkvm_mappings, tuple of Mapping sorted by gfn
 
 
 @dataclass(frozen=True)
@@ -178,7 +189,7 @@ class Config:
     host_discipline: bool = True  # the host finalizes a VM only once it holds nothing
     vcpus: int = 1  # vCPUs of each VM (each loaded one holds a reference on its VM)
     memcache: int = 0  # 0: not modelled (always enough); N: the host tops a VM's up to N pages
-    host_records: bool = False  # model the host kernel's hyp_shared_pfns (kvm_share_hyp())
+    host_records: bool = False  # model the host kernel's hyp_shared_pfns and pkvm_mappings
     max_shares: int = 2  # exploration bound on the structures the host shares on one pfn
 
     @property
@@ -224,7 +235,7 @@ def initial_state(config: Config) -> State:
     pages = [tuple([PAGE_INIT[f]] * n) for f in PAGE_FIELDS]
     guests = len(config.guests)
     return State(*pages, life=(Life.RUNNING,) * guests, s2=((),) * guests, refs=(0,) * guests,
-                 mc=(0,) * guests)
+                 mc=(0,) * guests, maps=((),) * guests)
 
 
 def find_leaf(leaves: tuple, gfn: int) -> Leaf | None:
@@ -232,6 +243,14 @@ def find_leaf(leaves: tuple, gfn: int) -> Leaf | None:
     for leaf in leaves:
         if leaf.gfn <= gfn < leaf.gfn + leaf.span:
             return leaf
+    return None
+
+
+def find_mapping(maps: tuple, gfn: int) -> Mapping | None:
+    """The host's record of a guest mapping covering gfn, if any."""
+    for m in maps:
+        if m.gfn <= gfn < m.gfn + m.nr:
+            return m
     return None
 
 

@@ -30,6 +30,9 @@ from model.symbolic import BOOL, INT, SymbolicReading, SymbolicSteps, fresh
 ENTRY_FIELDS = ("e_state", "e_prot", "e_pfn", "e_size")
 ENTRY_EMPTY = {"e_state": NOPAGE, "e_prot": 0, "e_pfn": 0, "e_size": 1}
 GHOST_FIELDS = ("nb", "slot", "holder_v", "holder_g")
+# The host's pkvm_mappings, per (vm, gfn): the pages of the record covering gfn (0: none) and
+# the pfn it maps there.
+MAPPING_FIELDS = ("m_nr", "m_pfn")
 
 
 def _sort_of(field: str):
@@ -72,7 +75,7 @@ class SymbolicState:
         arrays["life"] = z3.Array(f"life{tag}", INT, INT)
         arrays["refs"] = z3.Array(f"refs{tag}", INT, INT)
         arrays["mc"] = z3.Array(f"mc{tag}", INT, INT)
-        for f in ENTRY_FIELDS:
+        for f in ENTRY_FIELDS + MAPPING_FIELDS:
             arrays[f] = z3.Array(f"{f}{tag}", INT, INT, INT)
         arrays["nb"] = z3.Array(f"nb{tag}", INT, INT)
         arrays["slot"] = z3.Array(f"slot{tag}", INT, INT, INT)
@@ -172,6 +175,14 @@ class Symbolic(PageReads, SymbolicReading):
     def e_prot(self, vm, g): return self._e("e_prot", vm, g)
     def e_pfn(self, vm, g): return self._e("e_pfn", vm, g)
     def e_size(self, vm, g): return self._e("e_size", vm, g)
+
+    def forall_mappings(self, pred):
+        """pred holds for every (vm, gfn) a host record covers (quantified like entries)."""
+        return self._quantify("entry", lambda v, g: z3.And(
+            v >= 0, g >= 0, self.is_guest(v), self.m_nr(v, g) != 0), pred, arity=2)
+
+    def m_nr(self, vm, g): return z3.If(self.is_guest(vm), self._e("m_nr", vm, g), 0)
+    def m_pfn(self, vm, g): return z3.If(self.is_guest(vm), self._e("m_pfn", vm, g), 0)
 
     def borrowers(self, p):
         """The ghost count of borrowers; `ghost_invariant` ties it to the real entries."""
@@ -279,6 +290,21 @@ class SymbolicStep(SymbolicSteps, Symbolic):
         self._set_entries(lambda v, g: v == vm,
                           {f: (lambda v, g, x=x: x) for f, x in ENTRY_EMPTY.items()})
 
+    def record_mapping(self, vm, gfn, nr, pfn):
+        """The host's record of [gfn, gfn + nr) -> pfn.. (only on a machine that models it)."""
+        on = self.machine.records
+        self._set_entries(lambda v, g: z3.And(on, v == vm, g >= gfn, g < gfn + nr), {
+            "m_nr": lambda v, g: nr, "m_pfn": lambda v, g: pfn + (g - gfn)})
+
+    def drop_mapping(self, vm, gfn, nr):
+        """The host's records of gfns [gfn, gfn + nr) removed (the callers name a whole record:
+        the leaf the hypercall just unmapped, which the record matches)."""
+        self._set_entries(lambda v, g: z3.And(v == vm, g >= gfn, g < gfn + nr),
+                          {f: (lambda v, g: 0) for f in MAPPING_FIELDS})
+
+    def drop_mappings(self, vm):
+        self._set_entries(lambda v, g: v == vm, {f: (lambda v, g: 0) for f in MAPPING_FIELDS})
+
     # -- the ghost bijection -----------------------------------------------------------------
     def _post_read(self, field, *idx):
         return z3.Select(self.post[field], *idx)
@@ -336,6 +362,8 @@ def initial(machine: Machine) -> SymbolicState:
     v, g = fresh("v"), fresh("g")
     for f, x in ENTRY_EMPTY.items():
         arrays[f] = z3.Lambda([v, g], z3.IntVal(int(x)))
+    for f in MAPPING_FIELDS:
+        arrays[f] = z3.Lambda([v, g], z3.IntVal(0))
     arrays["nb"] = z3.K(INT, z3.IntVal(0))
     for f in ("slot", "holder_v", "holder_g"):
         arrays[f] = z3.Array(f"{f}_init", INT, INT, INT)

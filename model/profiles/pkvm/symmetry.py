@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 from model.profiles.pkvm.states import (
-    BLOCK_PAGES, PAGE_FIELDS, POISON, Config, Contents, Leaf, Owner, State,
+    BLOCK_PAGES, PAGE_FIELDS, POISON, Config, Contents, Leaf, Mapping, Owner, State,
 )
 
 
@@ -29,7 +29,8 @@ class Symmetry:
     and stage-2 to the new handle, and renames the identifiers stored *inside* the state: the
     host stage-2 annotation of a guest-owned page (`pte_handle`, `pte_gfn`, only when
     `pte_owner` is GUEST: otherwise they are not names), each leaf's gfn and pfn (a POISON leaf
-    maps no pfn) and SECRET contents, which name the VM whose secret they are. This is a
+    maps no pfn), each of the host's mapping records' gfn and pfn, and SECRET contents, which
+    name the VM whose secret they are. This is a
     bijection on states (its inverse is the renaming by the inverse permutations).
 
     Why exploring representatives is sound. Every transition body reads and writes pages, VMs
@@ -46,7 +47,8 @@ class Symmetry:
 
     The representative is the least renaming under tuple order, taken over all page and guest
     permutations; gfns are not enumerated but sorted by a signature that names no gfn (the leaf
-    at that gfn with its pfn already renamed, and the renamed pfns whose annotation names it).
+    at that gfn with its pfn already renamed, the host's record there with its pfn renamed, and
+    the renamed pfns whose annotation names it).
     Two gfns with the same signature hold the same leaf and no annotation names either, so
     swapping them fixes the state: any order among them gives the same image. The
     representative therefore depends only on the orbit.
@@ -139,6 +141,10 @@ class Symmetry:
                 if leaf.span != 1 or leaf.size != 1 or (
                         self.gfn_symmetry and leaf.gfn >= self.gfns):
                     return False
+        for maps in state.maps:
+            for m in maps:
+                if m.nr != 1 or (self.gfn_symmetry and m.gfn >= self.gfns):
+                    return False
         return True
 
     # -- the renaming ----------------------------------------------------------------------------
@@ -155,7 +161,9 @@ class Symmetry:
             for leaf in leaves:
                 pfn = pi[leaf.pfn] if leaf.state != POISON and leaf.pfn < n else leaf.pfn
                 at[leaf.gfn] = (leaf.span, leaf.size, leaf.state, leaf.prot, pfn)
-            sigs = [(at.get(g, ()), tuple(sorted(refs.get((vm, g), ())))) for g in range(gfns)]
+            rec = {m.gfn: pi[m.pfn] if m.pfn < n else m.pfn for m in state.maps[vm]}
+            sigs = [(at.get(g, ()), rec.get(g, -1), tuple(sorted(refs.get((vm, g), ()))))
+                    for g in range(gfns)]
             order = sorted(range(gfns), key=sigs.__getitem__)
             tau = [0] * gfns
             for new, old in enumerate(order):
@@ -193,7 +201,15 @@ class Symmetry:
             s2.append(tuple(leaves))
         refs = tuple(state.refs[sinv[w]] for w in range(guests))
         mc = tuple(state.mc[sinv[w]] for w in range(guests))
-        return State(*fields, life=life, s2=tuple(s2), refs=refs, mc=mc)
+        maps = []
+        for w in range(guests):
+            v = sinv[w]
+            tau = taus[v] if taus is not None else None
+            maps.append(tuple(sorted(
+                Mapping(tau[m.gfn] if tau is not None and m.gfn < gfns else m.gfn, m.nr,
+                        pi[m.pfn] if m.pfn < n else m.pfn)
+                for m in state.maps[v])))
+        return State(*fields, life=life, s2=tuple(s2), refs=refs, mc=mc, maps=tuple(maps))
 
     def canonical(self, state: State) -> State:
         """The orbit's representative (the state itself when no renaming applies)."""

@@ -98,6 +98,22 @@ def check_guest_page_leaf(s, vm, gfn):
     yield s.require(s.e_size(vm, gfn) == 1, E2BIG, "leaf_level")
 
 
+def check_host_mapping(s, vm, gfn, kind):
+    """pkvm_pgtable_stage2_map() (arch/arm64/kvm/pkvm.c), with the host's records modelled and
+    for the VM kind its hypercall serves, looks up its own record at gfn before any hypercall:
+    one there is a racing vCPU's fault (-EAGAIN) or, for a protected VM, a fault on an IPA the
+    host poisoned (__pkvm_vcpu_in_poison_fault: -EFAULT)."""
+    free = s.Or(s.Not(s.host_records()), s.protected(vm) != kind, s.m_nr(vm, gfn) == 0)
+    yield s.require(s.Or(free, s.e_state(vm, gfn) != POISON), EFAULT, "host_poisoned")
+    yield s.require(free, EAGAIN, "host_record")
+
+
+def recorded(s, vm, gfn):
+    """Whether the host's wrapper makes the hypercall for gfn: always without records; with
+    them, only for a gfn it has a record of (its loops walk pkvm_mappings: none, no call)."""
+    return s.Or(s.Not(s.host_records()), s.m_nr(vm, gfn) != 0)
+
+
 # -- host <-> hypervisor -----------------------------------------------------------------------
 
 def _share_limit(s, pfn):
@@ -222,7 +238,10 @@ def _share_guest_page(s, p):
 
 @transition("host", "guest")
 def host_share_guest(s, pfn, gfn, nr, vm, prot):
-    """The host maps its page (or 2 MiB block) into a non-protected guest, which borrows it."""
+    """The host maps its page (or 2 MiB block) into a non-protected guest, which borrows it.
+    With its records modelled, through pkvm_pgtable_stage2_map(): a record once the hypercall
+    succeeded, none when it failed."""
+    yield from check_host_mapping(s, vm, gfn, False)
     yield from check_vm(s, vm, Life.RUNNING)
     yield s.require(s.Not(s.protected(vm)), EINVAL, "vm_kind")
     yield from check_memcache(s, vm)
@@ -236,31 +255,39 @@ def host_share_guest(s, pfn, gfn, nr, vm, prot):
     s.set_range("count", pfn, nr, lambda p: s.count(p) + 1)
     yield from stage2_map_memcache(s, vm)
     s.map_leaf(vm, gfn, nr, SHARED_BORROWED, prot, pfn)
+    s.record_mapping(vm, gfn, nr, pfn)
 
 
 @transition("host", "guest")
 def host_unshare_guest(s, gfn, nr, vm):
-    """The host unmaps a page (or block) it shared with a non-protected guest."""
-    yield from check_vm(s, vm, Life.RUNNING, Life.DYING)
-    yield s.require(s.Not(s.protected(vm)), EINVAL, "vm_kind")
-    yield from check_leaf_size(s, nr, gfn)
-    yield s.require(s.is_valid(s.e_state(vm, gfn)), ENOENT, "leaf_valid")
-    yield s.require(s.e_size(vm, gfn) == nr, E2BIG, "leaf_level")
-    yield s.require(s.e_state(vm, gfn) == SHARED_BORROWED, EPERM, "guest_state")
-    pfn = s.e_pfn(vm, gfn)
-    yield s.each_page(pfn, nr, lambda p: s.If(s.host(p) != SHARED_OWNED, -EPERM,
-                                                s.If(s.count(p) == 0, -EINVAL, 0)),
-                      "host_state")
-    s.unmap_leaf(vm, gfn, nr)
-    s.set_range("count", pfn, nr, lambda p: s.count(p) - 1)
-    s.set_range("host", pfn, nr, lambda p: s.If(s.count(p) == 1, OWNED, SHARED_OWNED))
+    """The host unmaps a page (or block) it shared with a non-protected guest. With its records
+    modelled, through __pkvm_pgtable_stage2_unshare(): only a gfn it has a record of, whose
+    record goes once the hypercall succeeded and stays when it failed (the kernel WARNs)."""
+    with s.when(recorded(s, vm, gfn)):
+        yield from check_vm(s, vm, Life.RUNNING, Life.DYING)
+        yield s.require(s.Not(s.protected(vm)), EINVAL, "vm_kind")
+        yield from check_leaf_size(s, nr, gfn)
+        yield s.require(s.is_valid(s.e_state(vm, gfn)), ENOENT, "leaf_valid")
+        yield s.require(s.e_size(vm, gfn) == nr, E2BIG, "leaf_level")
+        yield s.require(s.e_state(vm, gfn) == SHARED_BORROWED, EPERM, "guest_state")
+        pfn = s.e_pfn(vm, gfn)
+        yield s.each_page(pfn, nr, lambda p: s.If(s.host(p) != SHARED_OWNED, -EPERM,
+                                                    s.If(s.count(p) == 0, -EINVAL, 0)),
+                          "host_state")
+        s.unmap_leaf(vm, gfn, nr)
+        s.set_range("count", pfn, nr, lambda p: s.count(p) - 1)
+        s.set_range("host", pfn, nr, lambda p: s.If(s.count(p) == 1, OWNED, SHARED_OWNED))
+        s.drop_mapping(vm, gfn, nr)
 
 
 # -- host <-> protected guests -----------------------------------------------------------------
 
 @transition("host", "guest")
 def host_donate_guest(s, pfn, gfn, vm):
-    """On a protected guest's fault the host donates a page; the guest owns it, mapped RWX."""
+    """On a protected guest's fault the host donates a page; the guest owns it, mapped RWX.
+    With its records modelled, through pkvm_pgtable_stage2_map(): a record once the hypercall
+    succeeded, none when it failed."""
+    yield from check_host_mapping(s, vm, gfn, True)
     yield from check_vm(s, vm, Life.RUNNING)
     yield s.require(s.protected(vm), EINVAL, "vm_kind")
     yield from check_memcache(s, vm)
@@ -272,6 +299,7 @@ def host_donate_guest(s, pfn, gfn, vm):
     set_pte(s, pfn, 1, PteKind.ANNOTATED, Annotation.DONATION, Owner.GUEST, vm, gfn)
     yield from stage2_map_memcache(s, vm)
     s.map_leaf(vm, gfn, 1, OWNED, PROT_RWX, pfn)
+    s.record_mapping(vm, gfn, 1, pfn)
 
 
 @transition("guest", "host")
@@ -304,7 +332,9 @@ def guest_unshare_host(s, vm, gfn):
 
 @transition("host", "guest")
 def host_force_reclaim_page_guest(s, pfn):
-    """The host's fault handler takes back a donated page: zeroed, and POISON for the guest."""
+    """The host's fault handler takes back a donated page: zeroed, and POISON for the guest.
+    The host keeps its record of the mapping (pkvm_force_reclaim_guest_page() leaves
+    pkvm_mappings alone: the page stays pinned until the guest is destroyed)."""
     yield from check_range(s, pfn, 1)
     yield s.require(s.host(pfn) == NOPAGE, EAGAIN, "host_state")
     yield s.require(s.And(s.pte_kind(pfn) == PteKind.ANNOTATED,
@@ -370,19 +400,24 @@ def start_teardown_vm(s, vm):
 
 @transition("host", "guest")
 def reclaim_dying_guest_page(s, vm, gfn):
-    """The host takes back a dying protected guest's page, zeroing what the guest owned."""
-    yield from check_vm_exists(s, vm)
-    yield s.require(s.life(vm) == Life.DYING, EINVAL, "vm_dying")
-    state = s.e_state(vm, gfn)
-    yield s.require(s.Or(state == POISON, s.is_valid(state)), ENOENT, "leaf_valid")
-    yield s.require(s.Or(state == POISON, state == OWNED, state == SHARED_OWNED), EPERM, "guest_state")
-    pfn = s.e_pfn(vm, gfn)
-    s.unmap_leaf(vm, gfn, 1)
-    with s.when(state == OWNED):
-        s.set("contents", pfn, Contents.ZERO)
-        set_pte(s, pfn, 1, PteKind.VALID)
-    with s.when(state != POISON):
-        s.set("host", pfn, OWNED)
+    """The host takes back a dying protected guest's page, zeroing what the guest owned. With
+    its records modelled, through __pkvm_pgtable_stage2_reclaim(): only a gfn it has a record
+    of, whose record goes once the hypercall succeeded and stays when it failed (WARN)."""
+    with s.when(recorded(s, vm, gfn)):
+        yield from check_vm_exists(s, vm)
+        yield s.require(s.life(vm) == Life.DYING, EINVAL, "vm_dying")
+        state = s.e_state(vm, gfn)
+        yield s.require(s.Or(state == POISON, s.is_valid(state)), ENOENT, "leaf_valid")
+        yield s.require(s.Or(state == POISON, state == OWNED, state == SHARED_OWNED), EPERM,
+                        "guest_state")
+        pfn = s.e_pfn(vm, gfn)
+        s.unmap_leaf(vm, gfn, 1)
+        with s.when(state == OWNED):
+            s.set("contents", pfn, Contents.ZERO)
+            set_pte(s, pfn, 1, PteKind.VALID)
+        with s.when(state != POISON):
+            s.set("host", pfn, OWNED)
+        s.drop_mapping(vm, gfn, 1)
 
 
 def _holds_nothing(s, vm):
@@ -392,12 +427,14 @@ def _holds_nothing(s, vm):
 
 @transition("host", "hyp", discipline=_holds_nothing)
 def finalize_teardown_vm(s, vm):
-    """The host finishes destroying a dying VM; its stage-2 and memcache go back to the host."""
+    """The host finishes destroying a dying VM; its stage-2 and memcache go back to the host,
+    and the host frees its own records of the VM's mappings with its kvm_pgtable."""
     yield from check_vm_exists(s, vm)
     yield s.require(s.life(vm) == Life.DYING, EBUSY, "vm_dying")
     s.set_life(vm, Life.TORN_DOWN)
     s.clear_vm(vm)
     s.set_memcache(vm, 0)
+    s.drop_mappings(vm)
 
 
 # -- the VMM frees guest memory ----------------------------------------------------------------

@@ -54,12 +54,12 @@ class Hypervisor:
         "host_stage2_pte", "host_stage2_leaves", "hyp_stage1_pte", "hyp_stage1_maps",
         "hyp_stage1_leaves", "hyp_page", "ffa_state", "contents", "nr_vms", "vm_state",
         "vm_is_protected", "guest_leaves", "guest_pfn_states", "page_states", "page_state",
-        "hyp_shared_pfn_count",
+        "hyp_shared_pfn_count", "host_mappings",
         "snapshot", "identical", "clone",
     )
 
     __slots__ = ("nr_ram_pages", "nr_mmio_pages", "nr_nomap_pages", "pin_max", "count_max",
-                 "memcaches", "host_records", "hyp_shared_pfns", "hyp_pool", "host_mmu",
+                 "memcaches", "host_records", "hyp_shared_pfns", "pkvm_mappings", "hyp_pool", "host_mmu",
                  "pkvm_pgtable", "hyp_vmemmap", "ffa_borrowed", "phys_mem", "vm_table")
 
     def __init__(self, ram_pages, mmio_pages, pin_max=U16_MAX, count_max=U32_MAX, nomap_pages=0,
@@ -83,6 +83,7 @@ class Hypervisor:
         self.memcaches = memcaches
         self.host_records = host_records
         self.hyp_shared_pfns = {}  # the host kernel's record (mmu.c): pfn -> count
+        self.pkvm_mappings = {}  # the host's per-VM records (pkvm.c): handle -> {gfn: mapping}
         self.hyp_pool = HypPool()
         self.host_mmu = KvmPgtable(self.hyp_pool)
         self.pkvm_pgtable = KvmPgtable(self.hyp_pool)
@@ -135,12 +136,20 @@ class Hypervisor:
         return mem_protect.pkvm_host_unshare_ffa(self, pfn, nr)
 
     def host_share_guest(self, pfn, gfn, nr, vm, prot):
+        """With host records, through the host's pkvm_pgtable_stage2_map(); else the bare
+        hypercall (so for the next two)."""
+        if self.host_records:
+            return host.host_share_guest(self, pfn, gfn, nr, vm, prot)
         return mem_protect.pkvm_host_share_guest(self, pfn, gfn, nr, vm, prot)
 
     def host_unshare_guest(self, gfn, nr, vm):
+        if self.host_records:
+            return host.pkvm_pgtable_stage2_unshare(self, gfn, nr, vm)
         return mem_protect.pkvm_host_unshare_guest(self, gfn, nr, vm)
 
     def host_donate_guest(self, pfn, gfn, vm):
+        if self.host_records:
+            return host.host_donate_guest(self, pfn, gfn, vm)
         return mem_protect.pkvm_host_donate_guest(self, pfn, gfn, vm)
 
     def guest_share_host(self, vm, gfn):
@@ -156,10 +165,15 @@ class Hypervisor:
         return pkvm.pkvm_start_teardown_vm(self, vm)
 
     def reclaim_dying_guest_page(self, vm, gfn):
+        if self.host_records:
+            return host.pkvm_pgtable_stage2_reclaim(self, vm, gfn)
         return pkvm.pkvm_reclaim_dying_guest_page(self, vm, gfn)
 
     def finalize_teardown_vm(self, vm):
-        return pkvm.pkvm_finalize_teardown_vm(self, vm)
+        ret = pkvm.pkvm_finalize_teardown_vm(self, vm)
+        if not ret:
+            host.pkvm_pgtable_stage2_destroy(self, vm)
+        return ret
 
     def hole_punch(self, vm, gfn):
         return pkvm.pkvm_hole_punch(self, vm, gfn)
@@ -204,6 +218,10 @@ class Hypervisor:
     def hyp_shared_pfn_count(self, pfn):
         """The host's hyp_shared_pfns count of pfn (0: no record)."""
         return self.hyp_shared_pfns.get(pfn, 0)
+
+    def host_mappings(self, vm):
+        """The host's pkvm_mappings of a VM as (gfn, nr_pages, pfn), by gfn."""
+        return sorted((m.gfn, m.nr_pages, m.pfn) for m in self.pkvm_mappings.get(vm, {}).values())
 
     def ffa_state(self, pfn):
         """The FF-A proxy's record: SHARED_BORROWED for a page shared with the secure world."""
@@ -283,7 +301,9 @@ class Hypervisor:
         """The complete machine state as nested tuples: equal iff bit-for-bit equal."""
         return (self.nr_ram_pages, self.nr_mmio_pages, self.nr_nomap_pages, self.pin_max,
                 self.count_max, self.memcaches, self.host_records,
-                tuple(sorted(self.hyp_shared_pfns.items())), self.hyp_pool.snapshot(),
+                tuple(sorted(self.hyp_shared_pfns.items())),
+                tuple(sorted((vm, tuple(sorted(ms.items()))) for vm, ms in self.pkvm_mappings.items())),
+                self.hyp_pool.snapshot(),
                 self.host_mmu.pgd, self.pkvm_pgtable.pgd, tuple(self.hyp_vmemmap),
                 bytes(self.ffa_borrowed), tuple(self.phys_mem),
                 tuple((vm.handle, vm.is_protected, int(vm.state), vm.pgt.pgd, tuple(vm.loaded),
@@ -295,6 +315,7 @@ class Hypervisor:
         if (self.hyp_vmemmap != other.hyp_vmemmap or self.phys_mem != other.phys_mem
                 or self.ffa_borrowed != other.ffa_borrowed
                 or self.hyp_shared_pfns != other.hyp_shared_pfns
+                or self.pkvm_mappings != other.pkvm_mappings
                 or self.host_mmu.pgd != other.host_mmu.pgd
                 or self.pkvm_pgtable.pgd != other.pkvm_pgtable.pgd
                 or not self.hyp_pool.identical(other.hyp_pool)
@@ -323,6 +344,7 @@ class Hypervisor:
         new.memcaches = self.memcaches
         new.host_records = self.host_records
         new.hyp_shared_pfns = dict(self.hyp_shared_pfns)
+        new.pkvm_mappings = {vm: dict(ms) for vm, ms in self.pkvm_mappings.items()}
         new.hyp_pool = pool = self.hyp_pool.clone()
         new.host_mmu = self.host_mmu.clone(pool)
         new.pkvm_pgtable = self.pkvm_pgtable.clone(pool)

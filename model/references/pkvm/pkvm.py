@@ -6,7 +6,6 @@ from errno import EBUSY, EINVAL, ENOENT
 from .memcache import reclaim_memcache, topup_hyp_memcache
 from .mem_protect import (
     guest_leaf_phys, pkvm_host_force_reclaim_page_guest, pkvm_host_reclaim_page_guest,
-    pkvm_host_unshare_guest,
 )
 from .pgtable import kvm_pgtable_destroy, kvm_pgtable_get_leaf
 from .pte import PAGE_SHIFT, kvm_granule_size, kvm_pte_valid
@@ -119,4 +118,6 @@ def pkvm_hole_punch(pkvm, handle, gfn):
     if vm.is_protected:
         return pkvm_host_force_reclaim_page_guest(pkvm, guest_leaf_phys(pte, level, ipa) >> PAGE_SHIFT)
     granule = kvm_granule_size(level)
-    return pkvm_host_unshare_guest(pkvm, (ipa & ~(granule - 1)) >> PAGE_SHIFT, granule >> PAGE_SHIFT, handle)
+    # the host's unmap path (kvm_unmap_gfn_range): through its records when it keeps them
+    return pkvm.host_unshare_guest((ipa & ~(granule - 1)) >> PAGE_SHIFT, granule >> PAGE_SHIFT,
+                                   handle)

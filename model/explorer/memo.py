@@ -83,7 +83,8 @@ class _ReadKeyed:
         self.picks: list = []  # per read set: a state's field ids -> those of its fields
         self.bundles: list[dict] = []  # per read set: key -> _Bundle
         self.slot_rids: list[list] = [[] for _ in range(slots)]  # per slot: where it is filed
-        self.pairs: dict = {}  # one (slot, answer) object per distinct pair, and one tuple of it
+        self.pairs: dict = {}  # one (slot, answer) object per distinct pair
+        self.shapes: dict = {}  # one _Bundle per distinct tuple of pairs
         self.state = None
         self.ids: list[int] = []
         self.at: list = []  # per read set: the current state's bundle, or None
@@ -121,14 +122,16 @@ class _ReadKeyed:
             self.picks.append(_pick([fields.index(n) for n in names]))
             self.bundles.append({})
             self.at.append(None)
-        bundle = self.at[rid]
-        if bundle is None:
-            bundle = self.at[rid] = self.bundles[rid][_key(self.picks[rid](self.ids))] = _Bundle()
         pair = self.pairs.get((slot, id(answer)))
         if pair is None:
             pair = self.pairs[(slot, id(answer))] = (slot, answer)
-            self.pairs[id(pair)] = (pair,)
-        bundle.add(pair, self.pairs[id(pair)])
+        old = self.at[rid]
+        pairs = (pair,) if old is None else tuple(sorted(
+            [p for p in old.pairs if p[0] != slot] + [pair]))
+        bundle = self.shapes.get(pairs)
+        if bundle is None:
+            bundle = self.shapes[pairs] = _Bundle(pairs)
+        self.at[rid] = self.bundles[rid][_key(self.picks[rid](self.ids))] = bundle
         if rid not in self.slot_rids[slot]:
             self.slot_rids[slot].append(rid)
 
@@ -264,32 +267,18 @@ class Stepper(_ReadKeyed):
         return outcome
 
 
-_BITS = [1 << slot for slot in range(1024)]  # one mask object per lone slot
-
-
 class _Bundle:
     """The answers recorded under one key of a read set: whichever slots they are, they hold on
-    every state with those values, so a sweep takes them all with one lookup. `partition`
-    sorts them once per generation into quiet ones (counted only), skipped ones and the rest.
-    Most bundles hold one answer: its pair, the tuple of it and the mask are shared between
-    bundles, and `loud` is `pairs` itself when every answer is loud."""
+    every state with those values, so a sweep takes them all with one lookup. A bundle never
+    changes (a new answer files a new one) and is shared by every key with the same answers,
+    so a key costs only its bytes and its dict slot, and `partition` sorts each distinct bundle
+    once per generation into quiet ones (counted only), skipped ones and the rest."""
 
     __slots__ = ("mask", "pairs", "generation", "quiet_mask", "quiet_count", "loud")
 
-    def __init__(self):
-        self.mask = 0
-        self.pairs: tuple = ()  # (slot, answer), by slot
-        self.generation = -1
-
-    def add(self, pair: tuple, alone: tuple) -> None:
-        """File `pair` (slot, answer); `alone` is the shared tuple of it."""
-        slot = pair[0]
-        if self.pairs:
-            self.pairs = tuple(sorted([p for p in self.pairs if p[0] != slot] + [pair]))
-            self.mask |= 1 << slot
-        else:
-            self.pairs = alone
-            self.mask = _BITS[slot] if slot < len(_BITS) else 1 << slot
+    def __init__(self, pairs: tuple):
+        self.pairs = pairs  # (slot, answer), by slot
+        self.mask = sum(1 << slot for slot, _answer in pairs)
         self.generation = -1
 
     def answer(self, slot: int):

@@ -44,13 +44,14 @@ class Violation:
 class Arcs:
     """The reachable graph as the search grows it, in flat integer arrays (a networkx graph
     costs hundreds of bytes per edge): one entry per (source, target) pair, added source by
-    source in increasing order, so a source's arcs are the run `start[u]:start[u + 1]` (8
-    bytes an arc: its target and the id of its interned tuple of call indexes)."""
+    source in increasing order, so a source's arcs are the run `start[u]:start[u + 1]` (5
+    bytes an arc while fewer than 256 distinct sets of calls label them: its target and the id
+    of its interned tuple of call indexes, as narrow as the ids so far allow)."""
 
     def __init__(self):
         self.start = array("i", [0])  # per source node, where its arcs begin; then the end
         self.dst = array("i")
-        self.call_ids = array("i")
+        self.call_ids = array("B")
         self.call_sets: list[tuple] = []
         self._ids: dict[tuple, int] = {}
 
@@ -67,6 +68,8 @@ class Arcs:
         if cid is None:
             cid = self._ids[key] = len(self.call_sets)
             self.call_sets.append(key)
+            if cid in (256, 65536):  # the ids outgrow their width
+                self.call_ids = array("H" if cid == 256 else "I", self.call_ids)
         self.call_ids.append(cid)
 
     def __len__(self) -> int:

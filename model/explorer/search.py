@@ -42,7 +42,7 @@ from typing import Callable, Iterable
 from model.explorer.graph import graph_properties
 from model.explorer.memo import Reads, StateChecker, Stepper
 from model.explorer.results import GRAPH_CHECKS, Arcs, Exploration, Violation
-from model.explorer.table import StateTable
+from model.explorer.table import Keys, StateTable
 from model.explorer.traces import Asymmetric, blame, errno_known, trace
 from model.properties import Property
 
@@ -110,9 +110,12 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     s0_ids = ids(s0)
     states.add(pack(s0_ids))
     stepper = Stepper(profile, config, cs, states) if memo else None
-    nodes = states.nodes
-    raw_ids = {} if not sym.trivial else nodes  # successor's key -> node id, before canonicalisation
-    raw_get = raw_ids.get
+    node_of = states.get
+    # Under symmetry, a raw successor's node is remembered: by its own key when it is its
+    # canonical form (`plain`, per node: seen to be), else in `raw` (its key's number there
+    # indexes `raw_node`).
+    symmetric = not sym.trivial
+    raw, raw_node, plain = Keys(), array("i"), bytearray(symmetric)
     names = [c.name for c in cs]
     range_calls = range(len(cs))
     parent, via, depth_of = array("i", [-1]), array("i", [-1]), array("i", [0])  # per node
@@ -244,27 +247,39 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                     edges += 1
                     t_ids = ids(t, s, s_ids)
                     t_key = pack(t_ids)
-                    target = raw_get(t_key)
-                    if target is None:
-                        if raw_ids is nodes:  # no symmetry: raw_get was the lookup
-                            c, c_ids, c_key = t, t_ids, t_key
+                    target = node_of(t_key)
+                    fresh = False  # canonicalised here
+                    if not symmetric:
+                        c, c_ids, c_key = t, t_ids, t_key
+                    elif target is None or not plain[target]:
+                        r = raw.get(t_key)
+                        if r is not None:
+                            target = raw_node[r]
                         else:
+                            fresh = True
                             c = canon(t)
                             c_ids = ids(c)
                             c_key = pack(c_ids)
-                            target = nodes.get(c_key)
-                        if target is None:
-                            if max_states is not None and len(states) >= max_states:
-                                truncated, stopped = True, "max_states"
-                                continue
-                            target = states.add(c_key)
-                            parent.append(node)
-                            via.append(ci)
-                            depth_of.append(depth + 1)
-                            nxt.append(target)
-                            check_state(target, c, c_ids)
-                        if raw_ids is not nodes:
-                            raw_ids[t_key] = target
+                            if c_key != t_key:
+                                target = node_of(c_key)
+                    if target is None:
+                        if max_states is not None and len(states) >= max_states:
+                            truncated, stopped = True, "max_states"
+                            continue
+                        target = states.add(c_key)
+                        parent.append(node)
+                        via.append(ci)
+                        depth_of.append(depth + 1)
+                        nxt.append(target)
+                        check_state(target, c, c_ids)
+                        if symmetric:
+                            plain.append(0)
+                    if fresh:
+                        if c_key == t_key:
+                            plain[target] = 1
+                        else:
+                            raw.add(t_key)
+                            raw_node.append(target)
                     targets = out.get(target)
                     if targets is None:
                         out[target] = [ci]
@@ -275,7 +290,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 if sweep and before != (len(found), len(pending_step)):
                     verdicts.clear()  # a failure that was loud may be quiet now
                     stepper.generation += 1
-                if node < symmetry_check and not sym.trivial and stopped != "max_states":
+                if node < symmetry_check and symmetric and stopped != "max_states":
                     _check_equivariance(profile, config, stepper or Stepper(profile, config, cs), cs,
                                         sym, s, step_always)
                 if progress is not None:
@@ -289,8 +304,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     except stops as stop:  # Ctrl-C or a deadline: keep what was found
         truncated, stopped, interruption = True, "interrupted", stop
         states.truncate(len(depth_of))  # a state added as the interrupt came, its parent not
-    if raw_ids is not nodes:
-        raw_ids.clear()
+    raw = raw_node = plain = None  # not needed past the search
     complete = not truncated
     seconds = time.perf_counter() - start
     if progress is not None and interruption is None:

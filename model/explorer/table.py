@@ -4,12 +4,15 @@ A state is a named tuple of fields, and most fields take few distinct values ove
 search (a successor changes one or two fields of its parent). So each field's distinct values
 are kept once, numbered in the order they are met, and a state is the concatenation of its
 fields' numbers (each a little-endian base-128 varint, so any number of values fits and the
-key decodes uniquely). A key is about as many bytes as the state has fields, and bytes cache
-their hash: the table holds tens of bytes per state where tuples of tuples held hundreds.
+key decodes uniquely). A key is about as many bytes as the state has fields. The keys are not
+kept as bytes objects in a dict (about 140 bytes a state, most of it object headers and the
+dict's slots) but end to end in one bytearray, found through an open-addressing index of node
+ids (`Keys`): about 35 bytes a state, for a lookup written in Python rather than C.
 """
 
 from __future__ import annotations
 
+from array import array
 from itertools import compress
 from operator import getitem, is_not
 
@@ -18,8 +21,8 @@ class StateTable:
     """States by node id (`table[i]` is the state of node i) and node ids by state."""
 
     def __init__(self):
-        self.keys: list[bytes] = []
-        self.nodes: dict[bytes, int] = {}
+        self.keys = Keys()
+        self.get = self.keys.get  # the node id of a key, or None
         self._kind = None  # the states' named-tuple type
         self._fields = range(0)
         self._ids: list[dict] = []  # per field: value -> id
@@ -92,9 +95,7 @@ class StateTable:
     # -- the table ---------------------------------------------------------------------------
     def add(self, key: bytes) -> int:
         """Store a new state by its key; its node id."""
-        node = self.nodes[key] = len(self.keys)
-        self.keys.append(key)
-        return node
+        return self.keys.add(key)
 
     def expand(self, node: int) -> tuple:
         """(state, field ids) of a node."""
@@ -103,24 +104,82 @@ class StateTable:
 
     def __getitem__(self, node):
         if isinstance(node, slice):
-            return [self.build(self.decode(k)) for k in self.keys[node]]
+            return [self[n] for n in range(len(self))[node]]
         return self.build(self.decode(self.keys[node]))
 
     def __len__(self) -> int:
         return len(self.keys)
 
     def __iter__(self):
-        for key in self.keys:
-            yield self.build(self.decode(key))
+        for node in range(len(self.keys)):
+            yield self[node]
 
     def __eq__(self, other) -> bool:
         return list(self) == list(other)
 
     def truncate(self, nodes: int) -> None:
         """Forget every node from `nodes` on."""
-        for key in self.keys[nodes:]:
-            del self.nodes[key]
-        del self.keys[nodes:]
+        self.keys.truncate(nodes)
+
+
+class Keys:
+    """Distinct bytes keys numbered 0, 1, ... in the order they are added: `keys[i]` is key i,
+    `get(key)` its number. The keys lie end to end in one bytearray (`starts[i]` is where key
+    i begins); the index is an array of numbers by hash, probed linearly and never more than
+    half full, so a key costs its bytes and 12 to 16 bytes more."""
+
+    def __init__(self):
+        self._blob = bytearray()
+        self._starts = array("q", [0])  # key i is blob[starts[i]:starts[i + 1]]
+        self._slots = array("i", [-1]) * 8  # a key's number at its hash (probing on), -1 free
+        self._mask = 7
+
+    def get(self, key: bytes) -> int | None:
+        blob, starts, slots, mask = self._blob, self._starts, self._slots, self._mask
+        i = hash(key) & mask
+        n = slots[i]
+        while n >= 0:
+            if blob[starts[n]:starts[n + 1]] == key:
+                return n
+            i = (i + 1) & mask
+            n = slots[i]
+        return None
+
+    def add(self, key: bytes) -> int:
+        """Number a key that `get` does not know."""
+        n = len(self._starts) - 1
+        self._blob += key
+        self._starts.append(len(self._blob))
+        if 2 * (n + 1) > len(self._slots):
+            self._index(2 * len(self._slots))
+        else:
+            self._place(key, n)
+        return n
+
+    def _place(self, key: bytes, n: int) -> None:
+        slots, mask = self._slots, self._mask
+        i = hash(key) & mask
+        while slots[i] >= 0:
+            i = (i + 1) & mask
+        slots[i] = n
+
+    def _index(self, size: int) -> None:
+        self._slots = array("i", [-1]) * size
+        self._mask = size - 1
+        for n in range(len(self)):
+            self._place(self[n], n)
+
+    def __getitem__(self, n: int) -> bytes:
+        return bytes(self._blob[self._starts[n]:self._starts[n + 1]])
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    def truncate(self, n: int) -> None:
+        """Forget every key from number `n` on."""
+        del self._blob[self._starts[n]:]
+        del self._starts[n + 1:]
+        self._index(len(self._slots))
 
 
 def _varint(n: int) -> bytes:

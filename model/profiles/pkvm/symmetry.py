@@ -7,10 +7,18 @@ orbit; `Symmetry` says why that is sound here, and the explorer checks it as it 
 from __future__ import annotations
 
 import itertools
+from operator import itemgetter
 
 from model.profiles.pkvm.states import (
     BLOCK_PAGES, PAGE_FIELDS, POISON, Config, Contents, Leaf, Mapping, Owner, State,
 )
+
+
+def _gather(order: tuple):
+    """column -> tuple(column[i] for i in order), as one C call where itemgetter allows."""
+    if len(order) > 1:
+        return itemgetter(*order)
+    return lambda column: tuple(column[i] for i in order)
 
 
 class Symmetry:
@@ -69,6 +77,8 @@ class Symmetry:
                       for lo, hi in regions]
         self.page_perms = [self._with_inverse(sum(parts, ())) for parts in
                            itertools.product(*per_region)]
+        # a column renamed by one C call: precomputed per inverse page permutation
+        self._getters = {pinv: _gather(pinv) for _, pinv in self.page_perms}
         kinds: dict[bool, list[int]] = {}
         for vm, protected in enumerate(config.guests):
             kinds.setdefault(protected, []).append(vm)
@@ -174,54 +184,78 @@ class Symmetry:
     def image(self, state: State, pi: tuple, pinv: tuple, sigma: tuple, sinv: tuple,
               taus: list | None) -> State:
         """The state renamed: page p becomes pi[p], VM v becomes sigma[v], gfn g of v taus[v][g]."""
+        return self._assemble(state, self._pages(state, pinv, sigma, taus),
+                              self._vms(state, pi, taus), sinv)
+
+    def _pages(self, state: State, pinv: tuple, sigma: tuple, taus: list | None) -> list:
+        """The per-page columns renamed (the first fields of the image, compared first)."""
+        get = self._getters[pinv]
+        fields = [get(column) for column in state[:len(PAGE_FIELDS)]]
         n, guests, gfns = self.n, self.guests, self.gfns
-        fields = [tuple(column[pinv[q]] for q in range(n)) for column in state[:len(PAGE_FIELDS)]]
-        owner, handle, gfn, contents = fields[7], list(fields[8]), list(fields[9]), list(fields[11])
-        for q in range(n):
-            if owner[q] == Owner.GUEST and 0 <= handle[q] < guests:
-                h = handle[q]
-                if taus is not None and 0 <= gfn[q] < gfns:
-                    gfn[q] = taus[h][gfn[q]]
-                handle[q] = sigma[h]
-            c = contents[q]
-            if c >= Contents.SECRET_BASE and c - Contents.SECRET_BASE < guests:
-                contents[q] = Contents.SECRET_BASE + sigma[c - Contents.SECRET_BASE]
-        fields[8], fields[9], fields[11] = tuple(handle), tuple(gfn), tuple(contents)
-        life = tuple(state.life[sinv[w]] for w in range(guests))
-        s2 = []
-        for w in range(guests):
-            v = sinv[w]
+        owner, contents = fields[7], fields[11]
+        if Owner.GUEST in owner:
+            handle, gfn = list(fields[8]), list(fields[9])
+            for q in range(n):
+                if owner[q] == Owner.GUEST and 0 <= handle[q] < guests:
+                    h = handle[q]
+                    if taus is not None and 0 <= gfn[q] < gfns:
+                        gfn[q] = taus[h][gfn[q]]
+                    handle[q] = sigma[h]
+            fields[8], fields[9] = tuple(handle), tuple(gfn)
+        if max(contents, default=0) >= Contents.SECRET_BASE:
+            fields[11] = tuple(
+                Contents.SECRET_BASE + sigma[c - Contents.SECRET_BASE]
+                if c >= Contents.SECRET_BASE and c - Contents.SECRET_BASE < guests else c
+                for c in contents)
+        return fields
+
+    def _vms(self, state: State, pi: tuple, taus: list | None) -> tuple[list, list]:
+        """Per VM (old handle), its leaves and the host's records of it with pfns and gfns
+        renamed: the same for every guest permutation, which only reorders them."""
+        n, gfns = self.n, self.gfns
+        s2, maps = [], []
+        for v in range(self.guests):
             tau = taus[v] if taus is not None else None
-            leaves = []
-            for leaf in state.s2[v]:
-                g = tau[leaf.gfn] if tau is not None and leaf.gfn < gfns else leaf.gfn
-                pfn = pi[leaf.pfn] if leaf.state != POISON and leaf.pfn < n else leaf.pfn
-                leaves.append(Leaf(g, leaf.span, leaf.size, leaf.state, leaf.prot, pfn))
-            leaves.sort()
-            s2.append(tuple(leaves))
-        refs = tuple(state.refs[sinv[w]] for w in range(guests))
-        mc = tuple(state.mc[sinv[w]] for w in range(guests))
-        maps = []
-        for w in range(guests):
-            v = sinv[w]
-            tau = taus[v] if taus is not None else None
+            s2.append(tuple(sorted(
+                Leaf(tau[leaf.gfn] if tau is not None and leaf.gfn < gfns else leaf.gfn,
+                     leaf.span, leaf.size, leaf.state, leaf.prot,
+                     pi[leaf.pfn] if leaf.state != POISON and leaf.pfn < n else leaf.pfn)
+                for leaf in state.s2[v])))
             maps.append(tuple(sorted(
                 Mapping(tau[m.gfn] if tau is not None and m.gfn < gfns else m.gfn, m.nr,
                         pi[m.pfn] if m.pfn < n else m.pfn)
                 for m in state.maps[v])))
-        return State(*fields, life=life, s2=tuple(s2), refs=refs, mc=mc, maps=tuple(maps))
+        return s2, maps
+
+    def _assemble(self, state: State, fields: list, vms: tuple[list, list], sinv: tuple) -> State:
+        """The image from its renamed page columns and VMs, VM w being the old sinv[w]."""
+        s2, maps = vms
+        order = range(self.guests)
+        return State(*fields, life=tuple(state.life[sinv[w]] for w in order),
+                     s2=tuple(s2[sinv[w]] for w in order),
+                     refs=tuple(state.refs[sinv[w]] for w in order),
+                     mc=tuple(state.mc[sinv[w]] for w in order),
+                     maps=tuple(maps[sinv[w]] for w in order))
 
     def canonical(self, state: State) -> State:
-        """The orbit's representative (the state itself when no renaming applies)."""
+        """The orbit's representative (the state itself when no renaming applies). Images are
+        compared on their page columns first: one whose columns are larger than the best's so
+        far cannot be the least, and its VMs' fields are never built."""
         if self.trivial or not self.regular(state):
             return state
-        best = None
+        best = best_pages = None
         for pi, pinv in self.page_perms:
             taus = self._gfn_order(state, pi) if self.gfn_symmetry else None
+            vms = None
             for sigma, sinv in self.guest_perms:
-                img = self.image(state, pi, pinv, sigma, sinv, taus)
+                pages = self._pages(state, pinv, sigma, taus)
+                if best_pages is not None and pages > best_pages:
+                    continue
+                if vms is None:
+                    vms = self._vms(state, pi, taus)
+                img = self._assemble(state, pages, vms, sinv)
                 if best is None or img < best:
-                    best = img
+                    best, best_pages = img, pages
         return best
 
     def orbit_size(self, state: State) -> int:

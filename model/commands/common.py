@@ -68,7 +68,7 @@ def load(args, with_config: bool = True):
 # Machine sizes the commands accept: every integer machine option of a profile (pages, VMs,
 # frame numbers, ...) at most MAX_MACHINE_SIZE, and at most MAX_CALLS_PER_STATE calls tried in
 # every state. The reachable graph grows exponentially in each size: pKVM's default machine (2
-# pages, 2 VMs, 2 gfns) is already 14,732 states (47,208 unreduced); past these limits no
+# pages, 2 VMs, 2 gfns) is already 29,296 states (95,974 unreduced); past these limits no
 # exploration ends in a working day, and some sizes take minutes just to enumerate the calls.
 # A larger machine is the prover's business: it covers every size at once.
 MAX_MACHINE_SIZE = 8  # --gfns 16 alone takes 3 GB before the first state (the symmetry group)

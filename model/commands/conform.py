@@ -65,6 +65,32 @@ def _scenario_paths(profile, args) -> list[Path]:
     return paths
 
 
+def _load_scenarios(c, profile, args, paths) -> tuple[list, list]:
+    """The scenarios to run, and those skipped because they call a transition the extensions
+    removed (`{"path", "calls"}`: the file reads fine on the unchanged profile); any other
+    malformed file stops the command before anything runs."""
+    from model.cli import UsageError
+    from model.profiles import get
+
+    scenarios, skipped = [], []
+    for path in paths:
+        try:
+            scenarios.append(c.load_scenario(profile, path))
+        except c.ScenarioError as err:
+            try:
+                plain = c.load_scenario(get(args.profile), path) if args.extension else None
+            except c.ScenarioError:
+                plain = None
+            if plain is None:
+                raise UsageError(str(err)) from None
+            removed = sorted({step.call.name for step in plain.steps if isinstance(step, c.CallLine)
+                              and step.call.name not in profile.transitions})
+            if not removed:
+                raise UsageError(str(err)) from None
+            skipped.append({"path": plain.path, "calls": removed})
+    return scenarios, skipped
+
+
 def conform(args, progress=None) -> dict:
     """Run the three ways the arguments ask for; plain data (see `render`). `progress` (a
     `model.commands.progress.Progress`) sees each way go by, and may raise `Stopped`."""
@@ -85,11 +111,7 @@ def conform(args, progress=None) -> dict:
         if value is not None and value < low:
             raise UsageError(f"--{name.replace('_', '-')} must be at least {low}, got {value}")
     discipline = base.disciplined(base.config_from_args(args))  # a mutant may drop it
-    paths = _scenario_paths(profile, args)
-    try:
-        scenarios = [c.load_scenario(profile, p) for p in paths]  # malformed files stop first
-    except c.ScenarioError as err:
-        raise UsageError(str(err)) from None
+    scenarios, skipped = _load_scenarios(c, profile, args, _scenario_paths(profile, args))
 
     out: dict = {"profile": profile.name, "extensions": list(profile.extensions),
                  "mutant": args.mutant, "reference": profile.reference.name}
@@ -106,7 +128,7 @@ def conform(args, progress=None) -> dict:
         if not discipline:
             machines = [profile.undisciplined(m) for m in machines]
         out["walks"] = _walks(c, profile, machines, args, discipline, progress)
-    if scenarios:
+    if scenarios or skipped:
         start = time.perf_counter()
         reports = []
         for i, s in enumerate(scenarios):
@@ -121,6 +143,7 @@ def conform(args, progress=None) -> dict:
                           "texts": _texts(r.disagreements)} for r in reports],
             "disagreements": [d.to_data() for r in reports for d in r.disagreements],
             "texts": _texts([d for r in reports for d in r.disagreements]),
+            "skipped": skipped,
         }
     out["disagreements"] = sum(len(out[w]["disagreements"]) for w in ("exploration", "walks", "scenarios")
                                if w in out)
@@ -250,6 +273,9 @@ def junit_suite(data: dict):
             case.failure = f"{f['disagreements']} disagreement(s)"
             case.text = "\n\n".join(f["texts"])
         suite.cases.append(case)
+    for f in data.get("scenarios", {}).get("skipped", []):
+        suite.cases.append(junit.Case(f"scenario {f['path']}", name, skipped=(
+            f"calls {', '.join(f['calls'])}, which the extensions remove")))
     suite.seconds = sum(c.seconds for c in suite.cases)
     return suite
 
@@ -277,6 +303,9 @@ def render(data: dict) -> str:
         s = data["scenarios"]
         lines.append(f"  scenarios    {s['files']} files, {s['lines']} lines ({s['calls']} calls), "
                      f"{s['seconds']:.1f} s: {len(s['disagreements'])} disagreement(s)")
+        for f in s["skipped"]:
+            lines.append(f"  skipped      {f['path']}: calls {', '.join(f['calls'])}, which the "
+                         f"extensions remove")
         texts += s["texts"]
     verdict = "agree" if not data["disagreements"] else f"disagree {data['disagreements']} time(s)"
     lines.append(f"model and reference {verdict}")

@@ -66,3 +66,23 @@ def test_the_unsafe_conversion_is_caught():
                                                 "set_attributes2")], jobs=1,
                              budget=5_000_000)
     assert proof.status != "proved"
+
+
+def test_conform_skips_the_selftests_that_call_a_removed_transition(capsys, tmp_path):
+    """The 7.1 selftests that set per-VM attributes cannot run on the proposal (it removes
+    set_attributes): conform names them as skipped, in the report and in JUnit, and runs the
+    rest, whose disagreements are the proposal's new fields (the reference is 7.1)."""
+    import json
+
+    from model.cli import main
+
+    junit = tmp_path / "conform.xml"
+    code = main(["conform", "--profile", "gmem", "--extension",
+                 str(EXAMPLES / "gmem_in_place_conversion.py"), "--no-explore", "--walks", "0",
+                 "--json", "--junit", str(junit)])
+    data = json.loads(capsys.readouterr().out)
+    skipped = data["scenarios"]["skipped"]
+    assert code == 1 and data["disagreements"] > 0
+    assert [f["calls"] for f in skipped] == [["set_attributes"]] * len(skipped) and skipped
+    assert {f["path"] for f in skipped}.isdisjoint(f["path"] for f in data["scenarios"]["per_file"])
+    assert junit.read_text().count("which the extensions remove") == len(skipped)

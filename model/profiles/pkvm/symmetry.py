@@ -94,6 +94,7 @@ class Symmetry:
         else:
             self.guest_perms = [self._with_inverse(tuple(range(self.guests)))]
         self.gfn_symmetry = enabled and config.gfns > 1 and BLOCK_PAGES not in config.nrs
+        self._identity = tuple(range(self.gfns))
         self.trivial = (len(self.page_perms) == 1 and len(self.guest_perms) == 1
                         and not self.gfn_symmetry)
         gfn_perms = itertools.permutations(range(self.gfns)) if self.gfn_symmetry else [None]
@@ -159,14 +160,21 @@ class Symmetry:
 
     # -- the renaming ----------------------------------------------------------------------------
     def _gfn_order(self, state: State, pi: tuple) -> list:
-        """Per VM, the gfn renaming that sorts gfns by their (gfn-free) signature under pi."""
+        """Per VM, the gfn renaming that sorts gfns by their (gfn-free) signature under pi (the
+        identity for a VM with no leaf, record or annotation: all its signatures are equal)."""
         taus = []
         n, gfns = self.n, self.gfns
         refs: dict[tuple, list] = {}
-        for p in range(n):
-            if state.pte_owner[p] == Owner.GUEST:
-                refs.setdefault((state.pte_handle[p], state.pte_gfn[p]), []).append(pi[p])
+        owner = state.pte_owner
+        if Owner.GUEST in owner:
+            for p in range(n):
+                if owner[p] == Owner.GUEST:
+                    refs.setdefault((state.pte_handle[p], state.pte_gfn[p]), []).append(pi[p])
+        named = {vm for vm, _ in refs}
         for vm, leaves in enumerate(state.s2):
+            if not leaves and not state.maps[vm] and vm not in named:
+                taus.append(self._identity)
+                continue
             at = {}
             for leaf in leaves:
                 pfn = pi[leaf.pfn] if leaf.state != POISON and leaf.pfn < n else leaf.pfn

@@ -84,7 +84,8 @@ class _ReadKeyed:
         self.bundles: list[dict] = []  # per read set: key -> _Bundle
         self.slot_rids: list[list] = [[] for _ in range(slots)]  # per slot: where it is filed
         self.pairs: dict = {}  # one (slot, answer) object per distinct pair
-        self.shapes: dict = {}  # one _Bundle per distinct tuple of pairs
+        self.shapes: dict = {}  # one shared _Bundle per distinct tuple of pairs
+        self.filed: dict = {}  # read set id -> key, of the bundles the current state filed
         self.state = None
         self.ids: list[int] = []
         self.at: list = []  # per read set: the current state's bundle, or None
@@ -94,12 +95,23 @@ class _ReadKeyed:
 
     def begin(self, state, ids: list[int] | None = None) -> None:
         """The state the next lookups are about (`ids`: its field ids in the table, if known)."""
+        if self.filed:
+            self._share()
         self.state = state
         self.ids = ids = self.table.ids(state) if ids is None else ids
         if self.table.small:  # every id below 256: every key is bytes
             self.at = [bundles.get(bytes(pick(ids))) for bundles, pick in zip(self.bundles, self.picks)]
         else:
             self.at = [bundles.get(_key(pick(ids))) for bundles, pick in zip(self.bundles, self.picks)]
+
+    def _share(self) -> None:
+        """File the one shared bundle with the same answers in place of each bundle the last
+        state filed (the bundles a state grows an answer at a time are never shared)."""
+        shapes = self.shapes
+        for rid, key in self.filed.items():
+            bundle = self.at[rid]
+            self.bundles[rid][key] = shapes.setdefault(bundle.pairs, bundle)
+        self.filed.clear()
 
     def lookup(self, slot: int):
         at = self.at
@@ -125,13 +137,12 @@ class _ReadKeyed:
         pair = self.pairs.get((slot, id(answer)))
         if pair is None:
             pair = self.pairs[(slot, id(answer))] = (slot, answer)
-        old = self.at[rid]
-        pairs = (pair,) if old is None else tuple(sorted(
-            [p for p in old.pairs if p[0] != slot] + [pair]))
-        bundle = self.shapes.get(pairs)
-        if bundle is None:
-            bundle = self.shapes[pairs] = _Bundle(pairs)
-        self.at[rid] = self.bundles[rid][_key(self.picks[rid](self.ids))] = bundle
+        bundle = self.at[rid]
+        if rid not in self.filed:  # the first answer this state files here: on a bundle of its own
+            key = self.filed[rid] = _key(self.picks[rid](self.ids))
+            bundle = self.at[rid] = self.bundles[rid][key] = _Bundle(
+                () if bundle is None else bundle.pairs)
+        bundle.add(pair)
         if rid not in self.slot_rids[slot]:
             self.slot_rids[slot].append(rid)
 
@@ -269,16 +280,24 @@ class Stepper(_ReadKeyed):
 
 class _Bundle:
     """The answers recorded under one key of a read set: whichever slots they are, they hold on
-    every state with those values, so a sweep takes them all with one lookup. A bundle never
-    changes (a new answer files a new one) and is shared by every key with the same answers,
-    so a key costs only its bytes and its dict slot, and `partition` sorts each distinct bundle
-    once per generation into quiet ones (counted only), skipped ones and the rest."""
+    every state with those values, so a sweep takes them all with one lookup. Once the state
+    that filed its answers is left, a bundle is shared by every key with the same answers and
+    never changes (a later state that files more under its key files them on a copy), so a key
+    costs only its bytes and its dict slot, and `partition` sorts each distinct bundle once per
+    generation into quiet ones (counted only), skipped ones and the rest."""
 
     __slots__ = ("mask", "pairs", "generation", "quiet_mask", "quiet_count", "loud")
 
     def __init__(self, pairs: tuple):
         self.pairs = pairs  # (slot, answer), by slot
         self.mask = sum(1 << slot for slot, _answer in pairs)
+        self.generation = -1
+
+    def add(self, pair: tuple) -> None:
+        """File `pair` (slot, answer) on this bundle (not shared yet)."""
+        slot = pair[0]
+        self.pairs = tuple(sorted([p for p in self.pairs if p[0] != slot] + [pair]))
+        self.mask |= 1 << slot
         self.generation = -1
 
     def answer(self, slot: int):

@@ -91,17 +91,20 @@ class Arcs:
         return offsets, self.dst
 
     def predecessors(self, nodes: int) -> tuple[array, array]:
-        """The same rows for the reversed arcs."""
-        offsets = array("i", bytes(4 * (nodes + 1)))
-        for v in self.dst:
+        """The same rows for the reversed arcs (built in place: no temporary copy of a row)."""
+        start, dst = self.start, self.dst
+        offsets = array("i", [0]) * (nodes + 1)
+        for v in dst:
             offsets[v + 1] += 1
         for n in range(nodes):
             offsets[n + 1] += offsets[n]
-        fill = array("i", offsets[:nodes])
-        sources = array("i", bytes(4 * len(self.dst)))
-        for u, v, _calls in self.triples():
-            sources[fill[v]] = u
-            fill[v] += 1
+        fill = offsets[:nodes]
+        sources = array("i", [0]) * len(dst)
+        for u in range(len(start) - 1):
+            for i in range(start[u], start[u + 1]):
+                v = dst[i]
+                sources[fill[v]] = u
+                fill[v] += 1
         return offsets, sources
 
     def digraph(self, nodes: int) -> nx.DiGraph:
@@ -139,7 +142,6 @@ class Exploration:
     parent: list = field(default_factory=list, repr=False)  # BFS tree: parent node, -1 at root
     via: list = field(default_factory=list, repr=False)  # index of the call from the parent
     sym: object = field(default=None, repr=False)
-    stepper: object = field(default=None, repr=False)
     props: dict = field(default_factory=dict, repr=False)
 
     @cached_property

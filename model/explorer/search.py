@@ -304,7 +304,9 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     except stops as stop:  # Ctrl-C or a deadline: keep what was found
         truncated, stopped, interruption = True, "interrupted", stop
         states.truncate(len(depth_of))  # a state added as the interrupt came, its parent not
-    raw = raw_node = plain = None  # not needed past the search
+    # Past the search only the table, the arcs and the BFS tree are kept: the memos and the raw
+    # successors go before the graph properties build their rows.
+    raw = raw_node = plain = stepper = checker = None
     complete = not truncated
     seconds = time.perf_counter() - start
     if progress is not None and interruption is None:
@@ -319,7 +321,6 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
         sometimes=sometimes, symmetry={}, graph_checks={}, witnesses=witnesses)
     result.parent, result.via = parent, via
     result.sym = sym
-    result.stepper = stepper
     result.props = {p.name: p for p in props}
     result.stopped = stopped
     result.interruption = interruption

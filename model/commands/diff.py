@@ -55,7 +55,7 @@ def changes(base, changed) -> dict:
 
 def flips(base, changed, what: dict, budget: int, jobs: int) -> list[dict]:
     """Obligations of the touched pairs, proved on both sides; those whose status differs."""
-    from model.commands.refute import refute
+    from model.commands.refute import refute_all
     from model.prover import INIT, discharge_all, obligations
 
     t_touched = set(what["transitions"]["added"] + what["transitions"]["changed"])
@@ -69,7 +69,7 @@ def flips(base, changed, what: dict, budget: int, jobs: int) -> list[dict]:
         config = profile.adjust(profile.default_config())
         results = discharge_all(profile, obs, discipline=profile.disciplined(config),
                                 budget=budget, jobs=jobs)
-        return {(r.property, r.transition): refute(profile, r) for r in results}
+        return {(r.property, r.transition): r for r in refute_all(profile, results)}
 
     before, after = statuses(base), statuses(changed)
     out = []

@@ -8,7 +8,7 @@ from dataclasses import replace
 from model.extensions import mutate
 from model.profiles.pkvm import PROFILE as PKVM
 from model.profiles.pkvm.abstraction import abstract, invoke, reference_for
-from model.profiles.pkvm.states import initial_state
+from model.profiles.pkvm.states import Config, initial_state
 
 
 def seeded(name: str, body):
@@ -38,3 +38,15 @@ def follow(config, run):
         state = outcome.state
         assert abstract(hv, config) == state, call
     return state
+
+
+def run_mutant(name: str, run):
+    """The mutant's calls (name, args) from the initial state of its own default machine:
+    (protocol, config, the last call's outcome)."""
+    protocol = mutant(name)
+    config = protocol.adjust(Config())
+    state, outcome = initial_state(config), None
+    for call in run:
+        outcome = protocol.step(config, state, protocol.call(*call))
+        state = outcome.state
+    return protocol, config, outcome

@@ -13,7 +13,7 @@ from model.cli import main
 from model.explorer.search import explore
 from model.profiles.pkvm.properties import host_records
 from model.profiles.pkvm.states import Config, Mapping, initial_state
-from tests.pkvm.helpers import PKVM, follow, mutant
+from tests.pkvm.helpers import PKVM, follow, mutant, run_mutant
 
 RECORDS = Config(guests=(True, False), host_records=True)
 NP, PROT = 1, 0
@@ -76,15 +76,10 @@ def test_the_property_sees_each_way_records_and_stage_2_can_disagree():
     ("unshare_guest_drops_record_on_failure", [("host_share_guest", (0, 0, 1, NP, RW)),
                                                ("host_unshare_guest", (0, 2, NP))])])
 def test_the_first_merged_orderings_break_the_records_property(name, run):
-    protocol = mutant(name)
-    config = protocol.adjust(Config())
+    protocol, config, outcome = run_mutant(name, run)
     assert config.host_records
-    state = initial_state(config)
-    for call in run:
-        outcome = protocol.step(config, state, protocol.call(*call))
-        state = outcome.state
     assert outcome.errno == -EINVAL
-    assert not host_records(protocol.view(config, state))
+    assert not host_records(protocol.view(config, outcome.state))
     assert host_records(PKVM.view(config, PKVM.step(config, initial_state(config), PKVM.call(
         *run[0])).state))
 

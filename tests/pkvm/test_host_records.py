@@ -12,7 +12,7 @@ from model.cli import main
 from model.explorer.search import explore
 from model.profiles.pkvm.properties import host_records
 from model.profiles.pkvm.states import Config, initial_state
-from tests.pkvm.helpers import PKVM, follow, mutant
+from tests.pkvm.helpers import PKVM, follow, run_mutant
 
 RECORDS = Config(guests=(True,), host_records=True)
 
@@ -54,15 +54,10 @@ def test_the_property_sees_a_record_the_hypervisor_does_not_back():
 def test_upstream_orderings_break_the_records_property(name, run):
     """Record before the hypercall, not rolled back: after the refused last call the host's
     record and the hypervisor disagree."""
-    protocol = mutant(name)
-    config = protocol.adjust(Config())
+    protocol, config, outcome = run_mutant(name, run)
     assert config.host_records
-    state = initial_state(config)
-    for call in run:
-        outcome = protocol.step(config, state, protocol.call(*call))
-        state = outcome.state
     assert outcome.errno in (-EPERM, -EBUSY)
-    assert not host_records(protocol.view(config, state))
+    assert not host_records(protocol.view(config, outcome.state))
 
 
 def test_the_mutants_command_kills_them(capsys):

@@ -65,6 +65,16 @@ def machine(profile, options: list[str]):
 
 
 def _rss() -> int:
+    """This process's peak resident memory. Linux keeps `ru_maxrss` across exec, so a spawned
+    rung would start at its parent's peak (the parent runs the Promela exports): the memory
+    map's own high-water mark (VmHWM) starts afresh, and is read where there is one."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 

@@ -111,11 +111,10 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     states.add(pack(s0_ids))
     stepper = Stepper(profile, config, cs, states) if memo else None
     node_of = states.get
-    # Under symmetry, a raw successor's node is remembered: by its own key when it is its
-    # canonical form (`plain`, per node: seen to be), else in `raw` (its key's number there
-    # indexes `raw_node`).
+    # Under symmetry, a raw successor that is not its own canonical form is remembered in
+    # `raw` (its key's number there indexes `raw_node`); one that is, is found by its node's key.
     symmetric = not sym.trivial
-    raw, raw_node, plain = Keys(), array("i"), bytearray(symmetric)
+    raw, raw_node = Keys(), array("i")
     names = [c.name for c in cs]
     range_calls = range(len(cs))
     parent, via, depth_of = array("i", [-1]), array("i", [-1]), array("i", [0])  # per node
@@ -247,20 +246,19 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                     edges += 1
                     t_ids = ids(t, s, s_ids)
                     t_key = pack(t_ids)
-                    target = node_of(t_key)
-                    fresh = False  # canonicalised here
-                    if not symmetric:
-                        c, c_ids, c_key = t, t_ids, t_key
-                    elif target is None or not plain[target]:
+                    target = node_of(t_key)  # a node's key is its own canonical form
+                    c, c_ids, c_key = t, t_ids, t_key
+                    remember = False  # a raw successor that is not its canonical form
+                    if target is None and symmetric:
                         r = raw.get(t_key)
                         if r is not None:
                             target = raw_node[r]
                         else:
-                            fresh = True
                             c = canon(t)
                             c_ids = ids(c)
                             c_key = pack(c_ids)
                             if c_key != t_key:
+                                remember = True
                                 target = node_of(c_key)
                     if target is None:
                         if max_states is not None and len(states) >= max_states:
@@ -272,14 +270,9 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                         depth_of.append(depth + 1)
                         nxt.append(target)
                         check_state(target, c, c_ids)
-                        if symmetric:
-                            plain.append(0)
-                    if fresh:
-                        if c_key == t_key:
-                            plain[target] = 1
-                        else:
-                            raw.add(t_key)
-                            raw_node.append(target)
+                    if remember:
+                        raw.add(t_key)
+                        raw_node.append(target)
                     targets = out.get(target)
                     if targets is None:
                         out[target] = [ci]
@@ -306,7 +299,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
         states.truncate(len(depth_of))  # a state added as the interrupt came, its parent not
     # Past the search only the table, the arcs and the BFS tree are kept: the memos and the raw
     # successors go before the graph properties build their rows.
-    raw = raw_node = plain = stepper = checker = None
+    raw = raw_node = stepper = checker = None
     complete = not truncated
     seconds = time.perf_counter() - start
     if progress is not None and interruption is None:

@@ -91,6 +91,10 @@ def _load_scenarios(c, profile, args, paths) -> tuple[list, list]:
     return scenarios, skipped
 
 
+def _skip_reason(skipped: dict) -> str:
+    return f"calls {', '.join(skipped['calls'])}, which the extensions remove"
+
+
 def conform(args, progress=None) -> dict:
     """Run the three ways the arguments ask for; plain data (see `render`). `progress` (a
     `model.commands.progress.Progress`) sees each way go by, and may raise `Stopped`."""
@@ -274,8 +278,7 @@ def junit_suite(data: dict):
             case.text = "\n\n".join(f["texts"])
         suite.cases.append(case)
     for f in data.get("scenarios", {}).get("skipped", []):
-        suite.cases.append(junit.Case(f"scenario {f['path']}", name, skipped=(
-            f"calls {', '.join(f['calls'])}, which the extensions remove")))
+        suite.cases.append(junit.Case(f"scenario {f['path']}", name, skipped=_skip_reason(f)))
     suite.seconds = sum(c.seconds for c in suite.cases)
     return suite
 
@@ -304,8 +307,7 @@ def render(data: dict) -> str:
         lines.append(f"  scenarios    {s['files']} files, {s['lines']} lines ({s['calls']} calls), "
                      f"{s['seconds']:.1f} s: {len(s['disagreements'])} disagreement(s)")
         for f in s["skipped"]:
-            lines.append(f"  skipped      {f['path']}: calls {', '.join(f['calls'])}, which the "
-                         f"extensions remove")
+            lines.append(f"  skipped      {f['path']}: {_skip_reason(f)}")
         texts += s["texts"]
     verdict = "agree" if not data["disagreements"] else f"disagree {data['disagreements']} time(s)"
     lines.append(f"model and reference {verdict}")

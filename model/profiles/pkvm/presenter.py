@@ -95,8 +95,7 @@ def vm_snapshot(config: Config, state: State, vm: int) -> dict:
     if config.memcache:
         out["memcache"] = state.mc[vm]
     if config.host_records:
-        out["pkvm_mappings"] = [f"gfn{m.gfn}" + ("" if m.nr == 1 else f"+{m.nr}") + f" -> pfn{m.pfn}"
-                                for m in state.maps[vm]]
+        out["pkvm_mappings"] = [_mapping_text(m) for m in state.maps[vm]]
     return out
 
 
@@ -219,8 +218,13 @@ def diff_states(config: Config, model: State, reference: State) -> list[tuple]:
 
 
 
+def _mapping_text(m) -> str:
+    """One of the host's records: `gfn3 -> pfn1`, a block `gfn0+512 -> pfn0`."""
+    return f"gfn{m.gfn}" + ("" if m.nr == 1 else f"+{m.nr}") + f" -> pfn{m.pfn}"
+
+
 def _mappings_text(maps: tuple) -> str:
-    return ", ".join(f"gfn{m.gfn}+{m.nr}->pfn{m.pfn}" for m in maps) or "none"
+    return ", ".join(map(_mapping_text, maps)) or "none"
 
 
 # -- diagrams ----------------------------------------------------------------------------------

@@ -79,5 +79,11 @@ class ConcreteView:
     def note_call(self, name, args):
         """A nested call runs inline; concretely there is nothing to note."""
 
+    def assignments(self):
+        """The call's writes one by one, as (path, value), a path being (the field's position,
+        index...): for a view that keeps them so (the explorer then memoises a call on the
+        elements it reads, not the whole columns). None: the post-state is all there is."""
+        return None
+
     def same_state(self, other: ConcreteView):
         return self.pre == other.pre

@@ -21,12 +21,15 @@ class Reads:
     Anything but a plain field read (comparing, iterating, indexing the whole state) marks the
     run as reading everything, and it is not memoised. A field read is recorded once and then
     kept on the object, so that its next reads are plain attribute reads (a step reads the same
-    few fields dozens of times)."""
+    few fields dozens of times). With `elements`, `paths` also records which elements of them
+    are read: a field read as a whole, or an element of a tuple field (or of one of its rows)
+    read by its index, as (field's position, index...)."""
 
-    def __init__(self, state, fields: frozenset):
+    def __init__(self, state, fields: dict, elements: bool = False):
         self._state = state
-        self._fields = fields
+        self._fields = fields  # field name -> position
         self.read: list[str] = []
+        self.paths: dict | None = {} if elements else None  # path -> None, in reading order
         self.everything = False
         self.frozen = False
 
@@ -37,8 +40,21 @@ class Reads:
             self.everything = True
             return getattr(self._state, name)
         self.read.append(name)
-        value = self.__dict__[name] = getattr(self._state, name)
+        value = getattr(self._state, name)
+        if self.paths is not None:
+            path = (self._fields[name],)
+            if type(value) is tuple:
+                value = _Elements(value, self.paths, path)
+            else:
+                self.paths[path] = None
+        self.__dict__[name] = value
         return value
+
+    def freeze(self) -> None:
+        """Stop recording: the run is over, and what follows (its post-state) reads freely."""
+        self.frozen = True
+        for name in self.read:
+            self.__dict__[name] = getattr(self._state, name)
 
     def _whole(self):
         self.everything = True
@@ -64,6 +80,55 @@ class Reads:
 
     def __getitem__(self, index):
         return self._whole()[index]
+
+
+class _Elements:
+    """A tuple field of a `Reads` (or a row of one) that records which of its elements are read:
+    an element by its index, the whole tuple for anything else done with it."""
+
+    __slots__ = ("_value", "_paths", "_path")
+
+    def __init__(self, value: tuple, paths: dict, path: tuple):
+        self._value, self._paths, self._path = value, paths, path
+
+    def __getitem__(self, index):
+        value = self._value
+        if type(index) is int and 0 <= index < len(value):
+            item = value[index]
+            path = self._path + (index,)
+            if type(item) is tuple:
+                return _Elements(item, self._paths, path)
+            self._paths[path] = None
+            return item
+        return self._whole()[index]
+
+    def _whole(self) -> tuple:
+        self._paths[self._path] = None
+        return self._value
+
+    def __len__(self):
+        return len(self._whole())
+
+    def __iter__(self):
+        return iter(self._whole())
+
+    def __contains__(self, item):
+        return item in self._whole()
+
+    def __eq__(self, other):
+        return self._whole() == (other._whole() if isinstance(other, _Elements) else other)
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash(self._whole())
+
+    def __add__(self, other):
+        return self._whole() + other
+
+    def __radd__(self, other):
+        return other + self._whole()
 
 
 class _ReadKeyed:
@@ -123,10 +188,11 @@ class _ReadKeyed:
         self.misses += 1
         return None
 
-    def store(self, slot: int, reads: Reads, answer) -> None:
-        if reads.everything or answer is None:
+    def store(self, slot: int, names: tuple, answer) -> None:
+        """File the slot's answer on the current state, read from the fields `names` (sorted:
+        one read set per set of fields, whatever the order); None files nothing."""
+        if answer is None:
             return
-        names = tuple(sorted(reads.read))  # one read set per set of fields, whatever the order
         rid = self.read_sets.get(names)
         if rid is None:
             rid = self.read_sets[names] = len(self.picks)
@@ -183,11 +249,11 @@ def _pick(indexes: list[int]):
 
 
 def _key(ids: tuple):
-    """The key of a read set's ids: bytes if they fit (the same ids always give the same key,
-    and a tuple never equals bytes)."""
+    """The key of a read set's ids (or of the values an element read set read): bytes if they
+    fit (the same ids always give the same key, and a tuple never equals bytes)."""
     try:
         return bytes(ids)
-    except ValueError:
+    except (ValueError, TypeError):
         return ids
 
 
@@ -201,7 +267,15 @@ class Stepper(_ReadKeyed):
     new state; the step properties are still evaluated on it like on any other edge. The fields
     are whole columns (`host`, `s2`, ...), so keys are few; `tests/pkvm/test_explorer.py` checks
     the memo against `Profile.step` call by call. `table` numbers the field values (the
-    explorer's state table; by default one of its own)."""
+    explorer's state table; by default one of its own).
+
+    A call that reads one gfn's entries of a column the other gfns change misses on whole
+    columns in nearly every state. So a view that keeps its writes one by one
+    (`ConcreteView.assignments`) also gets a second memo, per call, keyed on the elements the
+    call read (`Reads.paths`), whose answer is the errno and the writes themselves: on a state
+    that agrees on those elements the call runs the same way and makes the same writes, read
+    or not. It is asked when the whole-column memo misses, and what it answers is filed there
+    too."""
 
     def __init__(self, profile, config, cs: list, table: StateTable | None = None):
         super().__init__(len(cs), table)
@@ -211,9 +285,12 @@ class Stepper(_ReadKeyed):
         self.transitions = [profile.transitions[c.name] for c in cs]
         self.cs = cs
         self.fields = type(profile.initial_state(config))._fields
-        self.field_set = frozenset(self.fields)
+        self.positions = {name: i for i, name in enumerate(self.fields)}
         self.shared: dict = {}  # one object per distinct written value and answer: the
         # memo holds hundreds of thousands of answers, most of them equal to another
+        self.elements: list[list] | None = None  # per call: [key of a state, answers] per read set
+        self.element_sets: dict = {}  # (call, paths) -> that call's [key, answers]
+        self.element_hits = 0
 
     def sweep(self, quiet) -> tuple[list, list, int]:
         """Every call on the current state at once: (answered, unanswered, quiet count).
@@ -247,6 +324,18 @@ class Stepper(_ReadKeyed):
     def __call__(self, ci: int) -> Outcome | None:
         answer = self.lookup(ci)
         if answer is None:
+            if self.elements:
+                state = self.state
+                entries = self.elements[ci]
+                for n, (key_of, answers) in enumerate(entries):
+                    found = answers.get(_key(key_of(state)))
+                    if found is not None:
+                        self.element_hits += 1
+                        if n:  # the read sets that answer often come to be tried first
+                            entries[n - 1], entries[n] = entries[n], entries[n - 1]
+                        errno, assignments, names = found
+                        post = state if errno is None else _assign(state, assignments)
+                        return self._file(ci, state, errno, post, names)
             return self._run(ci, self.state)
         if answer is _NEVER:
             return None
@@ -255,27 +344,81 @@ class Stepper(_ReadKeyed):
     def _run(self, ci: int, state) -> Outcome | None:
         """Profile.step, on a recording view of the state."""
         config, call, t = self.config, self.cs[ci], self.transitions[ci]
-        reads = Reads(state, self.field_set)
+        reads = Reads(state, self.positions, elements=self.elements is not False)
         s = self.profile.view(config, reads)
         errno = run_concrete(s, t, call.args, self.discipline)
+        reads.freeze()
+        post = assignments = ()
+        if errno is not None:
+            post, assignments = s.post(), s.assignments()
+            if self.elements is None:  # the first step: does the view keep its writes one by one?
+                self.elements = [[] for _ in self.cs] if assignments is not None else False
+        if post is reads or errno is None:
+            post = state
+        if reads.everything:
+            return None if errno is None else Outcome(errno, post)
+        names = tuple(sorted(reads.read))
+        if self.elements:
+            self._file_elements(ci, state, tuple(reads.paths), (errno, assignments, names))
+        return self._file(ci, state, errno, post, names)
+
+    def _file(self, ci: int, state, errno, post, names: tuple) -> Outcome | None:
+        """The outcome of a call on the current state, its answer filed on the fields `names`."""
         if errno is None:
-            outcome, answer = None, _NEVER
-        else:
-            reads.frozen = True
-            post = s.post()
-            if post is reads:
-                outcome, answer = Outcome(errno, state), self.shared.setdefault((errno, ()),
-                                                                                 (errno, ()))
+            self.store(ci, names, _NEVER)
+            return None
+        shared = self.shared
+        if post is state:
+            self.store(ci, names, shared.setdefault((errno, ()), (errno, ())))
+            return Outcome(errno, state)
+        written = tuple((i, shared.setdefault(post[i], post[i]))
+                        for i in range(len(self.fields)) if post[i] is not state[i])
+        if not written:
+            post = state
+        if all(self.fields[i] in names for i, _v in written):
+            self.store(ci, names, shared.setdefault((errno, written), (errno, written)))
+        return Outcome(errno, post)
+
+    def _file_elements(self, ci: int, state, paths: tuple, answer: tuple) -> None:
+        paths = tuple(sorted(paths))
+        entry = self.element_sets.get((ci, paths))
+        if entry is None:
+            entry = self.element_sets[(ci, paths)] = [_getter(paths), {}]
+            self.elements[ci].append(entry)
+        entry[1][_key(entry[0](state))] = self.shared.setdefault(answer, answer)
+
+
+def _getter(paths: tuple):
+    """The values at `paths` of a state, as a tuple: compiled once per read set (it is computed
+    on every state a call misses in)."""
+    reads = "".join("s" + "".join(f"[{i}]" for i in path) + ", " for path in paths)
+    return eval(f"lambda s: ({reads})")  # noqa: S307 - built from integers only
+
+
+def _assign(state, assignments: tuple):
+    """The state with each (path, value) of `assignments` written in; a field that comes out
+    equal to its old value stays the same object (as a view's post-state keeps it)."""
+    if not assignments:
+        return state
+    fields = list(state)
+    for path, value in assignments:
+        fields[path[0]] = _put(fields[path[0]], path[1:], value)
+    changed = False
+    for i, value in enumerate(fields):
+        if value is not state[i]:
+            if value == state[i]:
+                fields[i] = state[i]
             else:
-                shared = self.shared
-                written = tuple((i, shared.setdefault(post[i], post[i]))
-                                for i in range(len(self.fields)) if post[i] is not state[i])
-                outcome = Outcome(errno, post if written else state)
-                answer = shared.setdefault((errno, written), (errno, written))
-                if any(self.fields[i] not in reads.read for i, _v in written):
-                    answer = None
-        self.store(ci, reads, answer)
-        return outcome
+                changed = True
+    return type(state)(*fields) if changed else state
+
+
+def _put(value, keys: tuple, item):
+    """`value` (a tuple of tuples...) with the element at `keys` replaced by `item`."""
+    if not keys:
+        return item
+    i = keys[0]
+    return value[:i] + (_put(value[i], keys[1:], item),) + value[i + 1:]
 
 
 class _Bundle:
@@ -331,7 +474,7 @@ class StateChecker(_ReadKeyed):
         self.profile = profile
         self.config = config
         self.predicates = predicates
-        self.field_set = frozenset(type(profile.initial_state(config))._fields)
+        self.positions = {n: i for i, n in enumerate(type(profile.initial_state(config))._fields)}
 
     def sweep(self, usual: list[bool]) -> tuple[list, list]:
         """Every predicate on the current state at once: (notable, unanswered), the predicates the memo
@@ -343,7 +486,8 @@ class StateChecker(_ReadKeyed):
     def __call__(self, i: int) -> bool:
         answer = self.lookup(i)
         if answer is None:
-            reads = Reads(self.state, self.field_set)
+            reads = Reads(self.state, self.positions)
             answer = bool(self.predicates[i](self.profile.view(self.config, reads)))
-            self.store(i, reads, answer)
+            if not reads.everything:
+                self.store(i, tuple(sorted(reads.read)), answer)
         return answer

@@ -22,7 +22,8 @@ A violation is reported once per property, with the shortest trace from the init
 parent pointers: the first state of the BFS order that violates a property is at minimal depth).
 
 Speed comes from three things, each exact: steps and state properties are memoised on the
-fields of the state they read (`Stepper`, `StateChecker`), and a state's calls are answered
+fields of the state they read (`Stepper`, `StateChecker`; a step also on the elements it
+read, when the profile's view keeps its writes one by one), and a state's calls are answered
 together, one lookup per read set (`Stepper.sweep`), the failures that change nothing and that
 no property left can see being counted, not looked at; states the profile's symmetry
 deems interchangeable are explored once per orbit (checked as the search goes); states are
@@ -161,7 +162,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     # state only if the properties read none of it (they then see just the call and errno).
     sweep = stepper is not None and on_edge is None
     verdicts: dict[tuple, bool] = {}
-    field_set = frozenset(type(s0)._fields)
+    positions = {name: i for i, name in enumerate(type(s0)._fields)}
 
     def quiet(ci: int, errno: int) -> bool:
         verdict = verdicts.get((ci, errno))
@@ -172,7 +173,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     def _quiet(ci: int, errno: int) -> bool:
         if not errno_known(errno):
             return False
-        reads = Reads(stepper.state, field_set)
+        reads = Reads(stepper.state, positions)
         v = view(config, reads)
         name = names[ci]
         if any(not p.step(name, errno, v, v) for p in step_always if p.name not in found):
@@ -255,7 +256,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                             target = raw_node[r]
                         else:
                             c = canon(t)
-                            c_ids = ids(c)
+                            c_ids = ids(c, t, t_ids)  # the fields no renaming moves are t's
                             c_key = pack(c_ids)
                             if c_key != t_key:
                                 remember = True

@@ -1,10 +1,14 @@
 """Exploration of small machines: complete, no violation, the graph properties hold, and the
 sometimes properties a machine can show are witnessed."""
 
+from pathlib import Path
+
 import pytest
 
 from model.explorer import explore
-from tests.gmem.helpers import GMEM, SMALL, TINY
+from tests.gmem.helpers import GMEM, SMALL, TINY, machine
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
 
 @pytest.mark.parametrize("vm", sorted(TINY))
@@ -32,7 +36,6 @@ def test_host_faults_on_a_default_vm():
 
 
 def test_symmetry_is_checked_and_kept():
-    from tests.gmem.helpers import machine
     config = machine(slots=2, gfns=2, pages=1, sizes=(1,), flags=(1,))
     reduced = explore(GMEM, config)
     full = explore(GMEM, config, symmetry=False)
@@ -42,7 +45,6 @@ def test_symmetry_is_checked_and_kept():
 
 
 def test_created_files_are_renamed_and_the_reduction_is_kept():
-    from tests.gmem.helpers import machine
     config = machine(files=2, slots=1, gfns=2, pages=1, sizes=(0, 1))
     reduced = explore(GMEM, config)
     full = explore(GMEM, config, symmetry=False)
@@ -78,3 +80,24 @@ def test_the_direct_reads_answer_as_the_vocabulary():
         for name in ("page", "bind", "hpte"):
             assert ([getattr(a, name)(f, i) for f in keys for i in keys]
                     == [getattr(b, name)(f, i) for f in keys for i in keys])
+
+
+@pytest.mark.parametrize("extended", [False, True])
+def test_the_memo_answers_as_the_step_does_element_by_element(extended):
+    """The memo keys a gmem call on the elements it reads (the view keeps its writes one by
+    one): on every state and call it answers what `Profile.step` does, and many of the calls
+    the whole-column memo misses it answers from those elements."""
+    from model.explorer import Stepper
+    from model.extensions import load
+
+    profile = load(GMEM, str(EXAMPLES / "gmem_in_place_conversion.py")) if extended \
+        else GMEM
+    config = profile.adjust(machine(files=2, slots=2, gfns=3))
+    states = explore(profile, config, symmetry=False, max_states=600).states
+    cs = profile.calls(config)
+    stepper = Stepper(profile, config, cs)
+    for state in states:
+        stepper.begin(state)
+        for ci, call in enumerate(cs):
+            assert stepper(ci) == profile.step(config, state, call), (call, state)
+    assert stepper.element_hits > stepper.misses / 4

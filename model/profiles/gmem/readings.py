@@ -173,26 +173,22 @@ class Concrete(Vocabulary, ConcreteView):
         return all(pred(g) for g in range(lo, lo + min(n, self.config.gfns + 1)))
 
     # -- writes -----------------------------------------------------------------------------------
-    def _column(self, field):
-        column = self._writes.get(field)
-        if column is None:
-            old = getattr(self.pre, field)
-            kind = self.fields.kind[field]
-            column = [list(r) for r in old] if kind == "index" else \
-                old if kind == "scalar" else list(old)
-            self._writes[field] = column
-        return column
+    # A write is kept by key (`_writes`: field -> key -> value, a scalar's key None) and applied
+    # to the pre-state by `post`: the call's writes are then known one by one (`assignments`),
+    # and a call that writes one gfn's leaf reads nothing else of the column. Every write still
+    # reads its field as a whole (`_touch`): the memo's whole-column answers replace a written
+    # field whole, which is right only for a field the call read.
+    def _touch(self, field):
+        return getattr(self.pre, field)
+
+    def _put(self, field, key, value):
+        self._touch(field)
+        self._writes.setdefault(field, {})[key] = value
 
     def set(self, field, key, value):
         if not self._live() or not self._ok(field, key):
             return
-        if self.fields.kind[field] == "scalar":
-            self._column(field)
-            self._writes[field] = value
-        elif self.fields.kind[field] == "index":
-            self._column(field)[key[0]][key[1]] = value
-        else:
-            self._column(field)[key] = value
+        self._put(field, None if self.fields.kind[field] == "scalar" else key, value)
 
     def set_where(self, field, pred, value_of):
         """Every key of the field's domain with pred(key) gets value_of(key) (pre-state reads)."""
@@ -206,7 +202,7 @@ class Concrete(Vocabulary, ConcreteView):
                 range(self.config.slots) if kind == "slot" else range(self.config.gfns)
             changes = [(k, value_of(k)) for k in keys if pred(k)]
         if not changes:
-            self._column(field)  # read (memo) and written: same on every reading
+            self._touch(field)  # read (memo) and written: same on every reading
             return
         for key, value in changes:
             self.set(field, key, value)
@@ -218,13 +214,24 @@ class Concrete(Vocabulary, ConcreteView):
         """A new file's indices start as initially (they are: nothing writes an uncreated
         file)."""
         for field in self._index_fields():
-            self._column(field)
+            self._touch(field)
 
     def set_row(self, field, f, value):
         """Every index of the file being created (f = nfiles) gets value: what it starts as."""
         if self._live() and 0 <= f < self.config.files:
-            row = self._column(field)[f]
-            row[:] = [value] * len(row)
+            for i in range(self.config.pages):
+                self._put(field, (f, i), value)
+
+    def assignments(self):
+        """The writes as (path, value), a path being (field's position, key...)."""
+        position = {name: n for n, name in enumerate(self.fields.names)}
+        out = []
+        for field, writes in self._writes.items():
+            n = position[field]
+            for key, value in writes.items():
+                path = (n,) if key is None else (n, *key) if isinstance(key, tuple) else (n, key)
+                out.append((path, value))
+        return tuple(sorted(out))
 
     def post(self):
         if not self._writes:
@@ -233,15 +240,22 @@ class Concrete(Vocabulary, ConcreteView):
         changed = False
         for field in self.fields.names:
             old = getattr(self.pre, field)
-            if field not in self._writes:
+            writes = self._writes.get(field)
+            if writes is None:
                 out.append(old)
                 continue
-            column = self._writes[field]
-            if self.fields.kind[field] == "scalar":
-                new = column
-            elif self.fields.kind[field] == "index":
-                new = tuple(tuple(r) for r in column)
+            kind = self.fields.kind[field]
+            if kind == "scalar":
+                new = writes[None]
+            elif kind == "index":
+                rows = [list(r) for r in old]
+                for (f, i), value in writes.items():
+                    rows[f][i] = value
+                new = tuple(tuple(r) for r in rows)
             else:
+                column = list(old)
+                for k, value in writes.items():
+                    column[k] = value
                 new = tuple(column)
             if new == old:
                 new = old  # unchanged: the same object, so the memo sees no write

@@ -181,6 +181,28 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
         if any(p.step(name, errno, v, v) for p in pending_step):
             return False
         return not reads.read and not reads.everything
+
+    # The step properties an edge must be shown, per call and errno: a property that reads
+    # nothing of either state, on a first edge of that call and errno, is a function of the
+    # two alone, and one that holds there holds on every such edge (as do `sometimes` ones
+    # that do not). Cleared with the verdicts, when a property is found or witnessed.
+    edge_props: dict[tuple, tuple] = {}
+
+    def props_for(ci: int, errno: int, s, t) -> tuple[list, list]:
+        got = edge_props.get((ci, errno))
+        if got is None:
+            got = edge_props[(ci, errno)] = (
+                [p for p in step_always if p.name not in found and _tells(p, ci, errno, s, t, True)],
+                [p for p in pending_step if _tells(p, ci, errno, s, t, False)])
+        return got
+
+    def _tells(p: Property, ci: int, errno: int, s, t, usual: bool) -> bool:
+        pre_reads = Reads(s, positions)
+        post_reads = pre_reads if t is s else Reads(t, positions)
+        pre = view(config, pre_reads)
+        verdict = bool(p.step(names[ci], errno, pre, pre if t is s else view(config, post_reads)))
+        return (verdict != usual or pre_reads.everything or post_reads.everything
+                or bool(pre_reads.read) or bool(post_reads.read))
     edges = tried = 0
     truncated = False
     stopped = None
@@ -203,7 +225,6 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 out: dict[int, list] = {}
                 if stepper is not None:
                     stepper.begin(s, s_ids)
-                checks = [p for p in step_always if p.name not in found]
                 if sweep:
                     answered, unanswered, quiet_count = stepper.sweep(quiet)
                     tried += quiet_count
@@ -229,14 +250,15 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                     if on_edge is not None:
                         on_edge(s, cs[ci], outcome)
                     errno, t = outcome
-                    post = pre if t is s else view(config, t)
-                    name = names[ci]
-                    for p in checks:
-                        if not p.step(name, errno, pre, post) and p.name not in found:
-                            found[p.name] = ("step", node, ci, outcome)
-                    if pending_step:
-                        for p in list(pending_step):
-                            if p.step(name, errno, pre, post):
+                    checks, hopes = props_for(ci, errno, s, t)
+                    if checks or hopes:
+                        post = pre if t is s else view(config, t)
+                        name = names[ci]
+                        for p in checks:
+                            if p.name not in found and not p.step(name, errno, pre, post):
+                                found[p.name] = ("step", node, ci, outcome)
+                        for p in hopes:
+                            if not sometimes[p.name] and p.step(name, errno, pre, post):
                                 sometimes[p.name] = True
                                 witnesses[p.name] = ("step", node, ci, outcome)
                                 pending_step.remove(p)
@@ -281,9 +303,11 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                         targets.append(ci)
                 for target, cis in out.items():
                     arcs.add(node, target, cis)
-                if sweep and before != (len(found), len(pending_step)):
-                    verdicts.clear()  # a failure that was loud may be quiet now
-                    stepper.generation += 1
+                if before != (len(found), len(pending_step)):
+                    edge_props.clear()
+                    if sweep:
+                        verdicts.clear()  # a failure that was loud may be quiet now
+                        stepper.generation += 1
                 if node < symmetry_check and symmetric and stopped != "max_states":
                     _check_equivariance(profile, config, stepper or Stepper(profile, config, cs), cs,
                                         sym, s, step_always)

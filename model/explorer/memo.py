@@ -295,8 +295,8 @@ class Stepper(_ReadKeyed):
     def sweep(self, quiet) -> tuple[list, list, int]:
         """Every call on the current state at once: (answered, unanswered, quiet count).
 
-        `answered` holds (call index, Outcome) of the calls the memo answers that the caller must
-        look at, `unanswered` the indexes of calls it must run (`self(ci)`), and the quiet
+        `answered` holds (call index, answer) of the calls the memo answers that the caller must
+        look at (an answer is (errno, written fields): `replay` gives its outcome), `unanswered` the indexes of calls it must run (`self(ci)`), and the quiet
         count the tried calls it need not see: each failed and changed nothing, and
         `quiet(ci, errno)` says such a failure can break or witness no property (the caller
         bumps `generation` when that may change). The calls the host never makes are in
@@ -306,13 +306,11 @@ class Stepper(_ReadKeyed):
                 return None
             errno, written = answer
             return bool(errno and not written and quiet(ci, errno))
-        loud, unanswered, quiet_count = self._sweep(judge)
-        state = self.state
-        return ([(ci, self._replay(state, answer)) for ci, answer in loud], unanswered,
-                quiet_count)
+        return self._sweep(judge)
 
     @staticmethod
-    def _replay(state, answer) -> Outcome:
+    def replay(state, answer) -> Outcome:
+        """The outcome an answer (errno, written fields) gives on `state`."""
         errno, written = answer
         if not written:
             return Outcome(errno, state)
@@ -339,7 +337,7 @@ class Stepper(_ReadKeyed):
             return self._run(ci, self.state)
         if answer is _NEVER:
             return None
-        return self._replay(self.state, answer)
+        return self.replay(self.state, answer)
 
     def _run(self, ci: int, state) -> Outcome | None:
         """Profile.step, on a recording view of the state."""

@@ -44,6 +44,7 @@ from model.explorer.graph import graph_properties
 from model.explorer.memo import Reads, StateChecker, Stepper
 from model.explorer.results import GRAPH_CHECKS, Arcs, Exploration, Violation
 from model.explorer.table import Keys, StateTable
+from model.transitions import Outcome
 from model.explorer.traces import Asymmetric, blame, errno_known, trace
 from model.properties import Property
 
@@ -161,6 +162,9 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     # to check: the verdict is taken on a state that records its reads, and holds for every
     # state only if the properties read none of it (they then see just the call and errno).
     sweep = stepper is not None and on_edge is None
+    replay = Stepper.replay
+    value_id = states.value_id
+    written_ids: dict[int, tuple] = {}  # id(answer) -> (answer, its written fields' ids)
     verdicts: dict[tuple, bool] = {}
     positions = {name: i for i, name in enumerate(type(s0)._fields)}
 
@@ -232,8 +236,13 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 else:
                     todo = [(ci, None) for ci in range_calls]
                 before = len(found), len(pending_step)
-                for ci, outcome in todo:
-                    if outcome is None:
+                for ci, answer in todo:
+                    # `answer`: the memo's (errno, written fields) for the call, from the sweep,
+                    # or None: the call is run. An answer's successor is built only when
+                    # something needs the state itself: its key is the parent's field ids with
+                    # the written ones replaced (numbered once per answer).
+                    t = t_ids = outcome = None
+                    if answer is None:
                         try:
                             if stepper is not None:
                                 outcome = stepper(ci)
@@ -246,12 +255,33 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                             continue
                         if outcome is None:
                             continue
+                        errno, t = outcome
+                    else:
+                        errno, written = answer
+                        if not written:
+                            t, t_ids = s, s_ids
+                        else:
+                            numbered = written_ids.get(id(answer))
+                            if numbered is None:
+                                numbered = written_ids[id(answer)] = (
+                                    answer, [(i, value_id(i, v)) for i, v in written])
+                            t_ids = list(s_ids)
+                            for i, n in numbered[1]:
+                                t_ids[i] = n
                     tried += 1
                     if on_edge is not None:
                         on_edge(s, cs[ci], outcome)
-                    errno, t = outcome
-                    checks, hopes = props_for(ci, errno, s, t)
-                    if checks or hopes:
+                    hints = edge_props.get((ci, errno))
+                    if hints is None:
+                        if t is None:
+                            t = replay(s, answer).state
+                        hints = props_for(ci, errno, s, t)
+                    checks, hopes = hints
+                    if checks or hopes or (errno and not errno_known(errno)):
+                        if t is None:
+                            t = replay(s, answer).state
+                        if outcome is None:
+                            outcome = Outcome(errno, t)
                         post = pre if t is s else view(config, t)
                         name = names[ci]
                         for p in checks:
@@ -262,12 +292,13 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                                 sometimes[p.name] = True
                                 witnesses[p.name] = ("step", node, ci, outcome)
                                 pending_step.remove(p)
-                    if errno:
-                        if not errno_known(errno):
+                        if errno and not errno_known(errno):
                             found.setdefault("errno_known", ("step", node, ci, outcome))
+                    if errno:
                         continue
                     edges += 1
-                    t_ids = ids(t, s, s_ids)
+                    if t_ids is None:
+                        t_ids = ids(t, s, s_ids)
                     t_key = pack(t_ids)
                     target = node_of(t_key)  # a node's key is its own canonical form
                     c, c_ids, c_key = t, t_ids, t_key
@@ -277,6 +308,8 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                         if r is not None:
                             target = raw_node[r]
                         else:
+                            if t is None:
+                                t = replay(s, answer).state
                             c = canon(t)
                             c_ids = ids(c, t, t_ids)  # the fields no renaming moves are t's
                             c_key = pack(c_ids)
@@ -287,6 +320,8 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                         if max_states is not None and len(states) >= max_states:
                             truncated, stopped = True, "max_states"
                             continue
+                        if c is None:
+                            c = t = replay(s, answer).state
                         target = states.add(c_key)
                         parent.append(node)
                         via.append(ci)

@@ -51,6 +51,10 @@ class StateTable:
                 self.small = n < 256
         return n
 
+    def value_id(self, field: int, value) -> int:
+        """The id of one value of a field (numbered if new)."""
+        return self._id(field, value)
+
     def ids(self, state, like=None, like_ids=None) -> list[int]:
         """The field ids of a state (new values are numbered); `like` (a state of the table)
         and `like_ids` (its field ids) let the fields it shares with that state, by identity,

@@ -7,6 +7,7 @@ import pytest
 
 from model.explorer import explore
 from tests.gmem.helpers import GMEM, SMALL, TINY, machine
+from tests.stepper_check import agreeing_stepper
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 
@@ -87,17 +88,11 @@ def test_the_memo_answers_as_the_step_does_element_by_element(extended):
     """The memo keys a gmem call on the elements it reads (the view keeps its writes one by
     one): on every state and call it answers what `Profile.step` does, and many of the calls
     the whole-column memo misses it answers from those elements."""
-    from model.explorer import Stepper
     from model.extensions import load
 
     profile = load(GMEM, str(EXAMPLES / "gmem_in_place_conversion.py")) if extended \
         else GMEM
     config = profile.adjust(machine(files=2, slots=2, gfns=3))
     states = explore(profile, config, symmetry=False, max_states=600).states
-    cs = profile.calls(config)
-    stepper = Stepper(profile, config, cs)
-    for state in states:
-        stepper.begin(state)
-        for ci, call in enumerate(cs):
-            assert stepper(ci) == profile.step(config, state, call), (call, state)
+    stepper = agreeing_stepper(profile, config, states)
     assert stepper.element_hits > stepper.misses / 4

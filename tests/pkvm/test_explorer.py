@@ -8,12 +8,13 @@ from errno import EPERM
 
 import pytest
 
-from model.explorer import Stepper, explore, unreduced_counts
+from model.explorer import explore, unreduced_counts
 from model.properties import Property
 from model.profiles.pkvm.states import NOPAGE, OWNED, SHARED_BORROWED, Config, initial_state
 from model.profiles.pkvm.symmetry import Symmetry
 from model.profiles.pkvm.transitions import check_range
 from tests.pkvm.helpers import PKVM, mutant, seeded
+from tests.stepper_check import agreeing_stepper
 
 TRANSITIONS = PKVM.transitions
 
@@ -95,12 +96,7 @@ def test_stepper_agrees_with_the_model_step_call_by_call():
     no_discipline = replace(ONE_PAGE, host_discipline=False)
     for config in (ONE_PAGE, no_discipline):
         states = explore(PKVM, config, symmetry=False, max_depth=6).states
-        cs = PKVM.calls(config)
-        stepper = Stepper(PKVM, config, cs)
-        for state in states:
-            stepper.begin(state)
-            for ci, call in enumerate(cs):
-                assert stepper(ci) == PKVM.step(config, state, call), (call, state)
+        stepper = agreeing_stepper(PKVM, config, states)
         assert stepper.hits > stepper.misses
 
 

@@ -158,44 +158,23 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
 
     check_state(0, s0, s0_ids)
 
-    # A sweep skips the failures that change nothing and can break or witness no property left
-    # to check: the verdict is taken on a state that records its reads, and holds for every
-    # state only if the properties read none of it (they then see just the call and errno).
+    # The step properties an edge must be shown, per call, errno and whether the call wrote: a
+    # property that reads nothing of either state on a first such edge is a function of those
+    # alone (that the post-state is the pre-state is itself seen: `same_state`), so one that
+    # holds there holds on every such edge, as a `sometimes` one that does not fails on every
+    # one. Cleared when a property is found or witnessed. A sweep skips, counted, the failures
+    # that change nothing and have none to be shown (`quiet`).
     sweep = stepper is not None and on_edge is None
     replay = Stepper.replay
     value_id = states.value_id
     written_ids: dict[int, tuple] = {}  # id(answer) -> (answer, its written fields' ids)
-    verdicts: dict[tuple, bool] = {}
     positions = {name: i for i, name in enumerate(type(s0)._fields)}
-
-    def quiet(ci: int, errno: int) -> bool:
-        verdict = verdicts.get((ci, errno))
-        if verdict is None:
-            verdict = verdicts[(ci, errno)] = _quiet(ci, errno)
-        return verdict
-
-    def _quiet(ci: int, errno: int) -> bool:
-        if not errno_known(errno):
-            return False
-        reads = Reads(stepper.state, positions)
-        v = view(config, reads)
-        name = names[ci]
-        if any(not p.step(name, errno, v, v) for p in step_always if p.name not in found):
-            return False
-        if any(p.step(name, errno, v, v) for p in pending_step):
-            return False
-        return not reads.read and not reads.everything
-
-    # The step properties an edge must be shown, per call and errno: a property that reads
-    # nothing of either state, on a first edge of that call and errno, is a function of the
-    # two alone, and one that holds there holds on every such edge (as do `sometimes` ones
-    # that do not). Cleared with the verdicts, when a property is found or witnessed.
     edge_props: dict[tuple, tuple] = {}
 
     def props_for(ci: int, errno: int, s, t) -> tuple[list, list]:
-        got = edge_props.get((ci, errno))
+        got = edge_props.get((ci, errno, t is s))
         if got is None:
-            got = edge_props[(ci, errno)] = (
+            got = edge_props[(ci, errno, t is s)] = (
                 [p for p in step_always if p.name not in found and _tells(p, ci, errno, s, t, True)],
                 [p for p in pending_step if _tells(p, ci, errno, s, t, False)])
         return got
@@ -207,6 +186,10 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
         verdict = bool(p.step(names[ci], errno, pre, pre if t is s else view(config, post_reads)))
         return (verdict != usual or pre_reads.everything or post_reads.everything
                 or bool(pre_reads.read) or bool(post_reads.read))
+
+    def quiet(ci: int, errno: int) -> bool:
+        state = stepper.state
+        return errno_known(errno) and props_for(ci, errno, state, state) == ([], [])
     edges = tried = 0
     truncated = False
     stopped = None
@@ -271,7 +254,7 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                     tried += 1
                     if on_edge is not None:
                         on_edge(s, cs[ci], outcome)
-                    hints = edge_props.get((ci, errno))
+                    hints = edge_props.get((ci, errno, t is s))
                     if hints is None:
                         if t is None:
                             t = replay(s, answer).state
@@ -339,9 +322,8 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 for target, cis in out.items():
                     arcs.add(node, target, cis)
                 if before != (len(found), len(pending_step)):
-                    edge_props.clear()
+                    edge_props.clear()  # a failure that was loud may be quiet now
                     if sweep:
-                        verdicts.clear()  # a failure that was loud may be quiet now
                         stepper.generation += 1
                 if node < symmetry_check and symmetric and stopped != "max_states":
                     _check_equivariance(profile, config, stepper or Stepper(profile, config, cs), cs,

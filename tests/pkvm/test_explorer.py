@@ -183,6 +183,19 @@ def test_seeded_write_before_check_is_caught_on_a_failing_call():
     assert v.trace[0].pre != v.trace[0].post
 
 
+@pytest.mark.parametrize("memo", [True, False])
+def test_a_failure_that_writes_is_caught_after_the_same_failure_that_does_not(memo):
+    """The step properties an edge is shown are chosen per call and errno: a failure that
+    changes nothing (the first ones here) must not excuse the same errno when it writes."""
+    def host_unshare_hyp(s, pfn):
+        if pfn < s.n and s.pins(pfn) > 0:  # writes before failing, on a pinned page only
+            s.set("hyp", pfn, NOPAGE)
+        yield s.require(False, EPERM)
+    result = explore(seeded("host_unshare_hyp", host_unshare_hyp), ONE_PAGE, memo=memo)
+    v = {v.property: v for v in result.violations}["check_then_commit"]
+    assert v.trace[-1].errno == -EPERM and v.trace[-1].pre != v.trace[-1].post
+
+
 def test_seeded_bug_found_alike_with_and_without_symmetry():
     original = TRANSITIONS["host_force_reclaim_page_guest"].body
 

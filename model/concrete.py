@@ -87,3 +87,30 @@ class ConcreteView:
 
     def same_state(self, other: ConcreteView):
         return self.pre == other.pre
+
+
+def assign(state, assignments: tuple, kind: type | None = None):
+    """The state with each (path, value) of `assignments` written in (`ConcreteView.assignments`),
+    as a `kind` (by default the state's own type); a field that comes out equal to its old value
+    stays the same object, and a state nothing changes is returned as it is."""
+    if not assignments:
+        return state
+    fields = list(state)
+    for path, value in assignments:
+        fields[path[0]] = _put(fields[path[0]], path[1:], value)
+    changed = False
+    for i, value in enumerate(fields):
+        if value is not state[i]:
+            if value == state[i]:
+                fields[i] = state[i]
+            else:
+                changed = True
+    return (kind or type(state))(*fields) if changed else state
+
+
+def _put(value, keys: tuple, item):
+    """`value` (a tuple of tuples...) with the element at `keys` replaced by `item`."""
+    if not keys:
+        return item
+    i = keys[0]
+    return value[:i] + (_put(value[i], keys[1:], item),) + value[i + 1:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import operator
 
+from model.concrete import assign
 from model.explorer.table import StateTable
 from model.transitions import Outcome, run_concrete
 
@@ -57,7 +58,8 @@ class Reads:
             self.__dict__[name] = getattr(self._state, name)
 
     def _whole(self):
-        self.everything = True
+        if not self.frozen:
+            self.everything = True
         return self._state
 
     def __eq__(self, other):
@@ -296,8 +298,9 @@ class Stepper(_ReadKeyed):
         """Every call on the current state at once: (answered, unanswered, quiet count).
 
         `answered` holds (call index, answer) of the calls the memo answers that the caller must
-        look at (an answer is (errno, written fields): `replay` gives its outcome), `unanswered` the indexes of calls it must run (`self(ci)`), and the quiet
-        count the tried calls it need not see: each failed and changed nothing, and
+        look at (an answer is (errno, written fields): `replay` gives its outcome),
+        `unanswered` the indexes of calls it must run (`self(ci)`), and the quiet count the
+        tried calls it need not see: each failed and changed nothing, and
         `quiet(ci, errno)` says such a failure can break or witness no property (the caller
         bumps `generation` when that may change). The calls the host never makes are in
         neither list."""
@@ -332,7 +335,7 @@ class Stepper(_ReadKeyed):
                         if n:  # the read sets that answer often come to be tried first
                             entries[n - 1], entries[n] = entries[n], entries[n - 1]
                         errno, assignments, names = found
-                        post = state if errno is None else _assign(state, assignments)
+                        post = state if errno is None else assign(state, assignments)
                         return self._file(ci, state, errno, post, names)
             return self._run(ci, self.state)
         if answer is _NEVER:
@@ -391,32 +394,6 @@ def _getter(paths: tuple):
     on every state a call misses in)."""
     reads = "".join("s" + "".join(f"[{i}]" for i in path) + ", " for path in paths)
     return eval(f"lambda s: ({reads})")  # noqa: S307 - built from integers only
-
-
-def _assign(state, assignments: tuple):
-    """The state with each (path, value) of `assignments` written in; a field that comes out
-    equal to its old value stays the same object (as a view's post-state keeps it)."""
-    if not assignments:
-        return state
-    fields = list(state)
-    for path, value in assignments:
-        fields[path[0]] = _put(fields[path[0]], path[1:], value)
-    changed = False
-    for i, value in enumerate(fields):
-        if value is not state[i]:
-            if value == state[i]:
-                fields[i] = state[i]
-            else:
-                changed = True
-    return type(state)(*fields) if changed else state
-
-
-def _put(value, keys: tuple, item):
-    """`value` (a tuple of tuples...) with the element at `keys` replaced by `item`."""
-    if not keys:
-        return item
-    i = keys[0]
-    return value[:i] + (_put(value[i], keys[1:], item),) + value[i + 1:]
 
 
 class _Bundle:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import z3
 
-from model.concrete import ConcreteView
+from model.concrete import ConcreteView, assign
 from model.profiles.gmem.states import ARM64, BASE, LOFF_PAGES, SW_PROTECTED, VMFD, Config, Layout
 from model.symbolic import INT, SymbolicReading, SymbolicSteps, fresh
 
@@ -234,35 +234,7 @@ class Concrete(Vocabulary, ConcreteView):
         return tuple(sorted(out))
 
     def post(self):
-        if not self._writes:
-            return self.pre
-        out = []
-        changed = False
-        for field in self.fields.names:
-            old = getattr(self.pre, field)
-            writes = self._writes.get(field)
-            if writes is None:
-                out.append(old)
-                continue
-            kind = self.fields.kind[field]
-            if kind == "scalar":
-                new = writes[None]
-            elif kind == "index":
-                rows = [list(r) for r in old]
-                for (f, i), value in writes.items():
-                    rows[f][i] = value
-                new = tuple(tuple(r) for r in rows)
-            else:
-                column = list(old)
-                for k, value in writes.items():
-                    column[k] = value
-                new = tuple(column)
-            if new == old:
-                new = old  # unchanged: the same object, so the memo sees no write
-            else:
-                changed = True
-            out.append(new)
-        return self.fields.type(*out) if changed else self.pre
+        return assign(self.pre, self.assignments(), self.fields.type)
 
 
 class Direct(Concrete):

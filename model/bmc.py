@@ -42,15 +42,18 @@ class Reach:
 
 class Unrolling:
     """`depth` symbolic steps from the initial state of `config`'s machine, each call's arguments
-    drawn from the configuration's domains (those of the explorer)."""
+    drawn from the configuration's domains (those of the explorer). With `calls`, each step is
+    one of those transitions only: a path among fewer calls is still a path of the protocol, so
+    such an unrolling can show a state reachable, never unreachable (it keeps a witness search
+    of a long path within z3's reach)."""
 
-    def __init__(self, profile, config, depth: int):
-        self.profile, self.config, self.depth = profile, config, depth
+    def __init__(self, profile, config, depth: int, calls: tuple[str, ...] | None = None):
+        self.profile, self.config, self.depth, self.calls = profile, config, depth, calls
         hooks = self.hooks = profile.prover
         transitions = profile.transitions
         self.m = m = hooks.machine("_bmc")
         self.facts = hooks.fix_machine(m, config)
-        self.names = list(transitions)
+        self.names = list(calls or transitions)
         self.states = [hooks.initial(m)]
         self.steps = []  # per step: (selector, {name: (args, SymbolicStep)})
         for i in range(depth):
@@ -92,6 +95,8 @@ class Unrolling:
         return z3.Or(*options)
 
     def search(self, prop: Property, rlimit: int = RLIMIT, expected: bool = True) -> Reach:
+        if self.calls and not expected:
+            raise ValueError(f"{prop.name}: a search among some calls cannot show it unreachable")
         start = time.perf_counter()
         solver = z3.Solver()
         solver.set("rlimit", rlimit)
@@ -119,7 +124,8 @@ class Unrolling:
 def run_checks(profile, rlimit: int = RLIMIT, jobs: int = 1):
     """Every bounded check of the profile (`profile.prover.bmc_checks`: property, machine,
     depth and, optionally, whether the property should be reachable (default) or must not be
-    within that depth): (machine description, Reach) pairs, in the profile's order. Each check
+    within that depth, and the calls a witness path is searched among (default all)):
+    (machine description, Reach) pairs, in the profile's order. Each check
     runs in a process freshly forked from this one, `jobs` at a time, as the prover's
     obligations do: z3's answers depend on what its context has seen, so a check's path must
     not depend on which checks ran before it or on how many run at once."""
@@ -137,12 +143,12 @@ def checks(profile, rlimit: int = RLIMIT) -> list:
     """The profile's bounded checks as functions of no argument, each returning what
     `run_checks` lists for it: for a pool that runs them beside other work
     (`model.prover.discharge_with`, which forks a process for each, as `run_checks` does)."""
-    return [functools.partial(_run, profile, prop, profile.adjust(config), depth, expect, rlimit)
-            for prop, config, depth, *expect in profile.prover.bmc_checks(profile)]
+    return [functools.partial(_run, profile, prop, profile.adjust(config), depth, rlimit, *rest)
+            for prop, config, depth, *rest in profile.prover.bmc_checks(profile)]
 
 
-def _run(profile, prop, config, depth, expect, rlimit):
-    reach = Unrolling(profile, config, depth).search(prop, rlimit, *expect)
+def _run(profile, prop, config, depth, rlimit, expected=True, calls=None):
+    reach = Unrolling(profile, config, depth, calls).search(prop, rlimit, expected)
     return profile.presenter.machine_text(config), reach
 
 

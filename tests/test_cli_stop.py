@@ -58,7 +58,7 @@ def test_max_seconds_bounds_the_prover(tmp_path):
 
 
 MUTANT_RUN = ["explore", "--mutant", "share_hyp_skips_host_check", "--all-violations",
-              "--pages", "3"]  # violations at depth 2, a search of minutes
+              "--pages", "3"]  # violations at depth 3, a search of minutes
 
 
 def test_a_stopped_exploration_reports_the_violations_found_so_far():
@@ -67,8 +67,8 @@ def test_a_stopped_exploration_reports_the_violations_found_so_far():
     data = json.loads(done.stdout)
     assert data["stopped"] == "time limit" and data["complete"] is False
     found = {v["property"]: v for v in data["violations"]}
-    assert "single_owner" in found and found["single_owner"]["length"] == 2
-    assert found["single_owner"]["trace"][-1]["call"].startswith("host_share_hyp")
+    assert "single_owner" in found and found["single_owner"]["length"] == 3
+    assert any(s["call"].startswith("host_share_hyp") for s in found["single_owner"]["trace"])
 
 
 def test_ctrl_c_keeps_the_violations_found_so_far():

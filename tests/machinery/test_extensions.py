@@ -76,7 +76,7 @@ def test_an_override_with_a_seeded_bug_is_caught(capsys):
     assert code == 1
     (v,) = data["violations"]
     assert v["property"] == "sharing_pairs"
-    assert [s["name"] for s in v["trace"]] == ["host_share_guest", "host_share_ffa"]
+    assert [s["name"] for s in v["trace"]] == ["vcpu_load", "host_share_guest", "host_share_ffa"]
 
 
 def test_a_property_that_is_not_inductive_is_refuted(tmp_path, capsys):

@@ -40,6 +40,15 @@ def follow(config, run):
     return state
 
 
+def loaded(config):
+    """(model state, reference) at the start with one vCPU of every guest loaded: the
+    guest-map hypercalls act for a loaded vCPU, and a guest runs only on one."""
+    hv = reference_for(config)
+    for vm in range(len(config.guests)):
+        assert hv.vcpu_load(vm) == 0
+    return initial_state(config)._replace(refs=(1,) * len(config.guests)), hv
+
+
 def run_mutant(name: str, run):
     """The mutant's calls (name, args) from the initial state of its own default machine:
     (protocol, config, the last call's outcome)."""

@@ -71,6 +71,7 @@ def test_invoke_matches_arguments_by_name(monkeypatch):
 def test_annotations_leaves_and_contents_read_back():
     config = Config(ram=1024, mmio=1, guests=(True, False))
     hv = reference_for(config)
+    assert hv.vcpu_load(0) == 0 and hv.vcpu_load(1) == 0
     assert hv.host_donate_guest(3, 77, 0) == 0
     assert hv.guest_write(0, 77) == 0
     assert hv.host_donate_hyp(4, 1) == 0
@@ -91,6 +92,7 @@ def test_annotations_leaves_and_contents_read_back():
     s = abstract(hv, config)
     assert s.s2[0] == (Leaf(77, 1, 1, POISON, 0, 0),)
     assert (s.host[3], s.pte_kind[3], s.contents[3]) == (OWNED, PteKind.VALID, Contents.ZERO)
+    assert hv.vcpu_put(0) == 0
     assert hv.start_teardown_vm(0) == 0 and hv.finalize_teardown_vm(0) == 0
     assert abstract(hv, config).life == (Life.TORN_DOWN, Life.RUNNING)
 

@@ -163,7 +163,7 @@ def test_edge_checker_replays_edges_of_unreduced_bfs():
 
 
 def test_diff_shows_only_differing_cells_in_kernel_vocabulary():
-    s0 = initial_state(SMALL)
+    s0 = step(SMALL, initial_state(SMALL), Call("vcpu_load", (0,))).state
     s1 = step(SMALL, s0, Call("host_donate_guest", (0, 1, 0))).state
     cells = diff(PKVM, SMALL, s0, s1)
     assert [(c.where, c.what) for c in cells] == [

@@ -154,7 +154,7 @@ def test_seeded_double_owner_gives_a_one_step_trace():
 
 
 def test_seeded_deep_bug_gets_the_shortest_trace():
-    """A bug only reachable after a donation and a share back: three steps, no fewer."""
+    """A bug only reachable after a vCPU load, a donation and a share back: four steps."""
     original = TRANSITIONS["guest_unshare_host"].body
 
     def guest_unshare_host(s, vm, gfn):
@@ -164,8 +164,8 @@ def test_seeded_deep_bug_gets_the_shortest_trace():
     names = {v.property: v for v in result.violations}
     assert "sharing_pairs" in names
     trace = names["sharing_pairs"].trace
-    assert [s.call.name for s in trace] == ["host_donate_guest", "guest_share_host",
-                                            "guest_unshare_host"]
+    assert [s.call.name for s in trace] == ["vcpu_load", "host_donate_guest",
+                                            "guest_share_host", "guest_unshare_host"]
     # consecutive steps chain: each step starts where the previous one ended
     assert trace[0].pre == initial_state(ONE_PAGE)
     assert all(a.post == b.pre for a, b in zip(trace, trace[1:]))
@@ -206,7 +206,7 @@ def test_seeded_bug_found_alike_with_and_without_symmetry():
     protocol = seeded("host_force_reclaim_page_guest", host_force_reclaim_page_guest)
     runs = [explore(protocol, ONE_PAGE, symmetry=sym) for sym in (True, False)]
     assert _violations(runs[0]) == _violations(runs[1])
-    assert ("confidentiality", 3) in _violations(runs[0])
+    assert ("confidentiality", 4) in _violations(runs[0])  # load, donate, write, reclaim
 
 
 # -- mutants ------------------------------------------------------------------------------------
@@ -238,19 +238,22 @@ def test_nothing_stranded_catches_the_no_discipline_hazard():
     result = explore(PKVM, config, properties=[])  # the graph property alone, no state invariant
     assert result.graph_checks["graph_nothing_stranded"] > 0
     v = {v.property: v for v in result.violations}["graph_nothing_stranded"]
-    assert [s.call.name for s in v.trace] == ["host_donate_guest", "start_teardown_vm",
-                                              "finalize_teardown_vm"]
-    disciplined = explore(PKVM, replace(config, host_discipline=True), properties=[])
-    assert disciplined.graph_checks["graph_nothing_stranded"] == 0
+    assert [s.call.name for s in v.trace] == ["vcpu_load", "host_donate_guest", "vcpu_put",
+                                              "start_teardown_vm", "finalize_teardown_vm"]
+    for guests in ((True,), (False,)):  # complete at every depth: what no BMC depth shows
+        disciplined = explore(PKVM, replace(config, guests=guests, host_discipline=True),
+                              properties=[])
+        assert disciplined.complete and disciplined.graph_checks["graph_nothing_stranded"] == 0
 
 
 def test_dead_end_is_reported():
-    # a protocol where nothing but donating to the guest succeeds: a dead end after it
+    # a protocol where nothing but loading a vCPU (once: one vCPU) and donating to the guest
+    # succeeds: a dead end after both
     def refuse(s, *args):
         yield s.require(False, EPERM)
-    protocol = {name: replace(t, body=refuse) for name, t in TRANSITIONS.items()
-                if name != "host_donate_guest"}
-    protocol["host_donate_guest"] = TRANSITIONS["host_donate_guest"]
+    kept = ("vcpu_load", "host_donate_guest")
+    protocol = {name: t if name in kept else replace(t, body=refuse)
+                for name, t in TRANSITIONS.items()}
     result = explore(PKVM.with_changes(transitions=protocol), Config(ram=1, guests=(True,), gfns=1),
                      properties=[])
     assert result.graph_checks["graph_no_dead_end"] == 1
@@ -318,7 +321,7 @@ def test_cli_exit_1_with_a_trace(main, capsys):
     data = json.loads(capsys.readouterr().out)
     v = data["violations"][0]
     assert v["property"] == "confidentiality"
-    assert [s["name"] for s in v["trace"]] == ["host_donate_guest", "guest_write",
+    assert [s["name"] for s in v["trace"]] == ["vcpu_load", "host_donate_guest", "guest_write",
                                                "host_force_reclaim_page_guest"]
     assert "pfn0.host" in v["trace"][-1]["changed"]
     assert main(["explore", *SMALL, "--mutant", "force_reclaim_no_zeroing"]) == 1

@@ -18,40 +18,42 @@ from tests.pkvm.helpers import PKVM, follow, mutant, run_mutant
 RECORDS = Config(guests=(True, False), host_records=True)
 NP, PROT = 1, 0
 RW = 6
+LOADED = [("vcpu_load", (PROT,), 0), ("vcpu_load", (NP,), 0)]  # the maps act for a loaded vCPU
 
 
 def test_a_record_only_once_the_hypercall_succeeded_and_gone_only_once_it_was_undone():
-    state = follow(RECORDS, [
+    state = follow(RECORDS, LOADED + [
         ("host_share_guest", (0, 0, 2, NP, RW), -EINVAL),  # nr 2: refused, nothing recorded
         ("host_share_guest", (0, 0, 1, NP, RW), 0),
         ("host_share_guest", (1, 0, 1, NP, RW), -EAGAIN),  # recorded already: no hypercall
         ("host_unshare_guest", (0, 2, NP), -EINVAL),  # refused: the record stays
         ("host_donate_guest", (1, 1, PROT), 0)])
     assert state.maps == ((Mapping(1, 1, 1),), (Mapping(0, 1, 0),))
-    state = follow(RECORDS, [
+    state = follow(RECORDS, LOADED + [
         ("host_share_guest", (0, 0, 1, NP, RW), 0), ("host_unshare_guest", (0, 1, NP), 0),
         ("host_unshare_guest", (0, 1, NP), 0)])  # no record, no hypercall (-ENOENT without)
     assert state.maps == ((), ())
 
 
 def test_a_forced_reclaim_keeps_the_record_and_the_next_fault_there_is_a_poison_fault():
-    state = follow(RECORDS, [
+    state = follow(RECORDS, LOADED + [
         ("host_donate_guest", (0, 0, PROT), 0), ("host_force_reclaim_page_guest", (0,), 0),
         ("host_donate_guest", (1, 0, PROT), -EFAULT),
         ("reclaim_dying_guest_page", (PROT, 0), -EINVAL),  # not dying: the record stays
-        ("start_teardown_vm", (PROT,), 0), ("reclaim_dying_guest_page", (PROT, 0), 0)])
+        ("vcpu_put", (PROT,), 0), ("start_teardown_vm", (PROT,), 0), ("reclaim_dying_guest_page", (PROT, 0), 0)])
     assert state.maps == ((), ())
 
 
 def test_teardown_frees_the_records_with_the_vm():
-    state = follow(replace(RECORDS, host_discipline=False), [
-        ("host_share_guest", (0, 0, 1, NP, RW), 0), ("start_teardown_vm", (NP,), 0),
+    state = follow(replace(RECORDS, host_discipline=False), LOADED + [
+        ("host_share_guest", (0, 0, 1, NP, RW), 0), ("vcpu_put", (NP,), 0),
+        ("start_teardown_vm", (NP,), 0),
         ("finalize_teardown_vm", (NP,), 0)])
     assert state.maps == ((), ())
 
 
 def test_without_records_the_calls_are_the_bare_hypercalls():
-    state = follow(Config(), [("host_share_guest", (0, 0, 1, NP, RW), 0),
+    state = follow(Config(), LOADED + [("host_share_guest", (0, 0, 1, NP, RW), 0),
                               ("host_share_guest", (1, 0, 1, NP, RW), -EPERM),
                               ("host_unshare_guest", (0, 1, NP), 0),
                               ("host_unshare_guest", (0, 1, NP), -ENOENT)])
@@ -60,7 +62,7 @@ def test_without_records_the_calls_are_the_bare_hypercalls():
 
 def test_the_property_sees_each_way_records_and_stage_2_can_disagree():
     view = lambda config, state: PKVM.view(config, state)
-    mapped = follow(RECORDS, [("host_share_guest", (0, 0, 1, NP, RW), 0)])
+    mapped = follow(RECORDS, LOADED + [("host_share_guest", (0, 0, 1, NP, RW), 0)])
     assert host_records(view(RECORDS, mapped))
     assert not host_records(view(RECORDS, mapped._replace(maps=((), ()))))  # unrecorded entry
     assert not host_records(view(RECORDS, mapped._replace(maps=((), (Mapping(0, 1, 1),)))))
@@ -73,7 +75,8 @@ def test_the_property_sees_each_way_records_and_stage_2_can_disagree():
 @pytest.mark.parametrize("name, run", [
     ("share_guest_records_before_hypercall", [("start_teardown_vm", (NP,)),
                                               ("host_share_guest", (0, 0, 1, NP, RW))]),
-    ("unshare_guest_drops_record_on_failure", [("host_share_guest", (0, 0, 1, NP, RW)),
+    ("unshare_guest_drops_record_on_failure", [("vcpu_load", (NP,)),
+                                               ("host_share_guest", (0, 0, 1, NP, RW)),
                                                ("host_unshare_guest", (0, 2, NP))])])
 def test_the_first_merged_orderings_break_the_records_property(name, run):
     protocol, config, outcome = run_mutant(name, run)

@@ -20,6 +20,8 @@ CONFIG = Config(ram=2, guests=(True, False), gfns=2, memcache=2)
 
 # (call, errno) in order, from the initial state.
 RUN = [
+    ("vcpu_load", (0,), 0),  # the maps act for a loaded vCPU
+    ("vcpu_load", (1,), 0),
     ("host_donate_guest", (0, 0, 0), -ENOMEM),  # empty memcache: refused before anything
     ("host_share_guest", (0, 0, 1, 1, 6), -ENOMEM),
     ("host_share_guest", (0, 0, 1, 0, 6), -EINVAL),  # the VM checks come first
@@ -32,6 +34,7 @@ RUN = [
     ("host_share_guest", (1, 1, 1, 1, 6), -ENOMEM),
     ("host_topup_memcache", (1,), 0),
     ("host_share_guest", (1, 0, 1, 1, 6), -EPERM),
+    ("vcpu_put", (1,), 0),
     ("start_teardown_vm", (1,), 0),
     ("host_topup_memcache", (1,), -EINVAL),  # dying
     ("host_unshare_guest", (0, 1, 1), 0),
@@ -69,7 +72,7 @@ def test_off_the_memcache_never_runs_short_and_explores_as_before():
 def test_a_map_short_of_memcache_is_a_hyp_panic_after_the_first_write():
     broken = mutant("share_guest_skips_memcache_check")
     config = broken.adjust(Config(ram=1, guests=(False,), gfns=1))
-    state = initial_state(config)
+    state = initial_state(config)._replace(refs=(1,))
     outcome = broken.step(config, state, broken.call("host_share_guest", (0, 0, 1, 0, 6)))
     assert outcome.errno == HYP_PANIC
     assert outcome.state.count[0] == 1 and outcome.state.s2 == ((),)  # written, then the panic
@@ -78,12 +81,13 @@ def test_a_map_short_of_memcache_is_a_hyp_panic_after_the_first_write():
     assert not prop.step("host_share_guest", outcome.errno, pre, post)
     result = explore(broken, config)
     found = {v.property: v for v in result.violations}
-    assert found["no_hyp_panic"].length == 1
+    assert found["no_hyp_panic"].length == 2  # the vCPU load, then the share
 
 
 def test_the_reference_panics_where_the_model_does():
     hv = Hypervisor(1, 1, memcaches=True)
     vm = hv.create_vm(False)
+    assert hv.vcpu_load(vm) == 0
     from model.references.pkvm import mem_protect
 
     refill = mem_protect.pkvm_refill_memcache
@@ -102,8 +106,9 @@ def test_the_reference_panics_where_the_model_does():
 ])
 @pytest.mark.parametrize("mc", [(0, 0), (1, 1)])
 def test_symbolic_reading_agrees_with_concrete(name, args, mc):
-    state = initial_state(CONFIG)._replace(mc=mc)
+    state = initial_state(CONFIG)._replace(mc=mc, refs=(1, 1))
     if name == "finalize_teardown_vm":
+        state = state._replace(refs=(1, 0))
         state = PKVM.step(CONFIG, state, PKVM.call("start_teardown_vm", (1,))).state
     agree(CONFIG, state, PKVM.call(name, args))
 

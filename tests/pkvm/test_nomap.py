@@ -9,7 +9,7 @@ import pytest
 
 from model.profiles.pkvm.abstraction import abstract, invoke, reference_for
 from model.profiles.pkvm.states import Config, Region, initial_state
-from tests.pkvm.helpers import PKVM, mutant
+from tests.pkvm.helpers import PKVM, loaded, mutant
 
 # RAM 0..3, MMIO 4, no-map 5..6, hole 7.
 CONFIG = Config(ram=4, mmio=1, nomap=2, guests=(True, False), gfns=2, nrs=(0, 1, 2))
@@ -52,12 +52,11 @@ CASES = [
 
 @pytest.mark.parametrize("name, args, errno, label", CASES)
 def test_model_and_reference_agree_on_nomap_and_empty_ranges(name, args, errno, label):
-    state = initial_state(CONFIG)
+    state, hv = loaded(CONFIG)
     call = PKVM.call(name, args)
     outcome = PKVM.step(CONFIG, state, call)
     assert outcome.errno == errno
     assert outcome.state == state  # refused, or a range of no pages: nothing changes
-    hv = reference_for(CONFIG)
     assert invoke(hv, call) == errno
     assert abstract(hv, CONFIG) == state
 
@@ -68,7 +67,7 @@ def test_the_nomap_check_is_the_one_that_refuses(name, args, errno, label):
     from model.extensions import extend
 
     changed = extend(PKVM, f"drop_{label}", lambda ext: ext.drop_check(name, label))
-    outcome = changed.step(CONFIG, initial_state(CONFIG), changed.call(name, args))
+    outcome = changed.step(CONFIG, loaded(CONFIG)[0], changed.call(name, args))
     assert outcome.errno != errno
 
 

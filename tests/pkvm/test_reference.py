@@ -27,10 +27,12 @@ NP, PVM = 0, 1
 
 @pytest.fixture
 def hyp():
-    """1024 RAM pages, 16 MMIO pages, a non-protected VM 0 and a protected VM 1."""
+    """1024 RAM pages, 16 MMIO pages, a non-protected VM 0 and a protected VM 1, each with its
+    vCPU loaded (share_guest, donate_guest and the guest's own calls act for a loaded vCPU)."""
     h = Hypervisor(RAM, MMIO)
     assert h.create_vm(False) == NP
     assert h.create_vm(True) == PVM
+    assert h.vcpu_load(NP) == 0 and h.vcpu_load(PVM) == 0
     return h
 
 
@@ -408,7 +410,7 @@ def test_share_guest_host_state_checks(hyp):
 
 
 def test_share_guest_needs_running_vm(hyp):
-    assert hyp.start_teardown_vm(NP) == 0
+    assert hyp.vcpu_put(NP) == 0 and hyp.start_teardown_vm(NP) == 0
     rejects(hyp, "host_share_guest", errno.EINVAL, 30, 100, 1, NP, PROT_R)
 
 
@@ -433,7 +435,7 @@ def test_unshare_guest_checks_guest_and_host_state(hyp):
 
 def test_unshare_guest_works_on_dying_vm(hyp):
     assert hyp.host_share_guest(30, 100, 1, NP, PROT_R) == 0
-    assert hyp.start_teardown_vm(NP) == 0
+    assert hyp.vcpu_put(NP) == 0 and hyp.start_teardown_vm(NP) == 0
     assert hyp.host_unshare_guest(100, 1, NP) == 0
     assert view(hyp, 30)[0] == OWNED
 
@@ -519,7 +521,7 @@ def test_guest_share_host_rejections(hyp):
     assert hyp.host_force_reclaim_page_guest(pfn) == 0
     for call in ("guest_share_host", "guest_unshare_host"):
         rejects(hyp, call, EHWPOISON, PVM, gfn)
-    assert hyp.start_teardown_vm(PVM) == 0
+    assert hyp.vcpu_put(PVM) == 0 and hyp.start_teardown_vm(PVM) == 0
     pfn2 = 60
     rejects(hyp, "guest_share_host", errno.EINVAL, PVM, gfn)
     rejects(hyp, "host_donate_guest", errno.EINVAL, pfn2, 1, PVM)
@@ -580,7 +582,7 @@ def test_teardown_sequence(hyp):
     rejects(hyp, "reclaim_dying_guest_page", errno.EINVAL, PVM, 200)
     rejects(hyp, "finalize_teardown_vm", errno.EBUSY, PVM)
     rejects(hyp, "start_teardown_vm", errno.ENOENT, 2)
-    assert hyp.start_teardown_vm(PVM) == 0
+    assert hyp.vcpu_put(PVM) == 0 and hyp.start_teardown_vm(PVM) == 0
     assert hyp.vm_state(PVM) == VmState.DYING
     rejects(hyp, "start_teardown_vm", errno.EINVAL, PVM)
     rejects(hyp, "guest_write", errno.EINVAL, PVM, 200)
@@ -603,7 +605,7 @@ def test_teardown_sequence(hyp):
         rejects(hyp, call, errno.ENOENT, PVM)
     rejects(hyp, "reclaim_dying_guest_page", errno.ENOENT, PVM, 200)
 
-    assert hyp.start_teardown_vm(NP) == 0
+    assert hyp.vcpu_put(NP) == 0 and hyp.start_teardown_vm(NP) == 0
     rejects(hyp, "reclaim_dying_guest_page", errno.EPERM, NP, 10)
     assert hyp.host_unshare_guest(10, 1, NP) == 0
     assert hyp.finalize_teardown_vm(NP) == 0
@@ -615,7 +617,7 @@ def test_teardown_sequence(hyp):
 
 def test_finalize_strands_pages(hyp):
     pfn, gfn = donated(hyp)
-    assert hyp.start_teardown_vm(PVM) == 0
+    assert hyp.vcpu_put(PVM) == 0 and hyp.start_teardown_vm(PVM) == 0
     assert hyp.finalize_teardown_vm(PVM) == 0
     assert view(hyp, pfn) == (NOPAGE, NOPAGE, NOPAGE, (NOPAGE, NOPAGE))
     assert pte.host_stage2_decode_gfn_meta(hyp.host_stage2_pte(pfn)[0]) == (PVM, gfn)
@@ -648,7 +650,7 @@ def test_hole_punch_non_protected_unshares_whole_leaf(hyp):
     assert hyp.hole_punch(NP, 1024 + 300) == 0
     assert twin.host_unshare_guest(1024, BLOCK_PAGES, NP) == 0
     assert hyp.snapshot() == twin.snapshot()
-    assert hyp.start_teardown_vm(NP) == 0
+    assert hyp.vcpu_put(NP) == 0 and hyp.start_teardown_vm(NP) == 0
     assert hyp.host_share_guest(3, 3, 1, NP, PROT_R) == -errno.EINVAL
 
 
@@ -684,7 +686,7 @@ def test_clone_is_independent(hyp):
     assert twin.host_force_reclaim_page_guest(50) == 0
     assert twin.host_share_guest(0, 0, BLOCK_PAGES, NP, PROT_R) == 0
     assert twin.host_write(1000) == 0
-    assert twin.start_teardown_vm(PVM) == 0
+    assert twin.vcpu_put(PVM) == 0 and twin.start_teardown_vm(PVM) == 0
     assert hyp.snapshot() == before
     assert twin.snapshot() != before
     hash(before)
@@ -723,11 +725,24 @@ def test_identical_is_snapshot_equality(names, pfn):
         h = twin
 
 
+@pytest.mark.parametrize("call, args", [
+    ("host_share_guest", (0, 0, 1, NP, PROT_R)), ("host_donate_guest", (0, 0, PVM)),
+    ("guest_write", (NP, 0)), ("guest_share_host", (PVM, 0)), ("guest_unshare_host", (PVM, 0))])
+def test_a_call_acting_for_a_vcpu_needs_one_loaded(hyp, call, args):
+    """hyp-main.c: no loaded vCPU of the VM (pkvm_get_loaded_hyp_vcpu() NULL) is -EINVAL before
+    any other check; a guest runs only on a loaded vCPU."""
+    vm = args[3] if call == "host_share_guest" else args[2] if call == "host_donate_guest" else args[0]
+    assert hyp.vcpu_put(vm) == 0
+    rejects(hyp, call, errno.EINVAL, *args)
+    assert hyp.vcpu_load(vm) == 0
+    assert getattr(hyp, call)(*args) != -errno.EINVAL
+
+
 def test_narrowed_counters_overflow():
     h = Hypervisor(4, 0, pin_max=2, count_max=2)
-    h.create_vm(False)
-    h.create_vm(False)
-    h.create_vm(False)
+    for vm in range(3):
+        h.create_vm(False)
+        h.vcpu_load(vm)
     assert h.host_share_hyp(0) == 0
     assert h.hyp_pin_shared_mem(0) == 0 and h.hyp_pin_shared_mem(0) == 0
     rejects(h, "hyp_pin_shared_mem", errno.EBUSY, 0)

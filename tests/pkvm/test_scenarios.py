@@ -122,13 +122,15 @@ def test_a_broken_reference_disagrees_on_a_scenario_line(monkeypatch):
     report = run_scenario(load_scenario(path))
     d = report.disagreements[0]
     assert d.kind == "state" and d.call.name == "host_force_reclaim_page_guest"
-    assert d.where.endswith("force_reclaim.scn:17")
+    assert d.where.endswith("force_reclaim.scn:21")
     assert [(c.what, c.model, c.reference) for c in d.cells] == [("contents", "ZERO", "SECRET(vm0)")]
 
 
 def test_disciplined_host_never_finalizes_a_vm_holding_pages():
     report = run_scenario(parse_scenario(HEADER + """
+        vcpu_load vm=0 -> ok
         host_donate_guest pfn=0 gfn=0 vm=0 -> ok
+        vcpu_put vm=0 -> ok
         start_teardown_vm vm=0 -> ok
         finalize_teardown_vm vm=0 -> ok
     """, "t.scn"))

@@ -61,6 +61,14 @@ def check_vm(s, vm, *lives):
     yield s.require(s.And(s.is_guest(vm), s.Or(*[s.life(vm) == life for life in lives])), EINVAL, "vm_handle")
 
 
+def check_loaded_vcpu(s, vm):
+    """The call acts for a vCPU of the VM that is loaded (pkvm_get_loaded_hyp_vcpu()): the
+    host's guest-map hypercalls find the VM and its memcache through it, and a guest runs only
+    on one. Loaded implies running (a dying VM's vCPUs cannot be loaded)."""
+    yield s.require(s.And(s.is_guest(vm), s.life(vm) == Life.RUNNING, s.refs(vm) > 0), EINVAL,
+                    "vcpu_loaded")
+
+
 def check_leaf_size(s, nr, *addrs):
     """__guest_check_transition_size: one page, or one aligned level-2 block."""
     aligned = [a % BLOCK_PAGES == 0 for a in addrs]
@@ -242,7 +250,7 @@ def host_share_guest(s, pfn, gfn, nr, vm, prot):
     With its records modelled, through pkvm_pgtable_stage2_map(): a record once the hypercall
     succeeded, none when it failed."""
     yield from check_host_mapping(s, vm, gfn, False)
-    yield from check_vm(s, vm, Life.RUNNING)
+    yield from check_loaded_vcpu(s, vm)
     yield s.require(s.Not(s.protected(vm)), EINVAL, "vm_kind")
     yield from check_memcache(s, vm)
     yield s.require(prot <= PROT_RWX, EINVAL, "prot")
@@ -288,7 +296,7 @@ def host_donate_guest(s, pfn, gfn, vm):
     With its records modelled, through pkvm_pgtable_stage2_map(): a record once the hypercall
     succeeded, none when it failed."""
     yield from check_host_mapping(s, vm, gfn, True)
-    yield from check_vm(s, vm, Life.RUNNING)
+    yield from check_loaded_vcpu(s, vm)
     yield s.require(s.protected(vm), EINVAL, "vm_kind")
     yield from check_memcache(s, vm)
     yield s.require(gfn < IPA_PAGES, EINVAL, "ipa_range")
@@ -305,7 +313,7 @@ def host_donate_guest(s, pfn, gfn, vm):
 @transition("guest", "host")
 def guest_share_host(s, vm, gfn):
     """A protected guest shares one of its pages back with the host (MEM_SHARE)."""
-    yield from check_vm(s, vm, Life.RUNNING)
+    yield from check_loaded_vcpu(s, vm)
     yield from check_guest_page_leaf(s, vm, gfn)
     yield s.require(s.e_state(vm, gfn) == OWNED, EPERM, "guest_state")
     pfn = s.e_pfn(vm, gfn)
@@ -320,7 +328,7 @@ def guest_share_host(s, vm, gfn):
 @transition("guest", "host")
 def guest_unshare_host(s, vm, gfn):
     """A protected guest takes back a page it shared with the host (MEM_UNSHARE)."""
-    yield from check_vm(s, vm, Life.RUNNING)
+    yield from check_loaded_vcpu(s, vm)
     yield from check_guest_page_leaf(s, vm, gfn)
     yield s.require(s.e_state(vm, gfn) == SHARED_OWNED, EPERM, "guest_state")
     pfn = s.e_pfn(vm, gfn)
@@ -457,7 +465,7 @@ def hole_punch(s, vm, gfn):
 @transition("guest", "guest")
 def guest_write(s, vm, gfn):
     """A running guest writes through its stage-2; a protected guest's own page becomes secret."""
-    yield from check_vm(s, vm, Life.RUNNING)
+    yield from check_loaded_vcpu(s, vm)
     yield s.require(s.is_valid(s.e_state(vm, gfn)), EFAULT, "leaf_valid")
     yield s.require(s.bit(s.e_prot(vm, gfn), PROT_W), EFAULT, "writable")
     private = s.And(s.protected(vm), s.e_state(vm, gfn) == OWNED)

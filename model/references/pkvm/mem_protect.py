@@ -32,7 +32,7 @@ from .pte import (
     stage2_set_prot_attr,
 )
 from .memcache import pkvm_refill_memcache, stage2_map_memcache
-from .vm import ALIVE, VmState, get_pkvm_hyp_vm
+from .vm import ALIVE, get_pkvm_hyp_vm, pkvm_get_loaded_hyp_vcpu
 
 OWNED = PkvmPageState.OWNED
 SHARED_OWNED = PkvmPageState.SHARED_OWNED
@@ -359,7 +359,7 @@ def pkvm_host_unshare_ffa(pkvm, pfn, nr):
 # -- host <-> non-protected guest ---------------------------------------------------
 
 def pkvm_host_share_guest(pkvm, pfn, gfn, nr, handle, prot):
-    vm = get_pkvm_hyp_vm(pkvm, handle, (VmState.RUNNING,))
+    vm = pkvm_get_loaded_hyp_vcpu(pkvm, handle)
     if vm is None:
         return -EINVAL
     if vm.is_protected:
@@ -436,7 +436,7 @@ def pkvm_host_unshare_guest(pkvm, gfn, nr, handle):
 # -- host <-> protected guest -------------------------------------------------------
 
 def pkvm_host_donate_guest(pkvm, pfn, gfn, handle):
-    vm = get_pkvm_hyp_vm(pkvm, handle, (VmState.RUNNING,))
+    vm = pkvm_get_loaded_hyp_vcpu(pkvm, handle)
     if vm is None:
         return -EINVAL
     if not vm.is_protected:
@@ -465,7 +465,7 @@ def pkvm_host_donate_guest(pkvm, pfn, gfn, handle):
 
 
 def pkvm_guest_share_host(pkvm, handle, gfn):
-    vm = get_pkvm_hyp_vm(pkvm, handle, (VmState.RUNNING,))
+    vm = pkvm_get_loaded_hyp_vcpu(pkvm, handle)
     if vm is None:
         return -EINVAL
     ret, pte = get_valid_guest_pte(vm, gfn)
@@ -486,7 +486,7 @@ def pkvm_guest_share_host(pkvm, handle, gfn):
 
 
 def pkvm_guest_unshare_host(pkvm, handle, gfn):
-    vm = get_pkvm_hyp_vm(pkvm, handle, (VmState.RUNNING,))
+    vm = pkvm_get_loaded_hyp_vcpu(pkvm, handle)
     if vm is None:
         return -EINVAL
     ret, pte = get_valid_guest_pte(vm, gfn)
@@ -571,7 +571,7 @@ def host_write(pkvm, pfn):
 
 def guest_write(pkvm, handle, gfn):
     """A guest store through its stage-2: SECRET into a page a protected guest owns, else PUBLIC."""
-    vm = get_pkvm_hyp_vm(pkvm, handle, (VmState.RUNNING,))
+    vm = pkvm_get_loaded_hyp_vcpu(pkvm, handle)
     if vm is None:
         return -EINVAL
     ipa = gfn << PAGE_SHIFT

@@ -52,3 +52,11 @@ def get_pkvm_hyp_vm(pkvm, handle, states):
         return None
     vm = pkvm.vm_table[handle]
     return vm if vm.state in states else None
+
+
+def pkvm_get_loaded_hyp_vcpu(pkvm, handle):
+    """The VM of the vCPU loaded on the calling CPU, or None when none is (the handlers of the
+    guest-map hypercalls then return -EINVAL, and a guest runs only on a loaded vCPU). CPUs are
+    not modelled: the call comes from a CPU holding one of `handle`'s vCPUs, if one is loaded."""
+    vm = get_pkvm_hyp_vm(pkvm, handle, (VmState.RUNNING,))
+    return vm if vm is not None and any(vm.loaded) else None

@@ -88,9 +88,10 @@ def test_a_property_that_is_not_inductive_is_refuted(tmp_path, capsys):
     assert code == 0
     code, data = run_json(capsys, ["prove", "--profile", "toy", "--extension", ext, "--json",
                                    "--no-bmc"])
-    assert code == 1
+    mine = {o["transition"]: o for o in data["obligations"] if o["property"] == "few_pins"}
+    assert code == 1, mine
     bad = [(o["property"], o["transition"]) for o in data["obligations"] if o["status"] == "violated"]
-    assert bad == [("few_pins", "pin")]
+    assert bad == [("few_pins", "pin")], mine.get("pin")  # once (2026-12-03) none: say why
 
 
 def test_extensions_compose_with_mutants(tmp_path, capsys):

@@ -243,8 +243,16 @@ def test_range_checks(hyp, pfn, nr, err):
         rejects(hyp, call, err, pfn, nr)
     if nr == 1:
         for call in ("host_share_hyp", "host_unshare_hyp", "hyp_pin_shared_mem",
-                     "hyp_unpin_shared_mem", "host_force_reclaim_page_guest", "host_write"):
+                     "hyp_unpin_shared_mem", "host_write"):
             rejects(hyp, call, err, pfn)
+
+
+@pytest.mark.parametrize("pfn, err", [
+    (-1, errno.EFAULT), (RAM, errno.EFAULT), (RAM + MMIO, errno.EFAULT),
+    (PA_PAGES - 1, errno.EFAULT), (PA_PAGES, errno.EFAULT), (0, errno.EAGAIN)])
+def test_force_reclaim_checks_only_that_the_page_is_memory(hyp, pfn, err):
+    """host_stage2_get_guest_info(): !addr_is_memory() -EFAULT, a page the host owns -EAGAIN."""
+    rejects(hyp, "host_force_reclaim_page_guest", err, pfn)
 
 
 # -- host <-> hyp ---------------------------------------------------------------------------
@@ -580,8 +588,9 @@ def test_teardown_sequence(hyp):
     assert hyp.host_share_guest(60, 10, 1, NP, PROT_RWX) == 0
 
     rejects(hyp, "reclaim_dying_guest_page", errno.EINVAL, PVM, 200)
-    rejects(hyp, "finalize_teardown_vm", errno.EBUSY, PVM)
-    rejects(hyp, "start_teardown_vm", errno.ENOENT, 2)
+    rejects(hyp, "finalize_teardown_vm", errno.EINVAL, PVM)
+    rejects(hyp, "start_teardown_vm", errno.EINVAL, 2)
+    rejects(hyp, "start_teardown_vm", errno.EINVAL, PVM)  # a vCPU of it is loaded
     assert hyp.vcpu_put(PVM) == 0 and hyp.start_teardown_vm(PVM) == 0
     assert hyp.vm_state(PVM) == VmState.DYING
     rejects(hyp, "start_teardown_vm", errno.EINVAL, PVM)
@@ -597,13 +606,16 @@ def test_teardown_sequence(hyp):
     assert hyp.contents(51) == Contents("PUBLIC")
     assert view(hyp, 51) == (OWNED, NOPAGE, NOPAGE, (NOPAGE, NOPAGE))
     assert hyp.host_stage2_pte(51) == shared_entry  # host SHARED_BORROWED -> OWNED keeps its entry
-    assert hyp.reclaim_dying_guest_page(PVM, 202) == 0
-    assert list(hyp.guest_leaves(PVM)) == []
+    poisoned = list(hyp.guest_leaves(PVM))
+    assert len(poisoned) == 1
+    before = hyp.snapshot()  # POISON: a success that changes nothing, the entry stays
+    assert hyp.reclaim_dying_guest_page(PVM, 202) == 0 and hyp.snapshot() == before
+    assert list(hyp.guest_leaves(PVM)) == poisoned
     assert hyp.finalize_teardown_vm(PVM) == 0
     assert hyp.vm_state(PVM) == VmState.TORN_DOWN
     for call in ("start_teardown_vm", "finalize_teardown_vm"):
-        rejects(hyp, call, errno.ENOENT, PVM)
-    rejects(hyp, "reclaim_dying_guest_page", errno.ENOENT, PVM, 200)
+        rejects(hyp, call, errno.EINVAL, PVM)
+    rejects(hyp, "reclaim_dying_guest_page", errno.EINVAL, PVM, 200)
 
     assert hyp.vcpu_put(NP) == 0 and hyp.start_teardown_vm(NP) == 0
     rejects(hyp, "reclaim_dying_guest_page", errno.EPERM, NP, 10)
@@ -757,10 +769,10 @@ def test_wrong_vm_kind_is_einval(hyp):
     rejects(hyp, "host_donate_guest", errno.EINVAL, 30, 100, NP)
 
 
-def test_finalize_of_a_running_vm_is_ebusy(hyp):
-    rejects(hyp, "finalize_teardown_vm", errno.EBUSY, NP)
-    rejects(hyp, "finalize_teardown_vm", errno.EBUSY, PVM)
-    rejects(hyp, "finalize_teardown_vm", errno.ENOENT, 2)
+def test_finalize_of_a_running_or_unknown_vm_is_einval(hyp):
+    rejects(hyp, "finalize_teardown_vm", errno.EINVAL, NP)
+    rejects(hyp, "finalize_teardown_vm", errno.EINVAL, PVM)
+    rejects(hyp, "finalize_teardown_vm", errno.EINVAL, 2)
 
 
 # Repeats weight the draws towards arguments that can succeed.

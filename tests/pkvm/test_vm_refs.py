@@ -19,9 +19,9 @@ RUN = [
     ("vcpu_load", (0,), 0),
     ("vcpu_load", (0,), 0),
     ("vcpu_load", (0,), -EBUSY),  # both vCPUs loaded
-    ("start_teardown_vm", (0,), -EBUSY),  # referenced
+    ("start_teardown_vm", (0,), -EINVAL),  # referenced: get_pkvm_unref_hyp_vm_locked() NULL
     ("vcpu_put", (0,), 0),
-    ("start_teardown_vm", (0,), -EBUSY),  # still one reference
+    ("start_teardown_vm", (0,), -EINVAL),  # still one reference
     ("vcpu_put", (0,), 0),
     ("start_teardown_vm", (0,), 0),
     ("vcpu_load", (0,), -EINVAL),  # dying
@@ -29,6 +29,7 @@ RUN = [
     ("finalize_teardown_vm", (0,), 0),
     ("vcpu_load", (0,), -ENOENT),  # torn down
     ("vcpu_load", (7,), -ENOENT),  # no such VM
+    ("start_teardown_vm", (7,), -EINVAL),
     ("vcpu_load", (1,), 0),
 ]
 

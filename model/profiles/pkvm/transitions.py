@@ -342,8 +342,12 @@ def guest_unshare_host(s, vm, gfn):
 def host_force_reclaim_page_guest(s, pfn):
     """The host's fault handler takes back a donated page: zeroed, and POISON for the guest.
     The host keeps its record of the mapping (pkvm_force_reclaim_guest_page() leaves
-    pkvm_mappings alone: the page stays pinned until the guest is destroyed)."""
-    yield from check_range(s, pfn, 1)
+    pkvm_mappings alone: the page stays pinned until the guest is destroyed). The kernel's only
+    range check is host_stage2_get_guest_info()'s addr_is_memory(): -EFAULT off memory (MMIO,
+    a hole, past the PA range); a no-map page is memory, host OWNED, so -EAGAIN."""
+    yield s.require(s.And(pfn < PA_PAGES, s.Or(s.region(pfn) == Region.RAM,
+                                               s.region(pfn) == Region.NOMAP)), EFAULT,
+                    "range_memory")
     yield s.require(s.host(pfn) == NOPAGE, EAGAIN, "host_state")
     yield s.require(s.And(s.pte_kind(pfn) == PteKind.ANNOTATED,
                           s.pte_type(pfn) == Annotation.DONATION), EINVAL, "annotation")
@@ -375,15 +379,18 @@ def host_topup_memcache(s, vm):
 
 # -- teardown ----------------------------------------------------------------------------------
 
-def check_vm_exists(s, vm):
-    yield s.require(s.And(s.is_guest(vm), s.life(vm) != Life.TORN_DOWN), ENOENT, "vm_exists")
+def check_vm_exists(s, vm, errno=EINVAL):
+    """The handle names a VM of the hyp's table (get_vm_by_handle(): not yet finalized); the
+    teardown calls refuse an unknown one with -EINVAL, vcpu_load and vcpu_put with -ENOENT (the
+    kernel returns nothing there: docs/contract.md)."""
+    yield s.require(s.And(s.is_guest(vm), s.life(vm) != Life.TORN_DOWN), errno, "vm_exists")
 
 
 @transition("host", "hyp")
 def vcpu_load(s, vm):
     """The host loads one of a VM's vCPUs on a CPU (__pkvm_vcpu_load), which holds a reference
     on the VM until it is put; a dying VM's vCPUs cannot be loaded."""
-    yield from check_vm_exists(s, vm)
+    yield from check_vm_exists(s, vm, ENOENT)
     yield s.require(s.life(vm) != Life.DYING, EINVAL, "vm_dying")
     yield s.require(s.refs(vm) < s.vcpus, EBUSY, "vcpu_loaded")
     s.set_refs(vm, s.refs(vm) + 1)
@@ -392,38 +399,42 @@ def vcpu_load(s, vm):
 @transition("host", "hyp")
 def vcpu_put(s, vm):
     """The host puts a loaded vCPU of the VM back (__pkvm_vcpu_put), dropping its reference."""
-    yield from check_vm_exists(s, vm)
+    yield from check_vm_exists(s, vm, ENOENT)
     yield s.require(s.refs(vm) > 0, EINVAL, "vcpu_loaded")
     s.set_refs(vm, s.refs(vm) - 1)
 
 
 @transition("host", "hyp")
 def start_teardown_vm(s, vm):
-    """The host starts destroying a VM no vCPU references: no vCPU can run from now on."""
+    """The host starts destroying a VM no vCPU references: no vCPU can run from now on
+    (get_pkvm_unref_hyp_vm_locked(): an unknown or referenced VM is -EINVAL, as is one already
+    dying)."""
     yield from check_vm_exists(s, vm)
-    yield s.require(s.refs(vm) == 0, EBUSY, "vm_refs")
+    yield s.require(s.refs(vm) == 0, EINVAL, "vm_refs")
     yield s.require(s.life(vm) != Life.DYING, EINVAL, "vm_dying")
     s.set_life(vm, Life.DYING)
 
 
 @transition("host", "guest")
 def reclaim_dying_guest_page(s, vm, gfn):
-    """The host takes back a dying protected guest's page, zeroing what the guest owned. With
-    its records modelled, through __pkvm_pgtable_stage2_reclaim(): only a gfn it has a record
-    of, whose record goes once the hypercall succeeded and stays when it failed (WARN)."""
+    """The host takes back a dying guest's page, zeroing what the guest owned. A POISON entry
+    (forcibly reclaimed already) is a success that changes nothing: get_valid_guest_pte()'s
+    -EHWPOISON is returned as 0 and the entry stays until finalize. With its records modelled,
+    through __pkvm_pgtable_stage2_unmap(): only a gfn it has a record of, whose record goes once
+    the hypercall succeeded (POISON too) and stays when it failed (WARN)."""
     with s.when(recorded(s, vm, gfn)):
         yield from check_vm_exists(s, vm)
         yield s.require(s.life(vm) == Life.DYING, EINVAL, "vm_dying")
         state = s.e_state(vm, gfn)
-        yield s.require(s.Or(state == POISON, s.is_valid(state)), ENOENT, "leaf_valid")
-        yield s.require(s.Or(state == POISON, state == OWNED, state == SHARED_OWNED), EPERM,
-                        "guest_state")
-        pfn = s.e_pfn(vm, gfn)
-        s.unmap_leaf(vm, gfn, 1)
-        with s.when(state == OWNED):
-            s.set("contents", pfn, Contents.ZERO)
-            set_pte(s, pfn, 1, PteKind.VALID)
         with s.when(state != POISON):
+            yield s.require(s.is_valid(state), ENOENT, "leaf_valid")
+            yield s.require(s.e_size(vm, gfn) == 1, E2BIG, "leaf_level")
+            yield s.require(s.Or(state == OWNED, state == SHARED_OWNED), EPERM, "guest_state")
+            pfn = s.e_pfn(vm, gfn)
+            s.unmap_leaf(vm, gfn, 1)
+            with s.when(state == OWNED):
+                s.set("contents", pfn, Contents.ZERO)
+                set_pte(s, pfn, 1, PteKind.VALID)
             s.set("host", pfn, OWNED)
         s.drop_mapping(vm, gfn, 1)
 
@@ -436,9 +447,11 @@ def _holds_nothing(s, vm):
 @transition("host", "hyp", discipline=_holds_nothing)
 def finalize_teardown_vm(s, vm):
     """The host finishes destroying a dying VM; its stage-2 and memcache go back to the host,
-    and the host frees its own records of the VM's mappings with its kvm_pgtable."""
+    and the host frees its own records of the VM's mappings with its kvm_pgtable. Every refusal
+    is -EINVAL (get_pkvm_unref_hyp_vm_locked(), then not dying)."""
     yield from check_vm_exists(s, vm)
-    yield s.require(s.life(vm) == Life.DYING, EBUSY, "vm_dying")
+    yield s.require(s.refs(vm) == 0, EINVAL, "vm_refs")
+    yield s.require(s.life(vm) == Life.DYING, EINVAL, "vm_dying")
     s.set_life(vm, Life.TORN_DOWN)
     s.clear_vm(vm)
     s.set_memcache(vm, 0)

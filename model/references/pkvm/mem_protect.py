@@ -506,10 +506,14 @@ def pkvm_guest_unshare_host(pkvm, handle, gfn):
 
 
 def pkvm_host_force_reclaim_page_guest(pkvm, pfn):
-    ret = check_pfn_range(pkvm, pfn, 1)
-    if ret:
-        return ret
-    if get_host_state(pkvm.hyp_vmemmap, pfn) != NOPAGE:
+    """host_stage2_get_guest_info(): off memory -EFAULT (its only range check: a no-map page is
+    memory, host OWNED), a page the host can reach -EAGAIN, then the annotation decoded."""
+    region = pkvm.region(pfn) if 0 <= pfn < PA_PAGES else Region.HOLE
+    if region not in (Region.RAM, Region.NOMAP):
+        return -EFAULT  # !addr_is_memory(phys)
+    # A no-map page keeps its boot state, host OWNED (no call gives it away; the vmemmap
+    # here covers RAM only).
+    if region == Region.NOMAP or get_host_state(pkvm.hyp_vmemmap, pfn) != NOPAGE:
         return -EAGAIN
     ret, vm, gfn = host_stage2_get_guest_info(pkvm, pfn)
     if ret:
@@ -528,18 +532,16 @@ def pkvm_host_force_reclaim_page_guest(pkvm, pfn):
 
 
 def pkvm_host_reclaim_page_guest(pkvm, vm, gfn):
-    """Take a page back from a dying guest; a page it owned is zeroed first."""
+    """Take a page back from a dying guest; a page it owned is zeroed first. A POISON entry
+    was forcibly reclaimed already: success, and the entry stays (until finalize)."""
     ipa = gfn << PAGE_SHIFT
-    pte, level = kvm_pgtable_get_leaf(vm.pgt, ipa)
+    ret, pte = get_valid_guest_pte(vm, gfn)
+    if ret:
+        return 0 if ret == -EHWPOISON else ret
     state = guest_get_page_state(pte)
-    if state == POISON:
-        kvm_pgtable_unmap(vm.pgt, ipa, PAGE_SIZE)
-        return 0
-    if state == NOPAGE:
-        return -ENOENT
     if state not in (OWNED, SHARED_OWNED):
         return -EPERM
-    pfn = guest_leaf_phys(pte, level, ipa) >> PAGE_SHIFT
+    pfn = kvm_pte_to_phys(pte) >> PAGE_SHIFT
 
     kvm_pgtable_unmap(vm.pgt, ipa, PAGE_SIZE)
     if state == OWNED:

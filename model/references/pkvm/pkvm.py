@@ -69,13 +69,16 @@ def pkvm_host_topup_memcache(pkvm, handle):
     return 0
 
 
-def pkvm_start_teardown_vm(pkvm, handle):
+def get_pkvm_unref_hyp_vm_locked(pkvm, handle):
+    """The VM a handle names if no vCPU holds a reference on it, else None."""
     vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
-    if vm is None:
-        return -ENOENT
-    if vm.refcount:  # WARN_ON(hyp_refcount_get(hyp_vm->refcount))
-        return -EBUSY
-    if vm.state == VmState.DYING:
+    return None if vm is None or vm.refcount else vm
+
+
+def pkvm_start_teardown_vm(pkvm, handle):
+    """Mark an unreferenced VM dying; an unknown, referenced or dying one is -EINVAL."""
+    vm = get_pkvm_unref_hyp_vm_locked(pkvm, handle)
+    if vm is None or vm.state == VmState.DYING:
         return -EINVAL
 
     vm.state = VmState.DYING
@@ -85,7 +88,7 @@ def pkvm_start_teardown_vm(pkvm, handle):
 def pkvm_reclaim_dying_guest_page(pkvm, handle, gfn):
     vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
     if vm is None:
-        return -ENOENT
+        return -EINVAL
     if vm.state != VmState.DYING:
         return -EINVAL
     return pkvm_host_reclaim_page_guest(pkvm, vm, gfn)
@@ -93,12 +96,10 @@ def pkvm_reclaim_dying_guest_page(pkvm, handle, gfn):
 
 def pkvm_finalize_teardown_vm(pkvm, handle):
     """Free the guest stage-2 and give the memcache's pages back. Pages the VM still holds are
-    not reclaimed: they stay stranded."""
-    vm = get_pkvm_hyp_vm(pkvm, handle, ALIVE)
-    if vm is None:
-        return -ENOENT
-    if vm.state != VmState.DYING:
-        return -EBUSY
+    not reclaimed: they stay stranded. An unknown, referenced or not dying VM is -EINVAL."""
+    vm = get_pkvm_unref_hyp_vm_locked(pkvm, handle)
+    if vm is None or vm.state != VmState.DYING:
+        return -EINVAL
 
     kvm_pgtable_destroy(vm.pgt)
     reclaim_memcache(pkvm.hyp_pool, vm.memcache)

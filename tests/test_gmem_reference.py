@@ -302,6 +302,9 @@ def test_forced_access_kinds():
     assert vm.guest_read(16 * P + 8, private=False) == KvmExit(
         KVM_EXIT_MEMORY_FAULT, 0, 16 * P, P, EFAULT)
     assert vm.leaves() == {}
+    # Through a present leaf no access faults, whatever its kind: no private bit in hardware.
+    assert vm.guest_write(16 * P, 7) == 0 and vm.leaves() != {}
+    assert vm.guest_read(16 * P, private=False) == 7
 
 
 def test_readonly_slot_write_is_mmio():

@@ -44,7 +44,7 @@ SHARED_ATTR, PRIVATE_ATTR = 0, 1
 NO_LEAF, SHARED_LEAF, PRIVATE_LEAF = 0, 1, 2
 LEAF_NAMES = {NO_LEAF: "none", SHARED_LEAF: "shared", PRIVATE_LEAF: "private"}
 
-# The kind argument of a guest access: derived by KVM, or forced (as SNP/TDX hardware would).
+# The kind a guest access faults with: derived by KVM, or forced (a fault racing a conversion).
 DERIVED, FORCE_SHARED, FORCE_PRIVATE = 0, 1, 2
 
 # The file argument naming the VM's own fd (not a guest_memfd): bind -> EINVAL, fallocate and

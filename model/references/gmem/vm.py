@@ -139,15 +139,20 @@ class Kvm:
         return self._guest_access(gpa, True, _int("value", value), private)
 
     def _guest_access(self, gpa, write, value, private):
-        """`private` forces the access kind as SNP/TDX hardware would; None lets KVM derive
-        it (x86: the gfn's attribute; arm64: always shared)."""
+        """An access through a present leaf (writable, for a store) completes without a fault:
+        these VM types have no private bit in hardware. A fault's kind is KVM's (x86: the gfn's
+        attribute; arm64: always shared) with `private` None; forced, it is the kind of a fault
+        that raced an attribute change (taken before it)."""
         if not self._vm_fd_ok():
             return -EBADF
         gpa = _int("gpa", gpa) & U64
         arch = self.kvm.arch
         if private and not arch.has_private_mem:
             raise GmemUsageError(f"a {arch.name} VM of type {self.kvm.vm_type} has no private accesses")
-        if arch.name == "x86":
+        present = self.kvm.stage2.get(gpa >> PAGE_SHIFT)
+        if present is not None and (present.writable or not write):
+            r = 0  # the TDP / stage-2 walk succeeds: no fault
+        elif arch.name == "x86":
             is_private = kvm_mem_is_private(self.kvm, gpa >> PAGE_SHIFT) if private is None else private
             r = kvm_mmu_page_fault(self.vcpu, gpa, write, bool(is_private))
         else:

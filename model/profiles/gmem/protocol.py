@@ -202,7 +202,10 @@ def bind_slot(s, slot, gfn, npages, file, pgoff):
 def add_slot(s, slot, gfn, npages):
     """KVM_SET_USER_MEMORY_REGION2 without guest_memfd: a slot of userspace memory (the host
     page behind gfn g is its own). Re-issuing an existing slot unchanged is 0; any other change
-    of an existing slot (a move, a resize, a guest_memfd slot) is EINVAL."""
+    of an existing slot is EINVAL: a resize or a guest_memfd slot is EINVAL in the kernel too,
+    but a new base with the same userspace_addr and size is KVM_MR_MOVE there (0 or EEXIST),
+    which the model has not: here the userspace address follows the gfn (docs/gmem.md, "Not
+    modelled"), so a new base is a new address, and that is EINVAL."""
     yield from vm_fd(s)
     existing = s.sn(slot) != 0
     with s.when(existing):

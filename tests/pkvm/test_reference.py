@@ -396,8 +396,8 @@ def test_page_share_then_block_share_of_its_range(hyp):
     ((30, 100, 0, NP, PROT_R), errno.EINVAL),
     ((1, 512, BLOCK_PAGES, NP, PROT_R), errno.EINVAL),
     ((512, 1, BLOCK_PAGES, NP, PROT_R), errno.EINVAL),
-    ((30, IPA_PAGES, 1, NP, PROT_R), errno.EINVAL),
-    ((30, -1, 1, NP, PROT_R), errno.EINVAL),
+    ((30, IPA_PAGES, 1, NP, PROT_R), errno.ERANGE),  # the stage-2 walk past the IPA space
+    ((30, -1, 1, NP, PROT_R), errno.ERANGE),
     ((RAM, 100, 1, NP, PROT_R), errno.EPERM),
     ((PA_PAGES, 100, 1, NP, PROT_R), errno.EINVAL),
     ((1024, 0, BLOCK_PAGES, NP, PROT_R), errno.EINVAL),
@@ -427,7 +427,7 @@ def test_share_guest_needs_running_vm(hyp):
     ((100, 1, PVM), errno.EINVAL),
     ((100, 2, NP), errno.EINVAL),
     ((100, 1, NP), errno.ENOENT),
-    ((IPA_PAGES, 1, NP), errno.ENOENT),
+    ((IPA_PAGES, 1, NP), errno.ERANGE),
 ])
 def test_unshare_guest_rejections(hyp, args, err):
     rejects(hyp, "host_unshare_guest", err, *args)
@@ -476,8 +476,8 @@ def test_donate_guest(hyp):
 @pytest.mark.parametrize("args, err", [
     ((50, 200, 9), errno.EINVAL),
     ((50, 200, NP), errno.EINVAL),
-    ((50, IPA_PAGES, PVM), errno.EINVAL),
-    ((50, -1, PVM), errno.EINVAL),
+    ((50, IPA_PAGES, PVM), errno.ERANGE),  # after the host's checks: the stage-2 walk
+    ((50, -1, PVM), errno.ERANGE),
     ((RAM, 200, PVM), errno.EPERM),
     ((PA_PAGES, 200, PVM), errno.EINVAL),
 ])
@@ -515,7 +515,7 @@ def test_guest_share_unshare_host(hyp):
 def test_guest_share_host_rejections(hyp):
     for call in ("guest_share_host", "guest_unshare_host"):
         rejects(hyp, call, errno.ENOENT, PVM, 7)
-        rejects(hyp, call, errno.ENOENT, PVM, IPA_PAGES)
+        rejects(hyp, call, errno.ERANGE, PVM, IPA_PAGES)  # the walk, before any entry
         rejects(hyp, call, errno.EINVAL, 5, 7)
     pfn, gfn = donated(hyp)
     memory.set_host_state(hyp.hyp_vmemmap, pfn, OWNED)

@@ -9,7 +9,7 @@ relation. `docs/contract.md` is the table of these definitions.
 
 from __future__ import annotations
 
-from errno import E2BIG, EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM, EPERM
+from errno import E2BIG, EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, ENOMEM, EPERM, ERANGE
 
 from model.profiles.pkvm.states import (
     BLOCK_PAGES, IPA_PAGES, MAP_PAGES, NOPAGE, OWNED, PA_PAGES, POISON, PROT_RWX, PROT_W,
@@ -99,8 +99,22 @@ def stage2_map_memcache(s, vm):
     s.set_memcache(vm, s.memcache(vm) - MAP_PAGES)
 
 
+def check_ipa_range(s, gfn, nr):
+    """A stage-2 walk (_kvm_pgtable_walk()) refuses a range past the guest's IPA space, whose
+    size is the host's: -ERANGE, before it reads an entry."""
+    yield s.require(gfn + nr <= IPA_PAGES, ERANGE, "ipa_range")
+
+
+def check_ipa_page(s, gfn):
+    """check_ipa_range() of one page (kvm_pgtable_get_leaf()), written `gfn < IPA_PAGES`: the
+    same condition, and `gfn + 1 <= IPA_PAGES` made one proof twice as slow."""
+    yield s.require(gfn < IPA_PAGES, ERANGE, "ipa_range")
+
+
 def check_guest_page_leaf(s, vm, gfn):
-    """A guest's own hypercall on gfn needs a valid, unpoisoned, page-sized leaf."""
+    """A guest's own hypercall on gfn needs a valid, unpoisoned, page-sized leaf
+    (get_valid_guest_pte())."""
+    yield from check_ipa_page(s, gfn)
     yield s.require(s.e_state(vm, gfn) != POISON, EHWPOISON, "poisoned")
     yield s.require(s.is_valid(s.e_state(vm, gfn)), ENOENT, "leaf_valid")
     yield s.require(s.e_size(vm, gfn) == 1, E2BIG, "leaf_level")
@@ -255,8 +269,8 @@ def host_share_guest(s, pfn, gfn, nr, vm, prot):
     yield from check_memcache(s, vm)
     yield s.require(prot <= PROT_RWX, EINVAL, "prot")
     yield from check_leaf_size(s, nr, pfn, gfn)
-    yield s.require(gfn + nr <= IPA_PAGES, EINVAL, "ipa_range")
     yield from check_range(s, pfn, nr)
+    yield from check_ipa_range(s, gfn, nr)
     yield s.require(s.all_gfns(vm, gfn, nr, lambda g: s.e_state(vm, g) == NOPAGE), EPERM, "guest_state")
     yield s.each_page(pfn, nr, lambda p: _share_guest_page(s, p), "host_state")
     set_states(s, "host", pfn, nr, SHARED_OWNED)
@@ -275,6 +289,7 @@ def host_unshare_guest(s, gfn, nr, vm):
         yield from check_vm(s, vm, Life.RUNNING, Life.DYING)
         yield s.require(s.Not(s.protected(vm)), EINVAL, "vm_kind")
         yield from check_leaf_size(s, nr, gfn)
+        yield from check_ipa_page(s, gfn)
         yield s.require(s.is_valid(s.e_state(vm, gfn)), ENOENT, "leaf_valid")
         yield s.require(s.e_size(vm, gfn) == nr, E2BIG, "leaf_level")
         yield s.require(s.e_state(vm, gfn) == SHARED_BORROWED, EPERM, "guest_state")
@@ -299,9 +314,9 @@ def host_donate_guest(s, pfn, gfn, vm):
     yield from check_loaded_vcpu(s, vm)
     yield s.require(s.protected(vm), EINVAL, "vm_kind")
     yield from check_memcache(s, vm)
-    yield s.require(gfn < IPA_PAGES, EINVAL, "ipa_range")
     yield from check_range(s, pfn, 1)
     yield s.require(s.host(pfn) == OWNED, EPERM, "host_state")
+    yield from check_ipa_page(s, gfn)
     yield s.require(s.e_state(vm, gfn) == NOPAGE, EPERM, "guest_state")
     s.set("host", pfn, NOPAGE)
     set_pte(s, pfn, 1, PteKind.ANNOTATED, Annotation.DONATION, Owner.GUEST, vm, gfn)
@@ -425,6 +440,7 @@ def reclaim_dying_guest_page(s, vm, gfn):
     with s.when(recorded(s, vm, gfn)):
         yield from check_vm_exists(s, vm)
         yield s.require(s.life(vm) == Life.DYING, EINVAL, "vm_dying")
+        yield from check_ipa_page(s, gfn)
         state = s.e_state(vm, gfn)
         with s.when(state != POISON):
             yield s.require(s.is_valid(state), ENOENT, "leaf_valid")

@@ -10,7 +10,7 @@ double-underscore names called from the Hypervisor class).
 """
 
 import errno
-from errno import E2BIG, EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, EPERM
+from errno import E2BIG, EAGAIN, EBUSY, EFAULT, EINVAL, ENOENT, EPERM, ERANGE
 
 from .memory import (
     BLOCK_PAGES, CONTENTS_HOST, CONTENTS_PUBLIC, CONTENTS_SECRET, CONTENTS_ZERO,
@@ -190,7 +190,15 @@ def guest_leaf_phys(pte, level, ipa):
     return kvm_pte_to_phys(pte) + (ipa & (kvm_granule_size(level) - 1))
 
 
+def guest_walk_in_range(gfn, nr):
+    """_kvm_pgtable_walk(): a range past the guest's IPA space (its ia_bits, the host's) is
+    -ERANGE, before any entry is read."""
+    return 0 <= gfn and gfn + nr <= IPA_PAGES
+
+
 def __guest_check_page_state_range(vm, gfn, nr, state):
+    if not guest_walk_in_range(gfn, nr):
+        return -ERANGE
     for _, _, pte in kvm_pgtable_walk_leaves(vm.pgt, gfn << PAGE_SHIFT, nr << PAGE_SHIFT):
         if guest_get_page_state(pte) != state:
             return -EPERM
@@ -198,7 +206,10 @@ def __guest_check_page_state_range(vm, gfn, nr, state):
 
 
 def get_valid_guest_pte(vm, gfn):
-    """(errno, pte): POISON -EHWPOISON, invalid -ENOENT, not last level -E2BIG."""
+    """(errno, pte): past the IPA space -ERANGE, POISON -EHWPOISON, invalid -ENOENT, not last
+    level -E2BIG."""
+    if not guest_walk_in_range(gfn, 1):
+        return -ERANGE, 0
     pte, level = kvm_pgtable_get_leaf(vm.pgt, gfn << PAGE_SHIFT)
     if guest_get_page_state(pte) == POISON:
         return -EHWPOISON, pte
@@ -372,8 +383,6 @@ def pkvm_host_share_guest(pkvm, pfn, gfn, nr, handle, prot):
     ret = __guest_check_transition_size(pfn, gfn, nr)
     if ret:
         return ret
-    if gfn < 0 or gfn + nr > IPA_PAGES:
-        return -EINVAL
     ret = check_pfn_range(pkvm, pfn, nr)
     if ret:
         return ret
@@ -410,6 +419,8 @@ def pkvm_host_unshare_guest(pkvm, gfn, nr, handle):
     ret = __guest_check_transition_size(0, gfn, nr)
     if ret:
         return ret
+    if not guest_walk_in_range(gfn, 1):  # kvm_pgtable_get_leaf()
+        return -ERANGE
     pte, level = kvm_pgtable_get_leaf(vm.pgt, gfn << PAGE_SHIFT)
     if not kvm_pte_valid(pte):
         return -ENOENT
@@ -444,8 +455,6 @@ def pkvm_host_donate_guest(pkvm, pfn, gfn, handle):
     ret = pkvm_refill_memcache(pkvm, vm.memcache)
     if ret:
         return ret
-    if not 0 <= gfn < IPA_PAGES:
-        return -EINVAL
     ret = check_pfn_range(pkvm, pfn, 1)
     if ret:
         return ret

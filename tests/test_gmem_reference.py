@@ -307,6 +307,18 @@ def test_forced_access_kinds():
     assert vm.guest_read(16 * P, private=False) == 7
 
 
+@pytest.mark.parametrize("vm_type, left", [(KVM_X86_DEFAULT_VM, 0), (KVM_X86_SW_PROTECTED_VM, 1)])
+def test_deleting_a_slot_zaps_every_leaf_of_a_default_vm(vm_type, left):
+    """kvm_arch_flush_shadow_memslot(): KVM_X86_QUIRK_SLOT_ZAP_ALL on an x86 default VM zaps
+    the whole VM, other VM types only the slot's leaves."""
+    vm = Kvm(vm_type)
+    assert vm.set_user_memory_region2(1, 0, 0, P, USER) == 0
+    assert vm.set_user_memory_region2(2, 0, P, P, USER + P) == 0
+    assert vm.guest_read(0) == 0 and vm.guest_read(P) == 0 and len(vm.leaves()) == 2
+    assert vm.set_user_memory_region2(2, 0, P, 0, USER + P) == 0
+    assert len(vm.leaves()) == left
+
+
 def test_readonly_slot_write_is_mmio():
     vm = Kvm(KVM_X86_DEFAULT_VM)
     assert vm.set_user_memory_region2(1, KVM_MEM_READONLY, 0, P, USER) == 0

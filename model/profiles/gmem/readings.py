@@ -13,7 +13,9 @@ from __future__ import annotations
 import z3
 
 from model.concrete import ConcreteView, assign
-from model.profiles.gmem.states import ARM64, BASE, LOFF_PAGES, SW_PROTECTED, VMFD, Config, Layout
+from model.profiles.gmem.states import (
+    ARM64, BASE, LOFF_PAGES, SW_PROTECTED, VMFD, X86_DEFAULT, Config, Layout,
+)
 from model.symbolic import INT, SymbolicReading, SymbolicSteps, fresh
 
 
@@ -51,6 +53,11 @@ class Vocabulary:
 
     def arm64(self):
         return self.vm_type_is(ARM64)
+
+    def slot_zap_all(self):
+        """kvm_memslot_flush_zap_all(): an x86 default VM (KVM_X86_QUIRK_SLOT_ZAP_ALL, on by
+        default) zaps every leaf when a slot goes, not only the slot's."""
+        return self.vm_type_is(X86_DEFAULT)
 
     def Then(self, cond, thunk):
         """Implies(cond, thunk()), the consequent built only when needed (concretely: only when

@@ -13,7 +13,7 @@ from .kvm_host import (
     kvm_memslot_is_gmem_only, kvm_slot_has_gmem, kvm_unmap_gfn_range, mmu_invalidate_retry_gfn,
 )
 from .uapi import (
-    KVM_MEM_READONLY, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, PAGE_SHIFT,
+    KVM_X86_DEFAULT_VM, KVM_MEM_READONLY, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, PAGE_SHIFT,
     PAGE_SIZE,
 )
 
@@ -206,8 +206,18 @@ def kvm_handle_guest_abort(vcpu, gpa, write):
 
 # -- memslot hooks --------------------------------------------------------------------------
 
+def kvm_memslot_flush_zap_all(kvm):
+    """x86 default VMs keep KVM_X86_QUIRK_SLOT_ZAP_ALL (on by default): a slot that goes takes
+    every leaf with it (kvm_mmu_zap_all_fast())."""
+    return kvm.vm_type == KVM_X86_DEFAULT_VM
+
+
 def kvm_arch_flush_shadow_memslot(kvm, slot):
-    """Deleting or moving a slot zaps all its leaves, both kinds, on both architectures."""
+    """Deleting or moving a slot zaps all its leaves, both kinds, on both architectures; on an
+    x86 default VM every leaf of the VM."""
+    if kvm_memslot_flush_zap_all(kvm):
+        kvm.stage2.clear()
+        return
     kvm_unmap_gfn_range(kvm, KvmGfnRange(slot, slot.base_gfn, slot.base_gfn + slot.npages,
                                          KVM_FILTER_SHARED | KVM_FILTER_PRIVATE))
 

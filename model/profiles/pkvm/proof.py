@@ -278,11 +278,17 @@ class PkvmProof(ProofHooks):
 
     @staticmethod
     def bmc_checks(profile) -> list:
-        """(property, machine, depth) of each bounded check whose property the profile has."""
+        """(property, machine, depth, ...) of each bounded check whose property the profile has;
+        a witness search keeps only the calls the profile has (an extension may remove one)."""
         props = {**profile.properties, STRANDING.name: STRANDING}
-        return [(props[name], config, depth, *[tuple(c for c in r if c in profile.transitions)
-                                               if isinstance(r, tuple) else r for r in rest])
-                for name, config, depth, *rest in BMC_CHECKS if name in props]
+        checks = []
+        for name, config, depth, *rest in BMC_CHECKS:
+            if name not in props:
+                continue
+            if len(rest) == 2:  # (expected, calls)
+                rest[1] = tuple(c for c in rest[1] if c in profile.transitions)
+            checks.append((props[name], config, depth, *rest))
+        return checks
 
     @staticmethod
     def range_pages(config: Config) -> range:

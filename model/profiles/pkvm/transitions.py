@@ -46,13 +46,17 @@ def check_range(s, pfn, nr):
     yield from check_allowed_memory(s, pfn, pfn + nr - 1)
 
 
+def is_memory(s, pfn):
+    """addr_is_memory(): the pfn lies in a memblock, RAM or no-map (not MMIO, not a hole)."""
+    return s.Or(s.region(pfn) == Region.RAM, s.region(pfn) == Region.NOMAP)
+
+
 def check_allowed_memory(s, pfn, last):
     """check_range_allowed_memory(): pfn and the range's last page in one region (a last page
     of -1 is u64 -1, in no region), a memblock (not MMIO or a hole) not flagged
     MEMBLOCK_NOMAP."""
     yield s.require(s.And(last >= 0, s.region(pfn) == s.region(last)), EINVAL, "range_region")
-    yield s.require(s.Or(s.region(pfn) == Region.RAM, s.region(pfn) == Region.NOMAP), EPERM,
-                    "range_memory")
+    yield s.require(is_memory(s, pfn), EPERM, "range_memory")
     yield s.require(s.region(pfn) != Region.NOMAP, EPERM, "range_nomap")
 
 
@@ -360,9 +364,7 @@ def host_force_reclaim_page_guest(s, pfn):
     pkvm_mappings alone: the page stays pinned until the guest is destroyed). The kernel's only
     range check is host_stage2_get_guest_info()'s addr_is_memory(): -EFAULT off memory (MMIO,
     a hole, past the PA range); a no-map page is memory, host OWNED, so -EAGAIN."""
-    yield s.require(s.And(pfn < PA_PAGES, s.Or(s.region(pfn) == Region.RAM,
-                                               s.region(pfn) == Region.NOMAP)), EFAULT,
-                    "range_memory")
+    yield s.require(s.And(pfn < PA_PAGES, is_memory(s, pfn)), EFAULT, "range_memory")
     yield s.require(s.host(pfn) == NOPAGE, EAGAIN, "host_state")
     yield s.require(s.And(s.pte_kind(pfn) == PteKind.ANNOTATED,
                           s.pte_type(pfn) == Annotation.DONATION), EINVAL, "annotation")

@@ -13,8 +13,8 @@ from .kvm_host import (
     kvm_memslot_is_gmem_only, kvm_slot_has_gmem, kvm_unmap_gfn_range, mmu_invalidate_retry_gfn,
 )
 from .uapi import (
-    KVM_X86_DEFAULT_VM, KVM_MEM_READONLY, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE, PAGE_SHIFT,
-    PAGE_SIZE,
+    KVM_MEM_READONLY, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEMORY_EXIT_FLAG_PRIVATE,
+    KVM_X86_DEFAULT_VM, PAGE_SHIFT, PAGE_SIZE,
 )
 
 RET_PF_CONTINUE = 0

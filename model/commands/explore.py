@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 
 from model.commands.common import add_profile_arguments, add_run_arguments, load
 
@@ -44,6 +45,15 @@ def register(subparsers, profile) -> None:
                         help="do not check this property (repeatable)")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     add_run_arguments(parser)
+    parser.add_argument("--checkpoint", metavar="FILE",
+                        help="save the search's progress to FILE every --checkpoint-minutes and "
+                             "when it is stopped (Ctrl-C, --max-seconds), to go on with --resume")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0, metavar="M",
+                        help="minutes between two checkpoints (default 10)")
+    parser.add_argument("--resume", action="store_true",
+                        help="go on from the --checkpoint FILE of the same command (same "
+                             "profile, extensions, mutant, machine, options and model source), "
+                             "as if the search had not stopped")
     parser.add_argument("--conformance", action="store_true",
                         help="replay every explored call on the profile's reference and compare "
                              "(turns symmetry off: the reduction is sound for the model only)")
@@ -73,20 +83,76 @@ def without(profile, skip):
     return profile, [p for name, p in profile.properties.items() if name not in skip]
 
 
-def progress_callback(progress):
+def progress_callback(progress, known: int = 0):
     """The explorer's progress callback, feeding a `model.commands.progress.Progress` (which also raises
-    `Stopped` at the deadline: the explorer has no other way to be stopped from outside)."""
+    `Stopped` at the deadline: the explorer has no other way to be stopped from outside);
+    `known`: the states a resumed search began with (not counted in the rate)."""
     from model.commands.progress import rate
 
     def report(states, edges, depth, frontier):
         progress.update(f"{states:,} states, {edges:,} edges, depth {depth}, frontier "
-                        f"{frontier:,}, {rate(states, progress.elapsed())} states",
+                        f"{frontier:,}, {rate(states - known, progress.elapsed())} states",
                         states=states, edges=edges, depth=depth)
     return report
 
 
-def explore_args(args, on_edge=None, progress=None, loaded=None, stops=()):
-    """Run the exploration the arguments describe (`stops`: see `model.explorer.explore`)."""
+def checkpoint_header(profile, config, args) -> dict:
+    """What a checkpoint must agree with to be resumed: the search it was taken from."""
+    import hashlib
+
+    from model.explorer.checkpoint import model_source
+
+    def digest(path: str) -> str:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    return {"profile": profile.name, "extensions": [digest(p) for p in args.extension],
+            "mutant": getattr(args, "mutant", None), "machine": profile.config_text(config),
+            "symmetry": args.symmetry, "skip": sorted(getattr(args, "skip", None) or []),
+            "all violations": args.all_violations, "model source": model_source()}
+
+
+def checkpointing(args, profile, config) -> dict:
+    """The explorer's checkpoint arguments (`checkpoint`, `checkpoint_every`, `resume`) the
+    command's options ask for; `saved` (a list) records the snapshots written."""
+    from model.cli import UsageError
+    from model.commands.common import check_output_path
+    from model.explorer.checkpoint import CheckpointError, load, save
+
+    path = getattr(args, "checkpoint", None)
+    if path is None:
+        if getattr(args, "resume", False):
+            raise UsageError("--resume: which search? give its --checkpoint FILE")
+        return {}
+    if args.conformance:
+        raise UsageError("--checkpoint: not with --conformance (the reference's side is not "
+                         "saved)")
+    if not 0 < args.checkpoint_minutes <= 7 * 24 * 60:
+        raise UsageError(f"--checkpoint-minutes out of range: {args.checkpoint_minutes:g}")
+    check_output_path("--checkpoint", path)
+    header = checkpoint_header(profile, config, args)
+    state_type = type(profile.initial_state(config))
+    resume = None
+    if args.resume:
+        try:
+            resume = load(path, header, state_type)
+        except CheckpointError as err:
+            raise UsageError(f"--resume: {err}") from None
+    elif os.path.exists(path):
+        raise UsageError(f"--checkpoint {path}: exists (--resume to go on from it, or remove "
+                         "it)")
+
+    def write(snapshot) -> None:
+        save(path, header, snapshot, state_type)
+        args.saved_checkpoint = (len(snapshot.states), snapshot.next)
+
+    return {"checkpoint": write, "checkpoint_every": 60 * args.checkpoint_minutes,
+            "resume": resume}
+
+
+def explore_args(args, on_edge=None, progress=None, loaded=None, stops=(), checkpoints=None):
+    """Run the exploration the arguments describe (`stops`, and `checkpoints` from
+    `checkpointing`: see `model.explorer.explore`)."""
     from model.cli import UsageError
     from model.explorer import explore
 
@@ -100,7 +166,7 @@ def explore_args(args, on_edge=None, progress=None, loaded=None, stops=()):
     return explore(profile, config, max_depth=args.max_depth, max_states=args.max_states,
                    symmetry=args.symmetry, on_edge=on_edge, progress=progress,
                    stop_on_violation=not args.all_violations, properties=properties,
-                   stops=stops)
+                   stops=stops, **(checkpoints or {}))
 
 
 def save_graph(result, path: str) -> None:
@@ -182,13 +248,19 @@ def run(args, on_edge=None) -> int:
         args.symmetry = False
         checker = on_edge = EdgeChecker(profile, config,
                                         discipline=base.disciplined(base.config_from_args(args)))
+    checkpoints = checkpointing(args, profile, config)
+    resumed = checkpoints.get("resume")
+    resumed_at = (len(resumed.states), resumed.next) if resumed is not None else None
     console = make_console()
     label = f"{subject(profile, args)}: {profile.config_text(config)}"
     progress = make_progress(args, "exploring")
     try:
         with progress:
-            result = explore_args(args, on_edge=on_edge, progress=progress_callback(progress),
-                                  loaded=loaded, stops=(KeyboardInterrupt, Stopped))
+            result = explore_args(args, on_edge=on_edge,
+                                  progress=progress_callback(
+                                      progress, resumed_at[0] if resumed_at else 0),
+                                  loaded=loaded, stops=(KeyboardInterrupt, Stopped),
+                                  checkpoints=checkpoints)
     except (KeyboardInterrupt, Stopped) as stop:
         stop = stop if isinstance(stop, Stopped) else Stopped("interrupted")
         return stopped_report(args, profile, config, label, progress, stop, console)
@@ -204,6 +276,11 @@ def run(args, on_edge=None) -> int:
             **exploration_data(result, unreduced=args.unreduced)}
     if stop is not None:
         data["stopped"] = stop.reason
+    if resumed_at is not None:
+        data["resumed"] = {"states": resumed_at[0], "next node": resumed_at[1]}
+    saved = getattr(args, "saved_checkpoint", None)
+    if saved is not None:
+        data["checkpoint"] = {"file": args.checkpoint, "states": saved[0], "next node": saved[1]}
     if checker is not None:
         data["conformance"] = {"edges_checked": checker.checked, "failing_calls": checker.failing,
                                "disagreements": [d.to_data() for d in checker.disagreements]}
@@ -224,6 +301,9 @@ def run(args, on_edge=None) -> int:
                           f"{result.depth} reached; incomplete: "
                           f"{len(result.violations)} violations found so far"
                           + (" (above, each with its shortest trace)" if result.violations else ""))
+        if stop is not None and saved is not None:
+            console.print(f"progress saved to {args.checkpoint} ({saved[0]:,} states): go on "
+                          f"with the same command and --resume")
         if checker is not None:
             console.print(f"conformance: {checker.checked} calls replayed on the reference, "
                           f"{len(checker.disagreements)} disagreements")

@@ -75,6 +75,12 @@ class Arcs:
     def __len__(self) -> int:
         return len(self.dst)
 
+    def truncate(self, arcs: int, sources: int) -> None:
+        """Forget every arc from number `arcs` on, and the sources from `sources` on (the
+        lengths of `dst` and `start` before them)."""
+        del self.dst[arcs:], self.call_ids[arcs:], self.start[sources:]
+        self.start[-1] = arcs
+
     def triples(self):
         """(source, target, call indexes) of every arc, in order."""
         start, dst, ids, sets = self.start, self.dst, self.call_ids, self.call_sets

@@ -38,8 +38,10 @@ from __future__ import annotations
 
 import time
 from array import array
+from bisect import bisect_right
 from typing import Callable, Iterable
 
+from model.explorer.checkpoint import Snapshot
 from model.explorer.graph import graph_properties
 from model.explorer.memo import Reads, StateChecker, Stepper
 from model.explorer.results import GRAPH_CHECKS, Arcs, Exploration, Violation
@@ -54,7 +56,8 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
             on_edge: Callable | None = None, progress: Callable | None = None,
             graph_checks: bool = True, memo: bool = True,
             stop_on_violation: bool = False, symmetry_check: int = 200,
-            stops: tuple = ()) -> Exploration:
+            stops: tuple = (), checkpoint: Callable | None = None,
+            checkpoint_every: float = 600.0, resume: Snapshot | None = None) -> Exploration:
     """Breadth-first search of the reachable graph of `config` under the profile's protocol.
 
     Symmetry reduction (`profile.symmetry`) is sound only for a protocol that treats
@@ -75,27 +78,33 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
     ends the search early but keeps what it found: the result is incomplete, `stopped` is
     "interrupted" and `interruption` the exception, and every violation found so far comes with
     its trace.
+
+    `checkpoint(snapshot)` is given the search's progress (`model/explorer/checkpoint.py`)
+    between two nodes every `checkpoint_every` seconds, and when a stop in `stops` ends the
+    search (rolled back to the last node expanded whole); `resume`, such a snapshot, goes on
+    from there, with the same nodes, violations, witnesses and counts as one search.
     """
     kwargs = dict(max_depth=max_depth, max_states=max_states,
                   properties=properties, on_edge=on_edge, progress=progress,
                   graph_checks=graph_checks, memo=memo, stop_on_violation=stop_on_violation,
-                  stops=stops)
+                  stops=stops, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     if symmetry:
         try:
             return _explore(profile, config, symmetry=True, symmetry_check=symmetry_check,
-                            **kwargs)
-        except Asymmetric as why:
-            result = _explore(profile, config, symmetry=False, symmetry_check=0, **kwargs)
+                            resume=resume, **kwargs)
+        except Asymmetric as why:  # a resumed search has passed its self-test, or not begun it
+            result = _explore(profile, config, symmetry=False, symmetry_check=0, resume=None,
+                              **kwargs)
             result.symmetry.update({"requested": True, "refused": str(why)})
             return result
-    return _explore(profile, config, symmetry=False, symmetry_check=0, **kwargs)
+    return _explore(profile, config, symmetry=False, symmetry_check=0, resume=resume, **kwargs)
 
 
 def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
              on_edge, progress, graph_checks, memo, stop_on_violation,
-             symmetry_check, stops) -> Exploration:
+             symmetry_check, stops, checkpoint, checkpoint_every, resume) -> Exploration:
     config.validate()
-    start = time.perf_counter()
+    start = time.perf_counter() - (resume.seconds if resume is not None else 0.0)
     props = list(properties) if properties is not None else list(profile.properties.values())
     state_always = [p for p in props if p.kind == "always" and p.state]
     step_always = [p for p in props if p.kind == "always" and p.step]
@@ -107,10 +116,11 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     canon = sym.canonical
     cs = profile.calls(config)
     s0 = canon(profile.initial_state(config))
-    states = StateTable()
+    states = StateTable() if resume is None else resume.states
     ids, pack = states.ids, states.pack
     s0_ids = ids(s0)
-    states.add(pack(s0_ids))
+    if resume is None:
+        states.add(pack(s0_ids))
     stepper = Stepper(profile, config, cs, states) if memo else None
     node_of = states.get
     # Under symmetry, a raw successor that is not its own canonical form is remembered in
@@ -123,6 +133,13 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     arcs = Arcs()
     found: dict[str, tuple] = {}  # property -> ("state", node) | ("step", node, call idx, outcome)
     crashes: list[str] = []
+    if resume is not None:
+        parent, via, depth_of, arcs = resume.parent, resume.via, resume.depth_of, resume.arcs
+        found, crashes = resume.found, resume.crashes
+        sometimes.update(resume.sometimes)
+        witnesses.update(resume.witnesses)
+        pending_state = [p for p in pending_state if not sometimes[p.name]]
+        pending_step = [p for p in pending_step if not sometimes[p.name]]
 
     predicates = [p.state for p in state_always] + [p.state for p in pending_state]
     predicates_named = [p.name for p in state_always] + [p.name for p in pending_state]
@@ -156,7 +173,8 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 sometimes[name] = True
                 witnesses[name] = ("state", node)
 
-    check_state(0, s0, s0_ids)
+    if resume is None:
+        check_state(0, s0, s0_ids)
 
     # The step properties an edge must be shown, per call, errno and whether the call wrote: a
     # property that reads nothing of either state on a first such edge is a function of those
@@ -193,10 +211,25 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
     edges = tried = 0
     truncated = False
     stopped = None
-    frontier = [0]
+    frontier, nxt = [0], []
     depth = 0
-    last_report = start
+    if resume is not None:
+        edges, tried, depth = resume.edges, resume.tried, resume.depth
+        layer_end = bisect_right(depth_of, depth)
+        frontier, nxt = range(resume.next, layer_end), list(range(layer_end, len(states)))
+        if not frontier and nxt:  # stopped between two layers
+            frontier, nxt, depth = nxt, [], depth + 1
+    last_report = time.perf_counter()
+    last_saved = last_report
     interruption = None
+    # What the search holds before each node, to roll an interrupted one back: states, arcs,
+    # sources of arcs, edges, tried, found, witnesses, crashes.
+    mark = whole = None
+
+    def snapshot(next_node: int) -> Snapshot:
+        return Snapshot(states, parent, via, depth_of, arcs, found, crashes, sometimes,
+                        witnesses, edges, tried, depth, next_node, time.perf_counter() - start)
+
     try:
         while frontier:
             if max_depth is not None and depth >= max_depth:
@@ -205,8 +238,10 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
             if stop_on_violation and found:
                 truncated, stopped = True, "violation"
                 break
-            nxt = []
             for node in frontier:
+                if checkpoint is not None:
+                    mark = (len(states), len(arcs.dst), len(arcs.start), edges, tried,
+                            len(found), len(witnesses), len(crashes))
                 s, s_ids = states.expand(node)
                 pre = view(config, s)
                 out: dict[int, list] = {}
@@ -328,15 +363,27 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 if node < symmetry_check and symmetric and stopped != "max_states":
                     _check_equivariance(profile, config, stepper or Stepper(profile, config, cs), cs,
                                         sym, s, step_always)
+                whole = node
+                if checkpoint is not None and stopped is None \
+                        and time.perf_counter() - last_saved > checkpoint_every:
+                    checkpoint(snapshot(node + 1))
+                    last_saved = time.perf_counter()
                 if progress is not None:
                     now = time.perf_counter()
                     if now - last_report > 0.1:
                         last_report = now
                         progress(len(states), edges, depth, len(nxt))
-            frontier = nxt
+            frontier, nxt = nxt, []
             if frontier:
                 depth += 1
     except stops as stop:  # Ctrl-C or a deadline: keep what was found
+        # (past --max-states no checkpoint is taken: a node's successors were dropped)
+        if checkpoint is not None and mark is not None and stopped is None:
+            if whole != node:  # roll the node being expanded back
+                edges, tried = mark[3], mark[4]
+                _roll_back(mark, states, parent, via, depth_of, arcs, found, witnesses,
+                           sometimes, crashes)
+            checkpoint(snapshot(node if whole != node else node + 1))
         truncated, stopped, interruption = True, "interrupted", stop
         states.truncate(len(depth_of))  # a state added as the interrupt came, its parent not
     # Past the search only the table, the arcs and the BFS tree are kept: the memos and the raw
@@ -384,6 +431,22 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                                            trace(result, ("state", node), None)))
     result.seconds = time.perf_counter() - start  # graph properties and traces included
     return result
+
+
+def _roll_back(mark, states, parent, via, depth_of, arcs, found, witnesses, sometimes,
+               crashes) -> None:
+    """Forget what the node being expanded when the search stopped added."""
+    nodes, arc_count, sources, _edges, _tried, found_count, witnessed, crashed = mark
+    states.truncate(nodes)
+    for column in (parent, via, depth_of):
+        del column[nodes:]
+    arcs.truncate(arc_count, sources)
+    for name in list(found)[found_count:]:
+        del found[name]
+    for name in list(witnesses)[witnessed:]:
+        del witnesses[name]
+        sometimes[name] = False
+    del crashes[crashed:]
 
 
 def _successor_orbits(profile, config, stepper, cs, canon, state, step_always) -> tuple[set, set]:

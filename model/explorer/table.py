@@ -125,6 +125,23 @@ class StateTable:
         """Forget every node from `nodes` on."""
         self.keys.truncate(nodes)
 
+    # -- on disk (`model/explorer/checkpoint.py`) ----------------------------------------------
+    def __getstate__(self) -> dict:
+        """The keys and each field's values; the rest is derived from them (and a value
+        numbered as the search was interrupted may be missing from a lookup table)."""
+        return {"keys": self.keys, "kind": self._kind, "values": self._values}
+
+    def __setstate__(self, saved: dict) -> None:
+        self.__init__()
+        self.keys, self.get = saved["keys"], saved["keys"].get
+        self._kind, self._values = saved["kind"], saved["values"]
+        self._fields = range(len(self._values))
+        self._ids = [{v: n for n, v in enumerate(values)} for values in self._values]
+        self._codes = [[_varint(n) for n in range(len(values))] for values in self._values]
+        most = max(map(len, self._values), default=0)
+        self._numbers = list(range(most))
+        self.small = most <= 256
+
 
 class Keys:
     """Distinct bytes keys numbered 0, 1, ... in the order they are added: `keys[i]` is key i,
@@ -184,6 +201,14 @@ class Keys:
         del self._blob[self._starts[n]:]
         del self._starts[n + 1:]
         self._index(len(self._slots))
+
+    def __getstate__(self) -> dict:
+        """The keys without their index: it is by `hash`, which differs between processes."""
+        return {"blob": self._blob, "starts": self._starts, "size": len(self._slots)}
+
+    def __setstate__(self, saved: dict) -> None:
+        self._blob, self._starts = saved["blob"], saved["starts"]
+        self._index(saved["size"])
 
 
 def _varint(n: int) -> bytes:

@@ -93,8 +93,9 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
             return _explore(profile, config, symmetry=True, symmetry_check=symmetry_check,
                             resume=resume, **kwargs)
         except Asymmetric as why:  # a resumed search has passed its self-test, or not begun it
+            # The search again from its start, unreduced: not one its checkpoints may resume.
             result = _explore(profile, config, symmetry=False, symmetry_check=0, resume=None,
-                              **kwargs)
+                              **{**kwargs, "checkpoint": None})
             result.symmetry.update({"requested": True, "refused": str(why)})
             return result
     return _explore(profile, config, symmetry=False, symmetry_check=0, resume=resume, **kwargs)

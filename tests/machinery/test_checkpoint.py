@@ -97,3 +97,13 @@ def test_a_checkpoint_file_belongs_to_its_search(tmp_path):
     (tmp_path / "junk").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="not a pkvm-model checkpoint"):
         load(str(tmp_path / "junk"), {}, state_type)
+
+
+def test_a_search_that_falls_back_to_no_symmetry_writes_no_checkpoint_of_it():
+    """Its checkpoints would be of an unreduced search, read back as a reduced one."""
+    profile = mutate(get("pkvm"), "donate_hyp_checks_first_page")
+    config = profile.adjust(Config(ram=2, guests=(True,), gfns=1))
+    saved = []
+    result = explore(profile, config, checkpoint=saved.append, checkpoint_every=-1.0)
+    assert "refused" in result.symmetry
+    assert 0 < len(saved) < len(result.states)  # only of the reduced search, refused early

@@ -62,3 +62,23 @@ def test_side_work_shares_the_obligations_pool():
     plain = prover.discharge_all(profile, obs, jobs=2)
     assert [(r.property, r.transition, r.status) for r in results] == \
         [(r.property, r.transition, r.status) for r in plain]
+
+
+
+def test_the_failing_case_is_left_out_only_when_a_failure_changes_nothing(monkeypatch):
+    """A state property holds after a failing call that leaves every field as it was; a call
+    that writes before its checks keeps its failing case, and so its violations there."""
+    asked = []
+    cases = prover._cases
+
+    def spy(q, covered, failing=True):
+        asked.append(failing)
+        return cases(q, covered, failing)
+
+    monkeypatch.setattr(prover, "_cases", spy)
+    base = get("pkvm")
+    bug = mutate(base, "unshare_hyp_updates_before_check")  # writes the host state, then checks
+    ob = prover.Obligation("single_owner", "host_unshare_hyp")
+    assert prover._discharge_one(base, ob, True, prover.BUDGET).status == "proved"
+    assert prover._discharge_one(bug, ob, True, prover.BUDGET).status == "violated"
+    assert asked == [False, True]

@@ -114,7 +114,8 @@ def checkpoint_header(profile, config, args) -> dict:
 
 def checkpointing(args, profile, config) -> dict:
     """The explorer's checkpoint arguments (`checkpoint`, `checkpoint_every`, `resume`) the
-    command's options ask for; `saved` (a list) records the snapshots written."""
+    command's options ask for; each snapshot written is recorded in `args.saved_checkpoint`
+    (its states and next node)."""
     from model.cli import UsageError
     from model.commands.common import check_output_path
     from model.explorer.checkpoint import CheckpointError, load, save

@@ -8,7 +8,7 @@ and none of its caches (memos, raw successors under symmetry, the step propertie
 shown per call and errno): those are exact shortcuts, so a resumed search numbers the nodes,
 finds the violations and witnesses and counts the edges as one run would have.
 
-The file is a pickle behind a header that says which search it belongs to (`Header`): a
+The file is a pickle behind a header that says which search it belongs to (a dict): a
 checkpoint is refused, never reinterpreted, when the profile, its extensions and mutant, the
 machine, the options that change the search or the model's own source differ.
 """
@@ -86,10 +86,10 @@ def load(path: str, header: dict, state_type: type) -> Snapshot:
             theirs, snapshot = unpickler.load()
     except OSError as err:
         raise CheckpointError(f"{path}: {err.strerror}") from None
+    except CheckpointError:
+        raise
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError,
             ValueError, IndexError) as err:
-        if isinstance(err, CheckpointError):
-            raise
         raise CheckpointError(f"{path}: unreadable checkpoint ({err})") from None
     for key in sorted(set(header) | set(theirs)):
         if header.get(key) != theirs.get(key):

@@ -11,14 +11,13 @@ for a path that reaches the property. The same transition text as everywhere els
 from __future__ import annotations
 
 import functools
-import multiprocessing
 import time
 from dataclasses import dataclass
 
 import z3
 
+from model.forks import run_forked
 from model.properties import Property
-from model.prover import ignore_interrupts
 from model.symbolic import run
 from model.transitions import errno_name
 
@@ -129,14 +128,10 @@ def run_checks(profile, rlimit: int = RLIMIT, jobs: int = 1):
     runs in a process freshly forked from this one, `jobs` at a time, as the prover's
     obligations do: z3's answers depend on what its context has seen, so a check's path must
     not depend on which checks ran before it or on how many run at once."""
-    global _CHECKS
-    _CHECKS = checks(profile, rlimit)
-    try:
-        with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1,
-                                                      initializer=ignore_interrupts) as pool:
-            return pool.map(_check, range(len(_CHECKS)), chunksize=1)
-    finally:
-        _CHECKS = None
+    todo = checks(profile, rlimit)
+    found: dict = {}
+    run_forked(todo, lambda check: check(), jobs, found.__setitem__)
+    return [found[i] for i in range(len(todo))]
 
 
 def checks(profile, rlimit: int = RLIMIT) -> list:
@@ -150,10 +145,3 @@ def checks(profile, rlimit: int = RLIMIT) -> list:
 def _run(profile, prop, config, depth, rlimit, expected=True, calls=None):
     reach = Unrolling(profile, config, depth, calls).search(prop, rlimit, expected)
     return profile.presenter.machine_text(config), reach
-
-
-_CHECKS = None  # the checks being run, inherited by the forked workers (they hold functions)
-
-
-def _check(index: int):
-    return _CHECKS[index]()

@@ -28,13 +28,12 @@ forked process, so the same command gives the same statuses on a loaded machine 
 
 from __future__ import annotations
 
-import multiprocessing
-import signal
 import time
 from dataclasses import dataclass
 
 import z3
 
+from model.forks import run_forked
 from model.properties import Property
 from model.symbolic import run
 from model.transitions import Transition
@@ -96,14 +95,15 @@ def _check(solver_facts, rlimit: int):
 
 
 def _discharge_one(profile, ob: Obligation, discipline: bool, budget: int,
-                   modular: bool = True) -> Result:
-    """One obligation, possibly through its callees' obligations (see `Result.via`)."""
+                   modular: bool = True, frame: Frame | None = None) -> Result:
+    """One obligation, possibly through its callees' obligations (see `Result.via`); `frame`:
+    its transition's, when already known."""
     start = time.perf_counter()
     via = ()
     if ob.transition == INIT:
         status, cex = _discharge_init(profile, ob, budget)
     else:
-        status, cex, via = _discharge_step(profile, ob, discipline, budget, modular)
+        status, cex, via = _discharge_step(profile, ob, discipline, budget, modular, frame)
     return Result(ob.property, ob.transition, status, time.perf_counter() - start, cex, via)
 
 
@@ -230,12 +230,38 @@ class _Query:
         return verdict == z3.unsat
 
 
-def _discharge_step(profile, ob: Obligation, discipline: bool, budget: int, modular: bool):
+@dataclass(frozen=True)
+class Frame:
+    """What the obligations of one transition and every state property share: which of its
+    nested calls are proved through their callee (`_Query.refines`), and whether a failing
+    call leaves every field as it was (`_Query.unchanged_on_failure`). Asked once per
+    transition, in a fork of its own (`discharge_with`): a third of the light obligations'
+    time went into asking it again for each property."""
+    refined: tuple[int, ...]  # indexes into the step's nested calls
+    unchanged_on_failure: bool
+
+
+def _frame(q: _Query, discipline: bool, budget: int, modular: bool) -> Frame:
+    refined = tuple(i for i, call in enumerate(q.step.calls)
+                    if modular and q.refines(call, discipline, budget))
+    return Frame(refined, q.unchanged_on_failure(min(QUICK, budget)))
+
+
+def _transition_frame(profile, transition: str, discipline: bool, budget: int,
+                      modular: bool) -> Frame:
+    """A transition's `Frame`, asked without a property (the query's goal is never built)."""
+    return _frame(_Query(profile, None, profile.transitions[transition], discipline),
+                  discipline, budget, modular)
+
+
+def _discharge_step(profile, ob: Obligation, discipline: bool, budget: int, modular: bool,
+                    frame: Frame | None = None):
     q = _Query(profile, _property(profile, ob.property), profile.transitions[ob.transition],
                discipline)
-    nested = [call for call in q.step.calls
-              if modular and q.prop.state and q.refines(call, discipline, budget)]
-    framed = q.prop.state is not None and q.unchanged_on_failure(min(QUICK, budget))
+    nested, framed = [], False
+    if q.prop.state is not None:
+        frame = frame or _frame(q, discipline, budget, modular)
+        nested, framed = [q.step.calls[i] for i in frame.refined], frame.unchanged_on_failure
     status = "proved"
     for case in _cases(q, [guard for _, _, guard in nested], failing=not framed):
         verdict, solver = q.ask(case, "quantified", min(QUICK, budget))
@@ -305,73 +331,66 @@ def discharge(profile, ob: Obligation, discipline: bool = True, budget: int = BU
     return discharge_all(profile, [ob], discipline, budget, jobs=1)[0]
 
 
-_PROFILE = None  # the profile being proved, inherited by the forked workers
-_SIDE: list = []  # further work of the same pool (`discharge_with`), inherited likewise
-
-
 def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budget: int = BUDGET,
                   jobs: int = 2, on_result=None, tick=None) -> list[Result]:
     """Every obligation, each in a freshly forked process (`jobs` at a time): z3's answers
-    depend on what its context has seen, and a fresh fork of the same parent is the same
-    context every time. (A profile holds functions, which do not pickle: the workers inherit
-    it through the fork.) `on_result(result)` is called as each obligation finishes, `tick()`
-    every half second while none does (it may raise to stop the run: the workers ignore
-    Ctrl-C, the caller's to handle)."""
+    depend on what its context has seen, and a fork of the same parent at the same point of the
+    run is the same context every time (`model.forks`). `on_result(result)` is called as each
+    obligation finishes, `tick()` every half second while none does (it may raise to stop the
+    run: the workers ignore Ctrl-C, the caller's to handle)."""
     return discharge_with(profile, obs, (), discipline, budget, jobs, on_result, tick)[0]
 
 
 def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True,
                    budget: int = BUDGET, jobs: int = 2, on_result=None, tick=None):
-    """`discharge_all`, with `side` (functions of no argument, say bounded checks) run in the
-    same pool, each in its own fork too. Longest first, so that the pool does not idle on one
-    slow task at its end while a core waits: the obligations the profile names `slow`, then
-    the side work, then the other obligations. (results, the side functions' values)"""
-    global _PROFILE, _SIDE
+    """`discharge_all`, with `side` (functions of no argument, say bounded checks) run among
+    the obligations, each in its own fork too. Longest first, so that the run does not idle on
+    one slow task at its end while a core waits: the obligations the profile names `slow`, then
+    the side work, then each transition's `Frame`, then the other obligations, each forked once
+    its transition's frame is known. (results, the side functions' values)"""
     values: dict = {}
+    slow = set(getattr(profile.prover, "slow", ()))  # the profile's longest obligations
+    side = list(enumerate(side))  # run with the first round only
 
-    def run_all(todo, modular=True, extra=0):
-        if not todo and not extra:
-            return {}
-        slow = set(getattr(profile.prover, "slow", ()))  # the profile's longest obligations
-        obs_work = [("ob", i, (ob, discipline, budget, modular)) for i, ob in enumerate(todo)]
-        work = [w for w in obs_work if (w[2][0].property, w[2][0].transition) in slow] \
-            + [("side", i, None) for i in range(extra)] \
-            + [w for w in obs_work if (w[2][0].property, w[2][0].transition) not in slow]
-        out, sides = {}, 0
-        with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1,
-                                                      initializer=ignore_interrupts) as pool:
-            pending = pool.imap_unordered(_work, work, chunksize=1)
-            while len(out) + sides < len(todo) + extra:
-                try:
-                    kind, index, result = pending.next(timeout=0.5)
-                except multiprocessing.TimeoutError:
-                    if tick is not None:
-                        tick()
-                    continue
-                if kind == "side":
-                    values[index], sides = result, sides + 1
-                    continue
-                out[todo[index]] = result
+    def run_all(todo, modular=True):
+        nonlocal side
+        ahead = [ob for ob in todo if (ob.property, ob.transition) in slow]
+        rest = [ob for ob in todo if (ob.property, ob.transition) not in slow]
+        framed = list(dict.fromkeys(ob.transition for ob in rest if ob.transition != INIT
+                                    and _property(profile, ob.property).state))
+        work = [("slow", ob) for ob in ahead] + [("side", f) for f in side] \
+            + [("frame", t) for t in framed] + [("ob", ob) for ob in rest]
+        side, out, frames = [], {}, {}
+
+        def ready(index):  # the slow obligations, forked first, ask their own frames
+            kind, what = work[index]
+            return kind != "ob" or what.transition not in framed or what.transition in frames
+
+        def do(item):
+            kind, what = item
+            if kind == "side":
+                return what[1]()
+            if kind == "frame":
+                return _transition_frame(profile, what, discipline, budget, modular)
+            return _discharge_one(profile, what, discipline, budget, modular,
+                                  frames.get(what.transition) if kind == "ob" else None)
+
+        def done(index, answer):
+            kind, what = work[index]
+            if kind == "side":
+                values[what[0]] = answer
+            elif kind == "frame":
+                frames[what] = answer
+            else:
+                out[what] = answer
                 if on_result is not None:
-                    on_result(result)
+                    on_result(answer)
+
+        run_forked(work, do, jobs, done, ready, tick)
         return out
 
-    _PROFILE, _SIDE = profile, list(side)
-    try:
-        first = [len(_SIDE)]  # the side work joins the first round only
-
-        def round_(todo, modular=True):
-            extra, first[0] = first[0], 0
-            return run_all(todo, modular, extra)
-
-        results = _settle(obs, round_)
-        return results, [values[i] for i in range(len(_SIDE))]
-    finally:
-        _PROFILE, _SIDE = None, []
-
-
-def ignore_interrupts() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    results = _settle(obs, run_all)
+    return results, [values[i] for i in sorted(values)]
 
 
 def _settle(obs: list[Obligation], run_all) -> list[Result]:
@@ -389,11 +408,3 @@ def _settle(obs: list[Obligation], run_all) -> list[Result]:
     redo = [ob for ob in obs if results[ob].via and not sound(ob)]
     redone = run_all(redo, False) if redo else {}
     return [redone.get(ob, results[ob]) for ob in obs]
-
-
-def _work(item) -> tuple:
-    kind, index, args = item
-    if kind == "side":
-        return kind, index, _SIDE[index]()
-    ob, discipline, budget, modular = args
-    return kind, index, _discharge_one(_PROFILE, ob, discipline, budget, modular)

@@ -269,12 +269,19 @@ def run(args, on_edge=None) -> int:
     if result.interruption is not None:  # the search kept what it found before the stop
         stop = result.interruption if isinstance(result.interruption, Stopped) \
             else Stopped("interrupted")
+    elsewhere = []
+    if stop is None and result.complete and checker is None:
+        elsewhere, stop = witness_elsewhere(args, profile, config, result, progress.elapsed())
     if args.save_graph and stop is None:
         save_graph(result, args.save_graph)
     if args.save_trace:
         save_trace(result, args.save_trace)
     data = {**report_header(profile, args, profile.config_text(config)),
             **exploration_data(result, unreduced=args.unreduced)}
+    if elsewhere:
+        data["witness machines"] = elsewhere
+        for run in elsewhere:
+            data["sometimes"].update(dict.fromkeys(run["witnessed"], True))
     if stop is not None:
         data["stopped"] = stop.reason
     if resumed_at is not None:
@@ -292,6 +299,8 @@ def run(args, on_edge=None) -> int:
         print(json.dumps(data, indent=2))
     else:
         console.print(render_summary(data, label=label))
+        for run in elsewhere:
+            console.print(witness_text(run))
         for renderable in render_violations(result):
             console.print(renderable)
         if stop is not None:
@@ -314,6 +323,57 @@ def run(args, on_edge=None) -> int:
     if stop is not None:
         return stop_code(stop, found)
     return 1 if found else 0
+
+
+def witness_elsewhere(args, profile, config, result, elapsed: float):
+    """The `sometimes` properties a complete search left unwitnessed, searched for on the
+    profile's witness machines (`Profile.witness_machines`: gmem's host faults need a VM
+    without private memory), each breadth-first until it has witnessed them all: a vacuity check
+    of the model, not a verification of those machines (their invariants are not checked;
+    `check` explores them whole). Each run's record, and the stop that ended one, if any."""
+    from model.cli import build_parser
+    from model.commands.common import Stopped, progress_enabled
+    from model.commands.config_file import _subparsers
+    from model.commands.progress import Progress
+    from model.explorer import explore
+
+    missing = [name for name, seen in result.sometimes.items() if not seen]
+    runs, stop = [], None
+    parser = _subparsers(build_parser(profile.name))["explore"] if missing else None
+    for extra in profile.witness_machines if missing else ():
+        other = argparse.Namespace(**vars(args))  # the options extra does not give stay
+        parser.parse_args(["--profile", args.profile, *extra], namespace=other)
+        machine = profile.config_from_args(other)
+        if machine == config:
+            continue
+        limit = None if args.max_seconds is None else max(0.0, args.max_seconds - elapsed)
+        with Progress("witnessing", enabled=progress_enabled(args), max_seconds=limit) as tick:
+            found = explore(profile, machine, symmetry=args.symmetry, graph_checks=False,
+                            properties=[profile.properties[name] for name in missing],
+                            stop_when_witnessed=True, stops=(KeyboardInterrupt, Stopped),
+                            progress=progress_callback(tick), max_states=args.max_states,
+                            max_depth=args.max_depth)
+            elapsed += tick.elapsed()
+        witnessed = [name for name in missing if found.sometimes[name]]
+        runs.append({"machine": profile.config_text(machine), "options": list(extra),
+                     "searched for": missing, "witnessed": witnessed,
+                     "states": len(found.states), "depth": found.depth,
+                     "seconds": round(found.seconds, 3)})
+        if found.interruption is not None:
+            stop = found.interruption if isinstance(found.interruption, Stopped) \
+                else Stopped("interrupted")
+            break
+        missing = [name for name in missing if name not in witnessed]
+        if not missing:
+            break
+    return runs, stop
+
+
+def witness_text(run: dict) -> str:
+    names = ", ".join(run["witnessed"]) or "none"
+    return (f"witnessed on {run['machine']} ({' '.join(run['options'])}): {names} "
+            f"({run['states']:,} states, depth {run['depth']}, {run['seconds']:.1f} s; "
+            f"searched for witnesses only)")
 
 
 def stopped_report(args, profile, config, label, progress, stop, console) -> int:

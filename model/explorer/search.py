@@ -55,8 +55,8 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
             symmetry: bool = True, properties: Iterable[Property] | None = None,
             on_edge: Callable | None = None, progress: Callable | None = None,
             graph_checks: bool = True, memo: bool = True,
-            stop_on_violation: bool = False, symmetry_check: int = 200,
-            stops: tuple = (), checkpoint: Callable | None = None,
+            stop_on_violation: bool = False, stop_when_witnessed: bool = False,
+            symmetry_check: int = 200, stops: tuple = (), checkpoint: Callable | None = None,
             checkpoint_every: float = 600.0, resume: Snapshot | None = None) -> Exploration:
     """Breadth-first search of the reachable graph of `config` under the profile's protocol.
 
@@ -73,7 +73,9 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
     then. `properties` defaults to every property of the profile. `memo=False` calls
     `profile.step` itself for every call instead of the memoised `Stepper`.
     `stop_on_violation` ends the search with the BFS layer in which the first violation shows
-    (every violation of that minimal length is still found, each with its shortest trace).
+    (every violation of that minimal length is still found, each with its shortest trace);
+    `stop_when_witnessed` with the layer in which the last `sometimes` property is witnessed
+    (a machine searched only for witnesses: `stopped` is "witnessed").
     An exception of a type in `stops` (say Ctrl-C, or a deadline raised from `progress`)
     ends the search early but keeps what it found: the result is incomplete, `stopped` is
     "interrupted" and `interruption` the exception, and every violation found so far comes with
@@ -87,6 +89,7 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
     kwargs = dict(max_depth=max_depth, max_states=max_states,
                   properties=properties, on_edge=on_edge, progress=progress,
                   graph_checks=graph_checks, memo=memo, stop_on_violation=stop_on_violation,
+                  stop_when_witnessed=stop_when_witnessed,
                   stops=stops, checkpoint=checkpoint, checkpoint_every=checkpoint_every)
     if symmetry:
         try:
@@ -102,7 +105,7 @@ def explore(profile, config, *, max_depth: int | None = None, max_states: int | 
 
 
 def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
-             on_edge, progress, graph_checks, memo, stop_on_violation,
+             on_edge, progress, graph_checks, memo, stop_on_violation, stop_when_witnessed,
              symmetry_check, stops, checkpoint, checkpoint_every, resume) -> Exploration:
     config.validate()
     start = time.perf_counter() - (resume.seconds if resume is not None else 0.0)
@@ -238,6 +241,9 @@ def _explore(profile, config, *, max_depth, max_states, symmetry, properties,
                 break
             if stop_on_violation and found:
                 truncated, stopped = True, "violation"
+                break
+            if stop_when_witnessed and all(sometimes.values()):
+                truncated, stopped = True, "witnessed"
                 break
             for node in frontier:
                 if checkpoint is not None:

@@ -40,3 +40,29 @@ def test_gfn_diagram(tmp_path):
     assert main(argv) == 0
     text = out.read_text()
     assert "leaf private:f0[0]" in text and "page zero" in text and "set_attributes" in text
+
+
+def test_explore_witnesses_on_the_witness_machine_what_its_vm_cannot(capsys):
+    """A SW_PROTECTED VM never lets the host fault a page in; `explore` looks for what its
+    complete search left unwitnessed on the profile's witness machine (an x86 VM of the same
+    size), only until all of it is seen, and says where; what that machine cannot show either
+    stays unwitnessed (one file behind two slots needs two pages)."""
+    import json
+
+    def explore(*machine):
+        assert main(["explore", "--profile", "gmem", *machine, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    data = explore()  # the default machine
+    assert all(data["sometimes"].values())
+    [run] = data["witness machines"]
+    assert run["options"] == ["--vm", "x86"] and run["machine"].startswith("x86 VM")
+    assert run["witnessed"] == run["searched for"] == ["host_read_succeeds", "host_write_succeeds"]
+    whole = explore("--vm", "x86")
+    assert "witness machines" not in whole and whole["complete"]
+    assert run["states"] < whole["states"]  # stopped once both were witnessed
+    one_page = explore("--pages", "1")
+    [run] = one_page["witness machines"]
+    assert run["witnessed"] == ["host_read_succeeds", "host_write_succeeds"]
+    assert run["searched for"] == [*run["witnessed"], "one_file_two_slots"]
+    assert [k for k, v in one_page["sometimes"].items() if not v] == ["one_file_two_slots"]

@@ -14,6 +14,7 @@ from model.profiles.pkvm.states import NOPAGE, OWNED, SHARED_BORROWED, Config, i
 from model.profiles.pkvm.symmetry import Symmetry
 from model.profiles.pkvm.transitions import check_range
 from tests.pkvm.helpers import PKVM, mutant, seeded
+from tests.reports import untimed
 from tests.stepper_check import agreeing_stepper
 
 TRANSITIONS = PKVM.transitions
@@ -368,10 +369,7 @@ def test_cli_json_is_deterministic(main, capsys):
     outs = []
     for _ in range(2):
         assert main(["explore", *SMALL, "--json"]) == 0
-        data = json.loads(capsys.readouterr().out)
-        data.pop("seconds")
-        data.pop("states_per_second")
-        outs.append(data)
+        outs.append(untimed(json.loads(capsys.readouterr().out)))
     assert outs[0] == outs[1]
 
 
@@ -391,3 +389,17 @@ def test_model_passes_the_symmetry_check():
     result = explore(PKVM, Config(ram=2, guests=(True, False), gfns=2), max_depth=4,
                      symmetry_check=10**6)
     assert result.symmetry["enabled"] and "refused" not in result.symmetry
+
+
+def test_a_search_for_witnesses_stops_with_the_layer_that_sees_the_last(model_runs):
+    """`stop_when_witnessed`: the search ends with the layer in which the last sometimes
+    property asked for is witnessed, each at the depth of the complete search's witness."""
+    wanted = [PKVM.properties[n] for n in ("host_donate_guest_succeeds", "vcpu_put_succeeds")]
+    result = explore(PKVM, ONE_PAGE, properties=wanted, graph_checks=False,
+                     stop_when_witnessed=True)
+    assert result.sometimes == {p.name: True for p in wanted}
+    assert result.stopped == "witnessed" and not result.complete
+    full = model_runs[True]
+    assert len(result.states) < len(full.states)
+    depth = {name: full.depth_of[w[1]] for name, w in full.witnesses.items()}
+    assert result.depth == max(depth[p.name] for p in wanted) + 1

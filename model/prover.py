@@ -346,8 +346,9 @@ def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True
     """`discharge_all`, with `side` (functions of no argument, say bounded checks) run among
     the obligations, each in its own fork too. Longest first, so that the run does not idle on
     one slow task at its end while a core waits: the obligations the profile names `slow`, then
-    the side work, then each transition's `Frame`, then the other obligations, each forked once
-    its transition's frame is known. (results, the side functions' values)"""
+    the side work, then the other obligations by transition, each forked once its transition's
+    `Frame` is known (asked a transition ahead, so that it is). (results, the side functions'
+    values)"""
     values: dict = {}
     slow = set(getattr(profile.prover, "slow", ()))  # the profile's longest obligations
     side = list(enumerate(side))  # run with the first round only
@@ -356,11 +357,20 @@ def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True
         nonlocal side
         ahead = [ob for ob in todo if (ob.property, ob.transition) in slow]
         rest = [ob for ob in todo if (ob.property, ob.transition) not in slow]
-        framed = list(dict.fromkeys(ob.transition for ob in rest if ob.transition != INIT
-                                    and _property(profile, ob.property).state))
-        work = [("slow", ob) for ob in ahead] + [("side", f) for f in side] \
-            + [("frame", t) for t in framed] + [("ob", ob) for ob in rest]
+        framed = {ob.transition for ob in rest if ob.transition != INIT
+                  and _property(profile, ob.property).state}
+        work = [("slow", ob) for ob in ahead] + [("side", f) for f in side]
         side, out, frames = [], {}, {}
+        groups: dict[str, list] = {}  # the obligations by transition, in their order
+        for ob in rest:
+            groups.setdefault(ob.transition, []).append(ob)
+        order, asked = list(groups), set()
+        for i, transition in enumerate(order):
+            for t in order[i:i + 2]:  # its frame, and the next one's: ready by its turn
+                if t in framed and t not in asked:
+                    asked.add(t)
+                    work.append(("frame", t))
+            work += [("ob", ob) for ob in groups[transition]]
 
         def ready(index):  # the slow obligations, forked first, ask their own frames
             kind, what = work[index]

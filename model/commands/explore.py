@@ -270,8 +270,10 @@ def run(args, on_edge=None) -> int:
         stop = result.interruption if isinstance(result.interruption, Stopped) \
             else Stopped("interrupted")
     elsewhere = []
+    witness_stop = None  # a stop during the search for witnesses: the search itself is whole
     if stop is None and result.complete and checker is None:
-        elsewhere, stop = witness_elsewhere(args, profile, config, result, progress.elapsed())
+        elsewhere, witness_stop = witness_elsewhere(args, profile, config, result,
+                                                    progress.elapsed())
     if args.save_graph and stop is None:
         save_graph(result, args.save_graph)
     if args.save_trace:
@@ -320,8 +322,8 @@ def run(args, on_edge=None) -> int:
             for d in checker.disagreements:
                 console.print(d.text())
     found = bool(result.violations or (checker is not None and checker.disagreements))
-    if stop is not None:
-        return stop_code(stop, found)
+    if stop is not None or witness_stop is not None:
+        return stop_code(stop or witness_stop, found)
     return 1 if found else 0
 
 
@@ -362,6 +364,7 @@ def witness_elsewhere(args, profile, config, result, elapsed: float):
         if found.interruption is not None:
             stop = found.interruption if isinstance(found.interruption, Stopped) \
                 else Stopped("interrupted")
+            runs[-1]["stopped"] = stop.reason
             break
         missing = [name for name in missing if name not in witnessed]
         if not missing:
@@ -371,9 +374,10 @@ def witness_elsewhere(args, profile, config, result, elapsed: float):
 
 def witness_text(run: dict) -> str:
     names = ", ".join(run["witnessed"]) or "none"
+    stopped = f", stopped: {run['stopped']}" if "stopped" in run else ""
     return (f"witnessed on {run['machine']} ({' '.join(run['options'])}): {names} "
-            f"({run['states']:,} states, depth {run['depth']}, {run['seconds']:.1f} s; "
-            f"searched for witnesses only)")
+            f"({run['states']:,} states, depth {run['depth']}, {run['seconds']:.1f} s"
+            f"{stopped}; searched for witnesses only)")
 
 
 def stopped_report(args, profile, config, label, progress, stop, console) -> int:

@@ -142,7 +142,7 @@ class Exploration:
     graph_checks: dict
     witnesses: dict = field(default_factory=dict)
     stopped: str | None = None  # why an incomplete search ended: max_depth, max_states,
-    # violation, interrupted (then `interruption` is the exception that stopped it)
+    # violation, witnessed, interrupted (then `interruption` is the exception that stopped it)
     interruption: BaseException | None = field(default=None, repr=False)
     # The search's own bookkeeping, for traces and counts.
     parent: list = field(default_factory=list, repr=False)  # BFS tree: parent node, -1 at root

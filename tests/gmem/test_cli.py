@@ -66,3 +66,29 @@ def test_explore_witnesses_on_the_witness_machine_what_its_vm_cannot(capsys):
     assert run["witnessed"] == ["host_read_succeeds", "host_write_succeeds"]
     assert run["searched for"] == [*run["witnessed"], "one_file_two_slots"]
     assert [k for k, v in one_page["sometimes"].items() if not v] == ["one_file_two_slots"]
+
+
+def test_a_stop_in_the_search_for_witnesses_leaves_the_search_whole(monkeypatch, capsys):
+    """--max-seconds (or Ctrl-C) during the search for witnesses: the exploration is reported
+    complete, the witness run as stopped, and the exit code is the stop's."""
+    import json
+
+    import model.explorer
+    from model.commands.common import Stopped
+
+    real = model.explorer.explore
+
+    def explore(profile, config, **options):
+        if options.get("stop_when_witnessed"):
+            def deadline(*_):
+                raise Stopped("time limit")
+            options["on_edge"] = deadline
+        return real(profile, config, **options)
+
+    monkeypatch.setattr(model.explorer, "explore", explore)
+    assert main(["explore", "--profile", "gmem", "--json"]) == 124
+    data = json.loads(capsys.readouterr().out)
+    assert data["complete"] and data["stopped"] is None and data["graph"]["checked"]
+    [run] = data["witness machines"]
+    assert run["stopped"] == "time limit" and run["witnessed"] == []
+    assert not data["sometimes"]["host_read_succeeds"]

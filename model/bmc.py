@@ -136,7 +136,7 @@ def run_checks(profile, rlimit: int = RLIMIT, jobs: int = 1):
 
 def checks(profile, rlimit: int = RLIMIT) -> list:
     """The profile's bounded checks as functions of no argument, each returning what
-    `run_checks` lists for it: for a pool that runs them beside other work
+    `run_checks` lists for it: for a run of them beside other work
     (`model.prover.discharge_with`, which forks a process for each, as `run_checks` does)."""
     return [functools.partial(_run, profile, prop, profile.adjust(config), depth, rlimit, *rest)
             for prop, config, depth, *rest in profile.prover.bmc_checks(profile)]

@@ -1,7 +1,7 @@
 """`pkvm-model prove`: every proof obligation of a profile, for machines of every size.
 
 Obligations run in forked processes, `--jobs` at a time; each one finished moves the progress
-line (done/total, proved/violated/unknown, rate). Ctrl-C or --max-seconds stops the pool and
+line (done/total, proved/violated/unknown, rate). Ctrl-C or --max-seconds stops the workers and
 reports the obligations finished so far (those not run are shown as such).
 """
 
@@ -124,8 +124,8 @@ def prove_data(args, progress) -> dict:
     stopped = None
     results, reach = [], []
     try:
-        # the bounded checks (what induction cannot show) share the obligations' pool, first:
-        # they are its longest tasks
+        # the bounded checks (what induction cannot show) run among the obligations, early:
+        # they are among the longest tasks
         side = [] if args.no_bmc or args.transition else bmc_checks(profile)
         results, reach = discharge_with(profile, obs, side, discipline=discipline,
                                         budget=args.budget * 10**6, jobs=args.jobs,

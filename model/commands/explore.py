@@ -345,7 +345,13 @@ def witness_elsewhere(args, profile, config, result, elapsed: float):
     for extra in profile.witness_machines if missing else ():
         other = argparse.Namespace(**vars(args))  # the options extra does not give stay
         parser.parse_args(["--profile", args.profile, *extra], namespace=other)
-        machine = profile.config_from_args(other)
+        try:
+            machine = profile.config_from_args(other)
+            machine.validate()
+        except ValueError as err:  # the user's machine and the witness options disagree
+            runs.append({"options": list(extra), "searched for": missing, "witnessed": [],
+                         "skipped": str(err)})
+            continue
         if machine == config:
             continue
         limit = None if args.max_seconds is None else max(0.0, args.max_seconds - elapsed)
@@ -373,6 +379,8 @@ def witness_elsewhere(args, profile, config, result, elapsed: float):
 
 
 def witness_text(run: dict) -> str:
+    if "skipped" in run:
+        return f"witness machine {' '.join(run['options'])} skipped: {run['skipped']}"
     names = ", ".join(run["witnessed"]) or "none"
     stopped = f", stopped: {run['stopped']}" if "stopped" in run else ""
     return (f"witnessed on {run['machine']} ({' '.join(run['options'])}): {names} "

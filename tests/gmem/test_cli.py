@@ -92,3 +92,17 @@ def test_a_stop_in_the_search_for_witnesses_leaves_the_search_whole(monkeypatch,
     [run] = data["witness machines"]
     assert run["stopped"] == "time limit" and run["witnessed"] == []
     assert not data["sometimes"]["host_read_succeeds"]
+
+
+def test_a_witness_machine_the_users_machine_rules_out_is_skipped_with_its_reason(
+        monkeypatch, capsys):
+    """Witness options that make an impossible machine with the user's own are reported as
+    skipped, never a traceback; the next witness machine is still searched."""
+    from model.profiles import get
+
+    gmem = type(get("gmem"))
+    monkeypatch.setattr(gmem, "witness_machines", (("--gfns", "0"), ("--vm", "x86")))
+    assert main(["explore", "--profile", "gmem"]) == 0
+    out = capsys.readouterr().out
+    assert "witness machine --gfns 0 skipped: " in out
+    assert "(--vm x86): host_read_succeeds, host_write_succeeds" in out

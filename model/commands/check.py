@@ -157,8 +157,8 @@ def applicable(profile, step: str) -> str | None:
 
 
 def run(args) -> int:
-    from model.commands.common import Stopped, check_output_path, console, make_progress, \
-        stop_code, versions
+    from model.commands.common import Stopped, as_stopped, check_output_path, console, \
+        make_progress, stop_code, versions
     from model.profiles import PROFILES, get
 
     check_output_path("--junit", getattr(args, "junit", None))
@@ -186,7 +186,7 @@ def run(args) -> int:
                 try:
                     row.update(RUNNERS[step](profile, settings, progress))
                 except (KeyboardInterrupt, Stopped) as err:
-                    stop = err if isinstance(err, Stopped) else Stopped("interrupted")
+                    stop = as_stopped(err)
                     row.update(ok=None, text=f"stopped ({stop.reason})", problems=[],
                                seconds=0.0)
                     continue

@@ -125,6 +125,11 @@ def catch_interrupts():
     return signal.signal(signal.SIGINT, _on_sigint)
 
 
+def as_stopped(error: BaseException) -> Stopped:
+    """The stop a Ctrl-C or a Stopped is: every command reports the two alike."""
+    return error if isinstance(error, Stopped) else Stopped("interrupted")
+
+
 def stop_code(stop: Stopped, found: bool) -> int:
     """Exit code of a stopped run: 130 on Ctrl-C; on --max-seconds 1 if something was already
     found, else 124 (like timeout(1): the run neither passed nor failed)."""

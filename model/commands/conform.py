@@ -196,7 +196,7 @@ def _texts(disagreements) -> list[str]:
 
 
 def run(args) -> int:
-    from model.commands.common import Stopped, check_output_path, load, make_progress, \
+    from model.commands.common import Stopped, as_stopped, check_output_path, load, make_progress, \
         report_header
 
     check_output_path("--junit", getattr(args, "junit", None))
@@ -206,7 +206,7 @@ def run(args) -> int:
         with progress:
             data = conform(args, progress)
     except (KeyboardInterrupt, Stopped) as err:
-        stop = err if isinstance(err, Stopped) else Stopped("interrupted")
+        stop = as_stopped(err)
         data = None
     profile, _base, config = load(args)
     header = report_header(profile, args, profile.config_text(config))

@@ -232,7 +232,7 @@ def save_trace(result, path: str) -> None:
 
 def run(args, on_edge=None) -> int:
     from model.cli import UsageError
-    from model.commands.common import Stopped, console as make_console, make_progress, \
+    from model.commands.common import Stopped, as_stopped, console as make_console, make_progress, \
         report_header, stop_code
     from model.render import exploration_data, render_summary, render_violations
 
@@ -263,12 +263,11 @@ def run(args, on_edge=None) -> int:
                                   loaded=loaded, stops=(KeyboardInterrupt, Stopped),
                                   checkpoints=checkpoints)
     except (KeyboardInterrupt, Stopped) as stop:
-        stop = stop if isinstance(stop, Stopped) else Stopped("interrupted")
+        stop = as_stopped(stop)
         return stopped_report(args, profile, config, label, progress, stop, console)
     stop = None
     if result.interruption is not None:  # the search kept what it found before the stop
-        stop = result.interruption if isinstance(result.interruption, Stopped) \
-            else Stopped("interrupted")
+        stop = as_stopped(result.interruption)
     elsewhere = []
     witness_stop = None  # a stop during the search for witnesses: the search itself is whole
     if stop is None and result.complete and checker is None:
@@ -334,7 +333,7 @@ def witness_elsewhere(args, profile, config, result, elapsed: float):
     of the model, not a verification of those machines (their invariants are not checked;
     `check` explores them whole). Each run's record, and the stop that ended one, if any."""
     from model.cli import build_parser
-    from model.commands.common import Stopped, progress_enabled
+    from model.commands.common import Stopped, as_stopped, progress_enabled
     from model.commands.config_file import _subparsers
     from model.commands.progress import Progress
     from model.explorer import explore
@@ -368,8 +367,7 @@ def witness_elsewhere(args, profile, config, result, elapsed: float):
                      "states": len(found.states), "depth": found.depth,
                      "seconds": round(found.seconds, 3)})
         if found.interruption is not None:
-            stop = found.interruption if isinstance(found.interruption, Stopped) \
-                else Stopped("interrupted")
+            stop = as_stopped(found.interruption)
             runs[-1]["stopped"] = stop.reason
             break
         missing = [name for name in missing if name not in witnessed]

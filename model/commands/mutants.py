@@ -69,7 +69,7 @@ def hunt(base, name: str, budget: int, jobs: int, prove: bool = True) -> dict:
 
 def hunt_all(args, base, names, progress) -> tuple[list, object]:
     """Every named mutant hunted in turn; (rows, Stopped or None): a stop keeps the rows done."""
-    from model.commands.common import Stopped
+    from model.commands.common import Stopped, as_stopped
 
     rows = []
     try:
@@ -79,7 +79,7 @@ def hunt_all(args, base, names, progress) -> tuple[list, object]:
             rows.append(hunt(base, name, args.budget * 10**6, args.jobs, args.prove))
             progress.tick()
     except (KeyboardInterrupt, Stopped) as stop:
-        return rows, stop if isinstance(stop, Stopped) else Stopped("interrupted")
+        return rows, as_stopped(stop)
     return rows, None
 
 

@@ -95,7 +95,7 @@ def prove_data(args, progress) -> dict:
     Ctrl-C or the deadline ended it early: then only the finished obligations are in it)."""
     from model.bmc import checks as bmc_checks
     from model.cli import UsageError
-    from model.commands.common import Stopped, report_header
+    from model.commands.common import Stopped, as_stopped, report_header
     from model.proof_report import report_data
     from model.commands.progress import rate
     from model.commands.refute import refute_all
@@ -134,7 +134,7 @@ def prove_data(args, progress) -> dict:
             progress.update("searching the default machine for what z3 could not show concretely")
             results = refute_all(profile, results)
     except (KeyboardInterrupt, Stopped) as stop:
-        stopped = stop if isinstance(stop, Stopped) else Stopped("interrupted")
+        stopped = as_stopped(stop)
         done = {(r.property, r.transition) for r in results}
         results = results or [finished[k] for k in sorted(finished)]
     properties = list(dict.fromkeys(o.property for o in obs))

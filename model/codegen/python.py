@@ -14,8 +14,9 @@ from __future__ import annotations
 import time
 
 from model.codegen.expr import Sym, key
-from model.codegen.trace import OTHER, End, build, flatten, trace_call, trace_predicate, \
-    unchanged
+from model.codegen.share import mask, relocate
+from model.codegen.trace import LAZY, OTHER, End, build, flatten, trace_call, \
+    trace_predicate, unchanged
 from model.transitions import Outcome
 
 _PY = {"add": "+", "sub": "-", "mul": "*", "floordiv": "//", "mod": "%", "and_": "&",
@@ -112,6 +113,9 @@ class Compiled:
         self.invariants: dict[int, list] = {}  # shape id -> function per always property
         self.learned: dict = {}  # (slot, shape id) -> {expression key: values}
         self.sources: dict = {}  # (slot, shape id) -> (source, sites, tree)
+        self.shared: dict[int, list] = {}  # slot -> (untouched paths, mask, shape id, tree)
+        self.lazy: set[int] = set()  # slots traced lazily
+        self.traced = self.reused = 0  # trees traced, trees shared from another shape
         self.fallbacks = 0
         self.compile_seconds = 0.0
         self.always = [p for p in profile.always if p.state] if properties else []
@@ -146,15 +150,32 @@ class Compiled:
         return fns
 
     def tree(self, slot: int, sid: int, oracle: dict | None = None):
-        """The decision tree of a call (slot >= 0) or an always property (slot -1 - i)."""
-        learned = self.learned.setdefault((slot, sid), {})
+        """The decision tree of a call (slot >= 0) or an always property (slot -1 - i): traced
+        on this shape, or the tree of a shape that differs only where the call never looks."""
         shape = self.shapes[sid]
+        learned = self.learned.setdefault((slot, sid), {})
+        if slot in self.lazy:  # too many paths on another shape: not tried eagerly again
+            learned.setdefault(LAZY, [])
+        if oracle is None:
+            for paths, masked, source, tree in self.shared.get(slot, ()):
+                if mask(shape, paths) == masked:
+                    self.reused += 1
+                    return relocate(tree, self.shapes[source], shape, paths)
+        untouched: list = []
         if slot >= 0:
-            return trace_call(self.profile, self.config, self.calls[slot], shape, learned,
-                              oracle)
-        prop = self.always[-1 - slot]
-        return trace_predicate(self.profile, self.config, prop.state, shape, learned,
-                               f"property {prop.name}", oracle)
+            tree = trace_call(self.profile, self.config, self.calls[slot], shape, learned,
+                              oracle, untouched)
+        else:
+            prop = self.always[-1 - slot]
+            tree = trace_predicate(self.profile, self.config, prop.state, shape, learned,
+                                   f"property {prop.name}", oracle, untouched)
+        self.traced += 1
+        if LAZY in learned:
+            self.lazy.add(slot)
+        else:  # a lazy tree holds only the paths of the states it was shown: not shared
+            paths = untouched[0]
+            self.shared.setdefault(slot, []).insert(0, (paths, mask(shape, paths), sid, tree))
+        return tree
 
     def _compile(self, slot: int, sid: int, oracle: dict | None = None):
         start = time.perf_counter()

@@ -58,6 +58,7 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
         frontier = nxt
     seconds = time.perf_counter() - start
     return {"states": len(seen), "edges": edges, "seconds": seconds, "complete": complete,
+            "traced": comp.traced, "reused": comp.reused,
             "compile_seconds": comp.compile_seconds, "fallbacks": comp.fallbacks,
             "shapes": len(comp.shapes), "violated": sorted(violated), "compiled": comp,
             "seen": seen}

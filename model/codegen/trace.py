@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from model.codegen.expr import ACTIVE, SWAPPED, Sym, cell, conj, disj, ite, key, negate, \
-    substitute, truth
+from model.codegen.expr import ACTIVE, SWAPPED, Sym, cell, cells_of, conj, disj, ite, key, \
+    negate, substitute, truth
 from model.transitions import run_concrete
 
 EAGER_PATHS = 300  # a computation with more paths is traced lazily (below)
@@ -53,8 +53,9 @@ def flatten(state, cells: list | None = None):
         cells.append(state)
         return None, cells
     if isinstance(state, tuple):
-        kids = tuple(flatten(x, cells)[0] for x in state)
-        return (type(state) if type(state) is not tuple else tuple, kids), cells
+        kids = tuple(flatten(x, cells)[0] for x in tuple.__iter__(state))  # unwatched
+        cls = type(state)
+        return (tuple if cls is tuple or cls is Watched else cls, kids), cells
     return ("k", state), cells
 
 
@@ -86,6 +87,29 @@ def widest(shape) -> int:
     if shape is None or shape[0] == "k":
         return 0
     return max([len(shape[1]), *(widest(k) for k in shape[1])])
+
+
+def spans(shape, at: int = 0, path: tuple = (), out: dict | None = None) -> dict:
+    """path -> (first cell, end) of every tuple of a shape (a path: the indices from the root)."""
+    out = {} if out is None else out
+    if shape is None:
+        return out
+    start = at
+    if shape[0] != "k":
+        for i, kid in enumerate(shape[1]):
+            spans(kid, at, path + (i,), out)
+            at += size(kid)
+        out[path] = (start, at)
+    return out
+
+
+def subshape(shape, path: tuple):
+    """The part of a shape at a path, or None where the shape has no tuple there."""
+    for i in path:
+        if shape is None or shape[0] == "k" or i >= len(shape[1]):
+            return None
+        shape = shape[1][i]
+    return shape
 
 
 def paths_of(shape, prefix: str = "") -> list[str]:
@@ -437,39 +461,190 @@ def traced_view(profile, config, state):
     return view
 
 
-def symbolic_state(shape):
-    return build(shape, [cell(i) for i in range(size(shape))])
+class Watched(tuple):
+    """A plain tuple of the symbolic state that notes its path in `notes` whenever the traced
+    code looks into it (its length, an element, an iteration, a comparison). A call that never
+    looks into one answers alike whatever it holds: its tree serves every shape that differs
+    only there (`model/codegen/share.py`)."""
+
+    def _note(self):
+        self.notes.add(self.path)
+
+    def __getitem__(self, i):
+        self._note()
+        return tuple.__getitem__(self, i)
+
+    def __len__(self):
+        self._note()
+        return tuple.__len__(self)
+
+    def __iter__(self):
+        self._note()
+        return tuple.__iter__(self)
+
+    def __reversed__(self):
+        self._note()
+        return reversed(tuple(tuple.__iter__(self)))
+
+    def __contains__(self, x):
+        self._note()
+        return tuple.__contains__(self, x)
+
+    def __hash__(self):
+        self._note()
+        return tuple.__hash__(self)
+
+    def __add__(self, other):
+        self._note()
+        return tuple.__add__(self, other)
+
+    def __radd__(self, other):  # `plain + watched`: Python asks the subclass first
+        self._note()
+        return tuple.__add__(tuple(other), tuple(tuple.__iter__(self)))
+
+    def __mul__(self, n):
+        self._note()
+        return tuple.__mul__(self, n)
+
+    __rmul__ = __mul__
+
+    def index(self, *args):
+        self._note()
+        return tuple.index(self, *args)
+
+    def count(self, x):
+        self._note()
+        return tuple.count(self, x)
 
 
-def trace_call(profile, config, call, shape, learned: dict, oracle: dict | None = None):
-    """The decision tree of one call on every state of one shape."""
+def _compare(name):
+    def compare(self, other):
+        self._note()
+        if isinstance(other, Watched):
+            other._note()
+        return getattr(tuple, name)(self, other)
+    compare.__name__ = name
+    return compare
+
+
+for _name in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
+    setattr(Watched, _name, _compare(_name))
+
+
+def _watched(shape, it, path, notes, out):
+    if shape is None:
+        return next(it)
+    if shape[0] == "k":
+        return shape[1]
+    cls, kids = shape
+    parts = [_watched(k, it, path + (i,), notes, out) for i, k in enumerate(kids)]
+    if cls is not tuple:
+        return cls(*parts)
+    node = Watched(parts)
+    node.path, node.notes = path, notes
+    out.append(node)
+    return node
+
+
+def symbolic_state(shape, notes: set | None = None, watched: list | None = None):
+    """The state of a shape whose cells are Syms; with `notes`, its plain tuples are `Watched`
+    (each appended to `watched`)."""
+    cells = iter([cell(i) for i in range(size(shape))])
+    if notes is None:
+        return _build(shape, cells)
+    return _watched(shape, cells, (), notes, [] if watched is None else watched)
+
+
+def _at(state, path):
+    for i in path:
+        if not isinstance(state, tuple) or i >= tuple.__len__(state):
+            return None
+        state = tuple.__getitem__(state, i)
+    return state
+
+
+def _looked_into(shape, tree, notes: set, moved: set) -> frozenset:
+    """The outermost plain tuples of the pre-state a tree never looked into: noted by none of
+    its paths, left in place in every post-state, their cells read nowhere but there."""
+    tuples = {path for path, _span in spans(shape).items()
+              if path and subshape(shape, path)[0] is tuple}
+    seen = set(notes) | moved
+    pre = spans(shape)
+    while True:
+        quiet = {p for p in tuples if not any(s[:len(p)] == p for s in seen)}
+        outer = {p for p in quiet if not any(p[:k] in quiet for k in range(1, len(p)))}
+        read = _cells_read(tree, outer)
+        now = {p for p in outer if any(pre[p][0] <= c < pre[p][1] for c in read)}
+        if not now:
+            return frozenset(outer)
+        seen |= now
+
+
+def _cells_read(node, untouched: set) -> set:
+    """The cells a tree reads, but for a post-state's copies of the `untouched` tuples."""
+    out: set = set()
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Branch):
+            cells_of(node.expr, out)
+            stack.extend(child for _v, child in node.children)
+            continue
+        cells_of(node.errno, out)
+        cells_of(node.value, out)
+        cells_of(node.expr, out)
+        if node.kind == "out":
+            copied = [span for path, span in spans(node.shape).items() if path in untouched]
+            for j, x in enumerate(node.cells):
+                if not any(lo <= j < hi for lo, hi in copied):
+                    cells_of(x, out)
+    return out
+
+
+def trace_call(profile, config, call, shape, learned: dict, oracle: dict | None = None,
+               untouched: list | None = None):
+    """The decision tree of one call on every state of one shape; with `untouched`, the
+    outermost plain tuples of the pre-state it never looked into are appended there."""
     t = profile.transitions[call.name]
     disciplined = profile.disciplined(config)
-    pre = symbolic_state(shape)
+    notes: set | None = None if untouched is None else set()
+    watched: list = []
+    moved: set = set()
+    pre = symbolic_state(shape, notes, watched)
 
     def run(tracer):
         view = traced_view(profile, config, pre)
         errno = run_concrete(view, t, call.args, disciplined)
         if errno is None:
             return End("none")
-        post_shape, cells = flatten(view.post())
+        post = view.post()
+        moved.update(w.path for w in watched if _at(post, w.path) is not w)
+        post_shape, cells = flatten(post)
         return End("out", errno=tracer.resolve(errno), shape=post_shape,
                     cells=tuple(tracer.resolve(c) for c in cells))
 
-    return explore_paths(run, learned, f"{call} on shape {hash(shape) & 0xffff:04x}", oracle,
+    tree = explore_paths(run, learned, f"{call} on shape {hash(shape) & 0xffff:04x}", oracle,
                          widest(shape))
+    if untouched is not None:
+        untouched.append(_looked_into(shape, tree, notes, moved))
+    return tree
 
 
 def trace_predicate(profile, config, predicate, shape, learned: dict, what: str,
-                    oracle: dict | None = None):
-    """The decision tree of a state predicate (an `always` property) on one shape."""
-    pre = symbolic_state(shape)
+                    oracle: dict | None = None, untouched: list | None = None):
+    """The decision tree of a state predicate (an `always` property) on one shape (`untouched`
+    as for `trace_call`)."""
+    notes: set | None = None if untouched is None else set()
+    pre = symbolic_state(shape, notes)
 
     def run(tracer):
         return End("value", value=tracer.resolve(truth(predicate(traced_view(profile, config,
                                                                                pre)))))
 
-    return explore_paths(run, learned, what, oracle, widest(shape))
+    tree = explore_paths(run, learned, what, oracle, widest(shape))
+    if untouched is not None:
+        untouched.append(_looked_into(shape, tree, notes, set()))
+    return tree
 
 
 def unchanged(leaf: End, shape) -> bool:

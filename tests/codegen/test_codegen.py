@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from model.codegen import python
+from model.codegen import python, trace
 from model.codegen.promela import export
 from model.codegen.search import reachable
 from model.explorer import explore
@@ -73,6 +73,41 @@ def test_the_explorer_can_step_on_compiled_code():
     packed = compiled.pack(state)
     for i, call in enumerate(compiled.calls):
         assert compiled.outcome(packed, i) == profile.step(config, state, call)
+
+
+SHAPES = ("--pages", "1", "--guests", "2", "--gfns", "1")  # 12 shapes of stage-2 leaves
+
+
+def test_a_tree_serves_every_shape_that_differs_only_where_the_call_never_looks():
+    profile, config = machine("pkvm", *SHAPES)
+    found = reachable(profile, config, properties=True, check_first=10**9)
+    compiled = found["compiled"]
+    trees = len(compiled.sources)
+    assert len(compiled.shapes) > 1 and found["reused"] > trees // 4
+    explored = explore(profile, config, symmetry=False)
+    assert python.check(compiled, explored.states) == \
+        len(explored.states) * len(profile.calls(config))
+
+
+def test_a_tree_shared_past_what_its_call_looked_into_is_caught(monkeypatch):
+    monkeypatch.setattr(trace.Watched, "_note", lambda self: None)  # a length read goes unseen
+    profile, config = machine("pkvm", *SHAPES)
+    with pytest.raises(python.Disagreement):
+        reachable(profile, config, check_first=10**9)
+
+
+@pytest.mark.parametrize("look", [
+    len, iter, bool, hash, reversed, lambda t: t[0], lambda t: t == (1, 2), lambda t: 2 in t,
+    lambda t: t + (3,), lambda t: (0,) + t, lambda t: t * 2, lambda t: t < (1, 3),
+    lambda t: t.index(2), lambda t: t.count(1), lambda t: [*t], lambda t: tuple(t),
+])
+def test_every_look_into_a_watched_tuple_is_noted(look):
+    notes: set = set()
+    state = trace.symbolic_state((tuple, ((tuple, (("k", 1), ("k", 2))), ("k", 0))), notes)
+    inner = tuple.__getitem__(state, 0)
+    assert notes == set()
+    look(inner)
+    assert notes == {(0,)}
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

@@ -14,8 +14,10 @@ One run, side by side on the same machine:
 - SPIN on `pkvm-model export --format promela` of each unreduced rung (`spin -a`, `gcc -O0
   -DNOREDUCE -DSAFETY`, `./pan`): stored states, which must equal the explorer's unreduced
   states, transitions (the explorer's edges plus one: pan counts the initial state), seconds,
-  and its rate over the explorer's. The export runs a compiled search first; its time is
-  reported apart.
+  and its rate over the explorer's. The export runs a compiled search first (`model/codegen/`:
+  each call's decision tree compiled to a Python function over packed states); its time is
+  reported apart, and its rate (states over the search's seconds, tracing and compiling
+  excluded) beside SPIN's.
 - `pkvm-model prove` per profile: wall seconds, obligations, the slowest obligation and the
   median (an obligation is stated for every machine size, so its time does not grow with the
   machine; the bounded checks name their machine).
@@ -130,8 +132,11 @@ def run_spin(profile, config, cap: float, folder: str) -> dict:
     except ExportError as err:
         return {"complete": False, "stopped": f"export: {err}",
                 "export_seconds": time.perf_counter() - start}
+    searched = facts["seconds"] - facts["compile_seconds"]
     out = {"export_seconds": time.perf_counter() - start, "cells": facts["cells"],
-           "model_bytes": len(text)}
+           "model_bytes": len(text), "compiled_seconds": facts["seconds"],
+           "compiled_compile_seconds": facts["compile_seconds"],
+           "compiled_states_per_second": facts["states"] / max(searched, 1e-3)}
     with open(os.path.join(folder, "model.pml"), "w") as f:
         f.write(text)
     try:
@@ -296,7 +301,8 @@ def _print(console, data: dict) -> None:
                         f"{data['cap_seconds']:.0f} s per tool per rung, {data['cores']} cores)")
     for col in ("machine", "sym states", "edges", "s", "states/s", "B/state",
                 "unreduced states", "edges", "s", "states/s", "B/state",
-                "SPIN states", "transitions", "SPIN s", "states/s", "SPIN/explorer", "equal"):
+                "SPIN states", "transitions", "SPIN s", "states/s", "SPIN/explorer", "equal",
+                "compiled states/s", "SPIN/compiled"):
         table.add_column(col, justify="left" if col == "machine" else "right")
     for row in data["pkvm"]:
         u, s = row.get("unreduced") or {}, row.get("spin") or {}
@@ -310,6 +316,9 @@ def _print(console, data: dict) -> None:
                           "-" if equal is None else str(equal)]
         elif s:
             spin_cells[0] = s.get("stopped", "stopped")[:30]
+        compiled = s.get("compiled_states_per_second")
+        spin_cells += [_n(compiled), f"{s['states_per_second'] / compiled:.1f}x"
+                       if compiled and s.get("complete") else "-"]
         table.add_row(row["machine"], *_explorer_cells(row.get("symmetry")),
                       *_explorer_cells(u), *spin_cells)
     console.print(table)

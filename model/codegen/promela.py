@@ -273,5 +273,6 @@ def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, d
                 "adds no state) */", f"never {{ do :: assert({every}) od }}", ""]
     facts = {"states": found["states"], "edges": found["edges"], "cells": cells,
              "shapes": len(sids), "calls": len(comp.calls), "seconds": found["seconds"],
+             "compile_seconds": found["compile_seconds"],
              "properties": [p.name for p in comp.always]}
     return "\n".join(out), facts

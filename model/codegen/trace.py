@@ -151,12 +151,13 @@ class Tracer:
         self.oracle = oracle  # cell values of one concrete state: decide as it does, and learn
         self.decisions: list = []  # (expr, value, options)
         self.env: dict[int, int] = {}
+        self.substituted: dict = {}  # substitute's memo, valid while env stays as it is
         self.facts: dict = {}
         self.bounds: dict[int, tuple] = {}  # cell -> (lo, hi), None where unbounded
 
     def resolve(self, x):
         if self.env:
-            x = substitute(x, self.env)
+            x = substitute(x, self.env, self.substituted)
         if isinstance(x, Sym):
             x = self.facts.get(key(x), x)
             if isinstance(x, Sym) and x.op in _ORDER and self.bounds:
@@ -223,6 +224,7 @@ class Tracer:
         self.bounds[i] = (lo, hi)
         if lo is not None and lo == hi:
             self.env[i] = lo
+            self.substituted = {}
 
     def _next(self, expr, options):
         if self.oracle is not None:
@@ -260,6 +262,7 @@ class Tracer:
         self.facts[key(e)] = value
         if e.op == "cell":
             self.env[e.args[0]] = value
+            self.substituted = {}
             self.bounds[e.args[0]] = (value, value)
         return value
 

@@ -114,7 +114,7 @@ class Compiled:
         self.learned: dict = {}  # (slot, shape id) -> {expression key: values}
         self.sources: dict = {}  # (slot, shape id) -> (source, sites, tree)
         self.shared: dict[int, list] = {}  # slot -> (untouched paths, mask, shape id, tree)
-        self.lazy: set[int] = set()  # slots traced lazily
+        self.lazy: set = set()  # transitions (and properties) traced lazily somewhere
         self.traced = self.reused = 0  # trees traced, trees shared from another shape
         self.fallbacks = 0
         self.compile_seconds = 0.0
@@ -154,7 +154,8 @@ class Compiled:
         on this shape, or the tree of a shape that differs only where the call never looks."""
         shape = self.shapes[sid]
         learned = self.learned.setdefault((slot, sid), {})
-        if slot in self.lazy:  # too many paths on another shape: not tried eagerly again
+        if self._name(slot) in self.lazy:  # too many paths for another call or shape of it:
+            # not tried eagerly again (a failed eager trace costs hundreds of paths)
             learned.setdefault(LAZY, [])
         if oracle is None:
             for paths, masked, source, tree in self.shared.get(slot, ()):
@@ -171,11 +172,14 @@ class Compiled:
                                    f"property {prop.name}", oracle, untouched)
         self.traced += 1
         if LAZY in learned:
-            self.lazy.add(slot)
+            self.lazy.add(self._name(slot))
         else:  # a lazy tree holds only the paths of the states it was shown: not shared
             paths = untouched[0]
             self.shared.setdefault(slot, []).insert(0, (paths, mask(shape, paths), sid, tree))
         return tree
+
+    def _name(self, slot: int):
+        return self.calls[slot].name if slot >= 0 else slot
 
     def _compile(self, slot: int, sid: int, oracle: dict | None = None):
         start = time.perf_counter()

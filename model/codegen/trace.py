@@ -473,65 +473,42 @@ class Watched(tuple):
     def _note(self):
         self.notes.add(self.path)
 
-    def __getitem__(self, i):
-        self._note()
-        return tuple.__getitem__(self, i)
-
-    def __len__(self):
-        self._note()
-        return tuple.__len__(self)
-
-    def __iter__(self):
-        self._note()
-        return tuple.__iter__(self)
-
     def __reversed__(self):
         self._note()
         return reversed(tuple(tuple.__iter__(self)))
-
-    def __contains__(self, x):
-        self._note()
-        return tuple.__contains__(self, x)
-
-    def __hash__(self):
-        self._note()
-        return tuple.__hash__(self)
-
-    def __add__(self, other):
-        self._note()
-        return tuple.__add__(self, other)
 
     def __radd__(self, other):  # `plain + watched`: Python asks the subclass first
         self._note()
         return tuple.__add__(tuple(other), tuple(tuple.__iter__(self)))
 
-    def __mul__(self, n):
+
+def _noting(name):
+    plain = getattr(tuple, name)
+
+    def look(self, *args):
         self._note()
-        return tuple.__mul__(self, n)
-
-    __rmul__ = __mul__
-
-    def index(self, *args):
-        self._note()
-        return tuple.index(self, *args)
-
-    def count(self, x):
-        self._note()
-        return tuple.count(self, x)
+        return plain(self, *args)
+    look.__name__ = name
+    return look
 
 
-def _compare(name):
+def _comparing(name):
+    plain = getattr(tuple, name)
+
     def compare(self, other):
         self._note()
         if isinstance(other, Watched):
             other._note()
-        return getattr(tuple, name)(self, other)
+        return plain(self, other)
     compare.__name__ = name
     return compare
 
 
+for _name in ("__getitem__", "__len__", "__iter__", "__contains__", "__hash__", "__add__",
+              "__mul__", "__rmul__", "index", "count"):
+    setattr(Watched, _name, _noting(_name))
 for _name in ("__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__"):
-    setattr(Watched, _name, _compare(_name))
+    setattr(Watched, _name, _comparing(_name))
 
 
 def _watched(shape, it, path, notes, out):

@@ -1,10 +1,13 @@
 """The Promela backend: the traced calls of one configuration as a model SPIN checks.
 
-One global per cell (`c0`, `c1`, ...: the header names each one per shape; `shape` too when a
-variable-length field gives more than one), as narrow as the values it takes in the reachable
-states; one process looping over one `atomic` block per call (a `d_step` may be too long for
-SPIN), guarded by "the call succeeds" (a failing call changes nothing the explorer follows),
-whose body is the call's decision tree with its writes as assignments. The `always` state
+One global per place a cell can have (`c0`, `c1`, ...: the header names each one by its path
+in the state, e.g. `s2_1_0_gfn`, the gfn of VM 1's first stage-2 leaf), so that a cell is
+the same variable in every shape that has it (`shape` too when a variable-length field gives
+more than one); a variable the current shape lacks is 0. Each is as narrow as the values it
+takes in the reachable states. One process loops over one `atomic` block per call (a `d_step`
+may be too long for SPIN), guarded by "the call succeeds" (a failing call changes nothing the
+explorer follows), whose body is the call's decision tree with its writes as assignments,
+written once for all the shapes on which it reads the same (the trees `share.py` shares). The `always` state
 properties are asserted in every state by a never claim that only asserts (one claim state: it
 adds none to SPIN's count). A way out of a tree that no reachable state takes (a value or a path
 the trace was not shown) is `assert(false)`: SPIN would report it.
@@ -17,9 +20,9 @@ state of its own (every stored state is at the loop's head), and temporaries are
 
 from __future__ import annotations
 
-from model.codegen.expr import Sym, cells_of
+from model.codegen.expr import Sym, cell, cells_of, key, substitute
 from model.codegen.search import reachable
-from model.codegen.trace import OTHER, End, paths_of, size
+from model.codegen.trace import OTHER, Branch, End, paths_of
 
 INT_MAX = 2**31 - 1
 _OPS = {"add": "+", "sub": "-", "mul": "*", "floordiv": "/", "mod": "%", "and_": "&",
@@ -109,33 +112,94 @@ def _truth(end: End) -> str:
     return expression(end.value) if isinstance(end.value, Sym) else str(int(bool(end.value)))
 
 
-class _Writer:
-    def __init__(self, comp, cells: int):
+class _Layout:
+    """The global variable of each cell of each shape: one per path in the state."""
+
+    def __init__(self, comp):
         self.comp = comp
-        self.cells = cells
+        self.names: list[str] = []
+        self._index: dict[str, int] = {}
+        self._of: dict[int, tuple] = {}
+
+    def of(self, sid: int) -> tuple:
+        """The variable of each cell of shape sid."""
+        out = self._of.get(sid)
+        if out is None:
+            out = []
+            for name in paths_of(self.comp.shapes[sid]):
+                if name not in self._index:
+                    self._index[name] = len(self.names)
+                    self.names.append(name)
+                out.append(self._index[name])
+            out = self._of[sid] = tuple(out)
+        return out
+
+    def relabel(self, tree, sid: int):
+        """The tree with shape sid's cells named by their variables."""
+        env = {j: cell(v) for j, v in enumerate(self.of(sid))}
+        memo: dict = {}
+
+        def walk(node):
+            if isinstance(node, Branch):
+                return Branch(substitute(node.expr, env, memo), node.kind,
+                              [(v, walk(c)) for v, c in node.children])
+            return End(node.kind, errno=substitute(node.errno, env, memo), shape=node.shape,
+                       cells=tuple(substitute(x, env, memo) for x in node.cells),
+                       value=substitute(node.value, env, memo),
+                       expr=substitute(node.expr, env, memo), detail=node.detail)
+        return walk(tree)
+
+
+class _Writer:
+    def __init__(self, comp, layout: _Layout):
+        self.comp = comp
+        self.layout = layout
         self.temps = 0
         self.lines: list[str] = []
-        self.constants: dict[int, set] = {}  # cell -> constants some end assigns it
+        self.constants: dict[int, set] = {}  # variable -> constants some end assigns it
 
-    def body(self, node, sid: int, depth: int) -> None:
+    def body(self, items: list, depth: int) -> None:
+        """The trees of one call on several shapes ((shape id, relabelled tree) each), written
+        once where they decide alike: a shape test only where they part."""
         pad = "  " * depth
-        if isinstance(node, End):
-            self.end(node, sid, depth)
+        if all(isinstance(node, End) for _sid, node in items):
+            ends: dict = {}
+            for sid, node in items:
+                start = len(self.lines)
+                self.end(node, sid, depth + 1)
+                ends.setdefault(tuple(self.lines[start:]), []).append(sid)
+                del self.lines[start:]
+            if len(ends) == 1:
+                self.lines += [line[2:] for line in next(iter(ends))]
+                return
+            self._by_shape(list(ends.items()), depth, lambda lines: self.lines.extend(lines))
             return
+        parts = _parts(items)
+        if len(parts) > 1:
+            self._by_shape(parts, depth, lambda group: self.body(group, depth + 1))
+            return
+        node = items[0][1]
         self.lines.append(f"{pad}if")
-        values = []
-        for value, child in node.children:
+        for value, group in _children(items):
             if value is OTHER:
-                self.lines.append(f"{pad}:: else ->")
-                self.lines.append(f"{pad}  assert(false)")
-                continue
-            if node.kind == "bool":
+                cond = "else"
+            elif node.kind == "bool":
                 cond = expression(node.expr) if value else "else"
             else:
                 cond = f"({expression(node.expr)} == {int(value)})"
-                values.append(value)
             self.lines.append(f"{pad}:: {cond} ->")
-            self.body(child, sid, depth + 1)
+            self.body(group, depth + 1)
+        self.lines.append(f"{pad}fi")
+
+    def _by_shape(self, groups: list, depth: int, write) -> None:
+        """`if` over the shapes: each group (what, shapes) written by `write(what)`."""
+        pad = "  " * depth
+        self.lines.append(f"{pad}if")
+        for i, (what, sids) in enumerate(groups):
+            test = "else" if i == len(groups) - 1 else \
+                _or([f"(shape == {sid})" for sid in sids])
+            self.lines.append(f"{pad}:: {test} ->")
+            write(what)
         self.lines.append(f"{pad}fi")
 
     def end(self, end: End, sid: int, depth: int) -> None:
@@ -156,27 +220,97 @@ class _Writer:
 
     def assign(self, end: End, sid: int, pad: str) -> None:
         post = self.comp.shape_id(end.shape)
-        writes = {j: x for j, x in enumerate(end.cells)
-                  if not (isinstance(x, Sym) and x.op == "cell" and x.args[0] == j)}
-        writes.update({j: 0 for j in range(len(end.cells), size(self.comp.shapes[sid]))})
+        names = self.layout.of(post)
+        writes = {names[j]: x for j, x in enumerate(end.cells)
+                  if not (isinstance(x, Sym) and x.op == "cell" and x.args[0] == names[j])}
+        writes.update({v: 0 for v in set(self.layout.of(sid)) - set(names)})
         temps = []
-        for j, x in sorted(writes.items()):
+        for v, x in sorted(writes.items()):
             if cells_of(x) & set(writes):
-                temps.append((j, f"t{len(temps)}"))
+                temps.append((v, f"t{len(temps)}"))
                 self.lines.append(f"{pad}t{len(temps) - 1} = {expression(x)};")
         self.temps = max(self.temps, len(temps))
-        tj = dict(temps)
-        for j, x in sorted(writes.items()):
+        tv = dict(temps)
+        for v, x in sorted(writes.items()):
             if not isinstance(x, Sym):  # a value no reachable state may take: widen for it
-                self.constants.setdefault(j, set()).add(int(x))
-            if j not in tj:
-                self.lines.append(f"{pad}c{j} = {expression(x)};")
-        for j, t in temps:
-            self.lines.append(f"{pad}c{j} = {t};")
+                self.constants.setdefault(v, set()).add(int(x))
+            if v not in tv:
+                self.lines.append(f"{pad}c{v} = {expression(x)};")
+        for v, t in temps:
+            self.lines.append(f"{pad}c{v} = {t};")
         if post != sid:
             self.lines.append(f"{pad}shape = {post};")
         if not writes and post == sid:
             self.lines.append(f"{pad}skip")
+
+
+def _parts(items: list) -> list:
+    """Items grouped by their first decision (ends apart): [(items, shapes)]."""
+    groups: dict = {}
+    for sid, node in items:
+        head = ("end",) if isinstance(node, End) else (node.kind, key(node.expr))
+        groups.setdefault(head, []).append((sid, node))
+    return [(group, [sid for sid, _node in group]) for group in groups.values()]
+
+
+def _children(items: list) -> list:
+    """[(value, items)] of items that share their first decision, values in first-seen
+    order; a shape without a value takes its OTHER child there (or, with none, it cannot take
+    the value: an assertion)."""
+    values: list = []
+    for _sid, node in items:
+        for value, _child in node.children:
+            if not any(value == v and type(value) is type(v) for v in values):
+                values.append(value)
+    values.sort(key=lambda v: v is OTHER)  # `else` last
+    out = []
+    for value in values:
+        group = []
+        for sid, node in items:
+            child = next((c for v, c in node.children if v == value and type(v) is
+                          type(value)), None)
+            if child is None:
+                child = next((c for v, c in node.children if v is OTHER),
+                             End("unknown", expr=node.expr))
+            group.append((sid, child))
+        out.append((value, group))
+    return out
+
+
+def _merged_formula(items: list, leaf) -> str:
+    """The trees of several shapes as one formula, as `_formula` is for one."""
+    parts = _parts(items)
+    if len(parts) > 1:
+        return _or([_and(_or([f"(shape == {sid})" for sid in sids]),
+                         _merged_formula(group, leaf)) for group, sids in parts])
+    node = items[0][1]
+    if isinstance(node, End):
+        by: dict = {}
+        for sid, end in items:
+            by.setdefault(leaf(end), []).append(sid)
+        if len(by) == 1:
+            return next(iter(by))
+        return _or([_and(_or([f"(shape == {sid})" for sid in sids]), f)
+                    for f, sids in by.items()])
+    out = []
+    values = []
+    for value, group in _children(items):
+        if value is OTHER:
+            cond = " && ".join(f"({expression(node.expr)} != {int(v)})" for v in values) or "1"
+        elif node.kind == "bool":
+            cond = expression(node.expr) if value else f"(!{expression(node.expr)})"
+        else:
+            cond = f"({expression(node.expr)} == {int(value)})"
+            values.append(value)
+        out.append(_and(cond, _merged_formula(group, leaf)))
+    return _or(out)
+
+
+def _shapes(group: list, sids: list) -> str:
+    """The test that the current shape is one of a group."""
+    if len(group) == len(sids):
+        return "1"
+    return _or([f"(shape == {sid})" for sid in group])
 
 
 def _width(lo: int, hi: int) -> str:
@@ -202,73 +336,63 @@ def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, d
         raise ExportError(f"{', '.join(found['violated'])} violated in a reachable state: "
                           "explore it with `pkvm-model explore`")
     seen = list(found["seen"])
-    cells = max(size(s) for s in comp.shapes)
+    sids = sorted({s[0] for s in seen})
+    for sid in sids:
+        comp.predicates(sid)
+    layout = _Layout(comp)
+    writer = _Writer(comp, layout)
+    options = []
+    body: list[str] = []
+    for ci, call in enumerate(comp.calls):
+        items = [(sid, layout.relabel(comp.sources[(ci, sid)][2], sid)) for sid in sids]
+        items = [(sid, tree) for sid, tree in items if _formula(tree, _succeeds) != "0"]
+        if not items:
+            continue
+        on = _shapes([sid for sid, _tree in items], sids)
+        body += ["  :: atomic {", f"    {_and(on, _merged_formula(items, _succeeds))} ->"]
+        writer.lines = []
+        writer.body(items, 2)
+        body += writer.lines
+        body.append(f"  }} /* {call} */")
+        options.append(ci)
+    always = {}
+    for sid in sids:
+        if comp.always:
+            parts = [_formula(layout.relabel(comp.sources[(-1 - i, sid)][2], sid), _truth)
+                     for i in range(len(comp.always))]
+            always[sid] = " && ".join(parts)
+    cells = len(layout.names)
     lo, hi = [0] * cells, [0] * cells
     for state in seen:
-        for j, v in enumerate(state[1:]):
-            if v < lo[j]:
-                lo[j] = v
-            elif v > hi[j]:
-                hi[j] = v
-    sids = sorted({s[0] for s in seen})
-    for sid in range(len(comp.shapes)):
-        comp.predicates(sid)
-    writer = _Writer(comp, cells)
-    options = []
-    for ci, call in enumerate(comp.calls):
-        guard = []
-        start = len(writer.lines)
-        writer.lines.append("  :: atomic {")
-        writer.lines.append("    GUARD ->")
-        if len(sids) > 1:
-            writer.lines.append("    if")
-        for sid in sids:
-            tree = comp.sources[(ci, sid)][2]
-            ok = _formula(tree, _succeeds)
-            on = f"(shape == {sid})" if len(sids) > 1 else "1"
-            guard.append(_and(on, ok))
-            if len(sids) > 1:
-                writer.lines.append(f"    :: (shape == {sid}) ->")
-            writer.body(tree, sid, 3)
-        if len(sids) > 1:
-            writer.lines += ["    :: else -> skip", "    fi"]
-        writer.lines.append(f"  }} /* {call} */")
-        g = _or(guard)
-        if g == "0":
-            del writer.lines[start:]
-            continue
-        writer.lines[start + 1] = f"    {g} ->"
-        options.append(ci)
-    for j, values in writer.constants.items():
-        lo[j], hi[j] = min(lo[j], *values), max(hi[j], *values)
+        for v, x in zip(layout.of(state[0]), state[1:]):
+            if x < lo[v]:
+                lo[v] = x
+            elif x > hi[v]:
+                hi[v] = x
+    for v, values in writer.constants.items():
+        lo[v], hi[v] = min(lo[v], *values), max(hi[v], *values)
     init = seen[0]
-    names = {sid: paths_of(comp.shapes[sid]) for sid in sids}
+    start = dict(zip(layout.of(init[0]), init[1:]))
     out = [f"/* pkvm-model export --format promela --profile {profile.name}",
            f"   machine: {profile.config_text(config)}",
            f"   {found['states']} states, {found['edges']} successful calls reachable "
            f"(compiled search); {len(options)} of {len(comp.calls)} calls can succeed",
-           "   cells by shape:"]
-    for sid in sids:
-        out.append(f"   shape {sid}: " + ", ".join(f"c{j}={n}" for j, n in
-                                                   enumerate(names[sid])))
-    out.append("*/")
+           f"   {len(sids)} shapes reachable; the variables (0 where the shape has no such cell):",
+           *(f"   c{v} = {name}" for v, name in enumerate(layout.names)),
+           "*/"]
     if len(sids) > 1:
         out.append(f"{_width(min(sids), max(sids))} shape = {init[0]};")
     else:
         out.append(f"hidden byte shape = {init[0]};")
-    for j in range(cells):
-        out.append(f"{_width(lo[j], hi[j])} c{j} = {init[1 + j] if j < len(init) - 1 else 0};")
+    for v in range(cells):
+        out.append(f"{_width(lo[v], hi[v])} c{v} = {start.get(v, 0)};")
     for t in range(writer.temps):
         out.append(f"hidden int t{t};")
-    for sid in range(len(comp.shapes)):
-        if comp.always:
-            parts = [_formula(comp.sources[(-1 - i, sid)][2], _truth)
-                     for i in range(len(comp.always))]
-            out.append(f"#define always_{sid} ({' && '.join(parts)})")
-    out += ["", "active proctype main() {", "  do", *writer.lines, "  od", "}", ""]
+    for sid, formula in always.items():
+        out.append(f"#define always_{sid} ({formula})")
+    out += ["", "active proctype main() {", "  do", *body, "  od", "}", ""]
     if comp.always:
-        every = " && ".join(f"(shape != {sid} || always_{sid})"
-                            for sid in range(len(comp.shapes)))
+        every = " && ".join(f"(shape != {sid} || always_{sid})" for sid in always)
         out += ["/* the always state properties, in every state (a claim that only asserts: it "
                 "adds no state) */", f"never {{ do :: assert({every}) od }}", ""]
     facts = {"states": found["states"], "edges": found["edges"], "cells": cells,

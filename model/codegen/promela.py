@@ -81,20 +81,7 @@ def _and(a: str, b: str) -> str:
 
 def _formula(node, leaf) -> str:
     """A tree as one boolean formula, each end giving `leaf(end)`."""
-    if isinstance(node, End):
-        return leaf(node)
-    parts = []
-    values = []
-    for value, child in node.children:
-        if value is OTHER:
-            cond = " && ".join(f"({expression(node.expr)} != {int(v)})" for v in values) or "1"
-        elif node.kind == "bool":
-            cond = expression(node.expr) if value else f"(!{expression(node.expr)})"
-        else:
-            cond = f"({expression(node.expr)} == {int(value)})"
-            values.append(value)
-        parts.append(_and(cond, _formula(child, leaf)))
-    return _or(parts)
+    return _merged_formula([(None, node)], leaf)
 
 
 def _succeeds(end: End) -> str:
@@ -278,7 +265,8 @@ def _children(items: list) -> list:
 
 
 def _merged_formula(items: list, leaf) -> str:
-    """The trees of several shapes as one formula, as `_formula` is for one."""
+    """The trees of several shapes ((shape id, tree) each) as one formula, each end giving
+    `leaf(end)`, a shape test only where they part."""
     parts = _parts(items)
     if len(parts) > 1:
         return _or([_and(_or([f"(shape == {sid})" for sid in sids]),

@@ -13,7 +13,8 @@ fold.
 
 A state's layout (`flatten`): every integer of the nested tuples is a cell, in order; the rest
 (lengths of tuples, the types of named tuples) is its shape. A variable-length field (a list of
-entries) gives one shape per length, and a call is traced per (call, shape). An integer takes
+entries) gives one shape per length, and a call is traced per (call, shape), unless a tree of
+another shape serves (`share.py`: `Watched` tuples note what a call looks into). An integer takes
 the values its bounds allow, the indices of the state's tuples and the values it was told of
 (`learned`); "another value" ends the path in `Unknown`. A computation with too many paths is
 traced lazily, holding only the paths of the states it was shown. The Python backend learns

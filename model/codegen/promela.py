@@ -9,8 +9,8 @@ may be too long for SPIN), guarded by "the call succeeds" (a failing call change
 explorer follows), whose body is the call's decision tree with its writes as assignments,
 written once for all the shapes on which it reads the same (the trees `share.py` shares). The
 `always` state properties are asserted in every state by a never claim that only asserts (one
-claim state: it adds none to SPIN's count). A way out of a tree that no reachable state takes (a value or a path
-the trace was not shown) is `assert(false)`: SPIN would report it.
+claim state: it adds none to SPIN's count). A way out of a tree that no reachable state takes
+(a value or a path the trace was not shown) is `assert(false)`: SPIN would report it.
 
 So that every such way is known, the export first runs the compiled search of the
 configuration (`search.reachable`), which shows every tree the paths and values the reachable

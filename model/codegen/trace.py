@@ -547,10 +547,9 @@ def _at(state, path):
 def _looked_into(shape, tree, notes: set, moved: set) -> frozenset:
     """The outermost plain tuples of the pre-state a tree never looked into: noted by none of
     its paths, left in place in every post-state, their cells read nowhere but there."""
-    tuples = {path for path, _span in spans(shape).items()
-              if path and subshape(shape, path)[0] is tuple}
-    seen = set(notes) | moved
     pre = spans(shape)
+    tuples = {path for path in pre if path and subshape(shape, path)[0] is tuple}
+    seen = set(notes) | moved
     while True:
         quiet = {p for p in tuples if not any(s[:len(p)] == p for s in seen)}
         outer = {p for p in quiet if not any(p[:k] in quiet for k in range(1, len(p)))}
@@ -564,6 +563,7 @@ def _looked_into(shape, tree, notes: set, moved: set) -> frozenset:
 def _cells_read(node, untouched: set) -> set:
     """The cells a tree reads, but for a post-state's copies of the `untouched` tuples."""
     out: set = set()
+    copies: dict = {}  # post shape -> the spans of its untouched tuples (ends share shapes)
     stack = [node]
     while stack:
         node = stack.pop()
@@ -575,7 +575,10 @@ def _cells_read(node, untouched: set) -> set:
         cells_of(node.value, out)
         cells_of(node.expr, out)
         if node.kind == "out":
-            copied = [span for path, span in spans(node.shape).items() if path in untouched]
+            copied = copies.get(node.shape)
+            if copied is None:
+                copied = copies[node.shape] = [span for path, span in spans(node.shape).items()
+                                               if path in untouched]
             for j, x in enumerate(node.cells):
                 if not any(lo <= j < hi for lo, hi in copied):
                     cells_of(x, out)

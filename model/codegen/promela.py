@@ -183,8 +183,7 @@ class _Writer:
         pad = "  " * depth
         self.lines.append(f"{pad}if")
         for i, (what, sids) in enumerate(groups):
-            test = "else" if i == len(groups) - 1 else \
-                _or([f"(shape == {sid})" for sid in sids])
+            test = "else" if i == len(groups) - 1 else _shapes(sids)
             self.lines.append(f"{pad}:: {test} ->")
             write(what)
         self.lines.append(f"{pad}fi")
@@ -269,8 +268,7 @@ def _merged_formula(items: list, leaf) -> str:
     `leaf(end)`, a shape test only where they part."""
     parts = _parts(items)
     if len(parts) > 1:
-        return _or([_and(_or([f"(shape == {sid})" for sid in sids]),
-                         _merged_formula(group, leaf)) for group, sids in parts])
+        return _or([_and(_shapes(sids), _merged_formula(group, leaf)) for group, sids in parts])
     node = items[0][1]
     if isinstance(node, End):
         by: dict = {}
@@ -278,8 +276,7 @@ def _merged_formula(items: list, leaf) -> str:
             by.setdefault(leaf(end), []).append(sid)
         if len(by) == 1:
             return next(iter(by))
-        return _or([_and(_or([f"(shape == {sid})" for sid in sids]), f)
-                    for f, sids in by.items()])
+        return _or([_and(_shapes(sids), f) for f, sids in by.items()])
     out = []
     values = []
     for value, group in _children(items):
@@ -294,9 +291,9 @@ def _merged_formula(items: list, leaf) -> str:
     return _or(out)
 
 
-def _shapes(group: list, sids: list) -> str:
-    """The test that the current shape is one of a group."""
-    if len(group) == len(sids):
+def _shapes(group: list, sids: list | None = None) -> str:
+    """The test that the current shape is one of a group ("1" when it is all of `sids`)."""
+    if sids is not None and len(group) == len(sids):
         return "1"
     return _or([f"(shape == {sid})" for sid in group])
 

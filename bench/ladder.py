@@ -18,6 +18,11 @@ One run, side by side on the same machine:
   each call's decision tree compiled to a Python function over packed states); its time is
   reported apart, and its rate (states over the search's seconds, tracing and compiling
   excluded) beside SPIN's.
+- the native search (`model/codegen/native.py`: the same trees as arrays, one numba-compiled
+  breadth-first search, always properties included) of each unreduced rung, in a process of its
+  own: its states must equal the explorer's; its rate over the search's seconds (tracing,
+  compiling, encoding and the check of the first states excluded, reported apart) beside
+  SPIN's, and the bytes it holds per state (cells, index, parent, call, due properties).
 - `pkvm-model prove` per profile: wall seconds, obligations, the slowest obligation and the
   median (an obligation is stated for every machine size, so its time does not grow with the
   machine; the bounded checks name their machine).
@@ -46,6 +51,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from model.codegen import native  # noqa: E402
 from model.codegen.promela import ExportError, export  # noqa: E402
 from model.explorer import explore  # noqa: E402
 from model.profiles import get  # noqa: E402
@@ -106,12 +112,40 @@ def _explore_child(name: str, options: list[str], symmetry: bool, cap: float, ou
     out.close()
 
 
+def _native_child(name: str, options: list[str], cap: float, out) -> None:
+    profile = get(name)
+    config = machine(profile, options)
+    base = _rss()
+    found = native.reachable(profile, config, properties=True, max_seconds=cap)
+    states = found["states"]
+    out.send({"states": states, "edges": found["edges"], "seconds": found["seconds"],
+              "search_seconds": found["search_seconds"],
+              "tracing_seconds": found["compile_seconds"],
+              "encode_seconds": found["encode_seconds"], "check_seconds": found["check_seconds"],
+              "complete": found["complete"],
+              "in_python": found["in_python"],
+              "states_per_second": states / max(found["search_seconds"], 1e-3),
+              "bytes_per_state": max(0, _rss() - base) / max(states, 1),
+              "held_bytes_per_state": found["bytes_per_state"], "violated": found["violated"]})
+    out.close()
+
+
 def run_explorer(name: str, options: list[str], symmetry: bool, cap: float) -> dict:
     """One rung in a fresh interpreter (spawned, not forked: its peak memory is its own),
     stopped at the cap."""
+    return _in_child(_explore_child, (name, options, symmetry, cap))
+
+
+def run_native(name: str, options: list[str], cap: float) -> dict:
+    """The native search of one unreduced rung, in a fresh interpreter, stopped at the cap."""
+    return _in_child(_native_child, (name, options, cap))
+
+
+def _in_child(target, args: tuple) -> dict:
+    cap = args[-1]
     ctx = multiprocessing.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
-    child = ctx.Process(target=_explore_child, args=(name, options, symmetry, cap, send))
+    child = ctx.Process(target=target, args=(*args, send))
     child.start()
     send.close()
     # The cap stops the search; what follows it (graph properties, traces) gets as long again.
@@ -257,6 +291,11 @@ def main() -> None:
                 row[key] = run_explorer("pkvm", options, symmetry, args.cap)
                 if not row[key].get("complete"):
                     capped.add((guests, symmetry))
+            if (guests, "native") not in capped:
+                console.print(f"{row['machine']}, native ...", style="dim")
+                row["native"] = run_native("pkvm", options, args.cap)
+                if not row["native"].get("complete"):
+                    capped.add((guests, "native"))
             if spin and (guests, "spin") not in capped:
                 console.print(f"{row['machine']}, SPIN ...", style="dim")
                 with tempfile.TemporaryDirectory() as folder:
@@ -302,7 +341,8 @@ def _print(console, data: dict) -> None:
     for col in ("machine", "sym states", "edges", "s", "states/s", "B/state",
                 "unreduced states", "edges", "s", "states/s", "B/state",
                 "SPIN states", "transitions", "SPIN s", "states/s", "SPIN/explorer", "equal",
-                "compiled states/s", "SPIN/compiled"):
+                "compiled states/s", "SPIN/compiled", "native states/s (tracing s)",
+                "SPIN/native", "native B/state", "native equal"):
         table.add_column(col, justify="left" if col == "machine" else "right")
     for row in data["pkvm"]:
         u, s = row.get("unreduced") or {}, row.get("spin") or {}
@@ -319,6 +359,16 @@ def _print(console, data: dict) -> None:
         compiled = s.get("compiled_states_per_second")
         spin_cells += [_n(compiled), f"{s['states_per_second'] / compiled:.1f}x"
                        if compiled and s.get("complete") else "-"]
+        nat = row.get("native") or {}
+        if nat.get("complete"):
+            spin_cells += [f"{_n(nat['states_per_second'])} ({nat['tracing_seconds']:.1f})",
+                           f"{s['states_per_second'] / nat['states_per_second']:.1f}x"
+                           if s.get("complete") else "-", _n(nat["held_bytes_per_state"]),
+                           str((nat["states"], nat["edges"]) == (u["states"], u["edges"]))
+                           if u.get("complete") else "-"]
+        else:
+            covered = f" ({nat['states']:,} states)" if "states" in nat else ""
+            spin_cells += [f"stopped{covered}" if nat else "-", "-", "-", "-"]
         table.add_row(row["machine"], *_explorer_cells(row.get("symmetry")),
                       *_explorer_cells(u), *spin_cells)
     console.print(table)

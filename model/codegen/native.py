@@ -1,0 +1,668 @@
+"""The native backend: the traced trees as arrays, searched by one numba-compiled loop.
+
+The Python backend spends about half a microsecond per call on the Python function call alone,
+15-20 times what SPIN's compiled model spends. Here the same decision trees (`Compiled`'s, so
+the same tracing, learning and checks) are encoded as flat arrays: an expression as a postfix
+program over a state's cells, a node as its test and children, an end as its errno, post shape
+and cells' programs. One interpreter of those arrays, compiled by numba once whatever the
+machine, runs a breadth-first search over fixed-width rows of cells (a row: shape id, then
+cells, zero-padded) with an open-addressing table, and keeps each state's parent and call, so a
+violated `always` property comes with its shortest path. A state the arrays cannot answer (a
+shape not compiled yet, a value the trace was not told of, a path left to the concrete reading)
+stops the loop; that state is stepped in Python (which learns and compiles), the changed trees
+are encoded again, and the loop resumes at the next state.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numba
+import numpy as np
+
+from model.codegen.expr import Sym, cells_of, key, truth
+from model.codegen.python import Compiled, Disagreement, check
+from model.codegen.trace import OTHER, End, size, unchanged
+
+# -- expression programs ---------------------------------------------------------------------
+# An instruction is two int64 words: opcode, argument.
+CONST, CELL, NEG, INVERT, NOT, AND, OR, ITE = range(8)
+_BINARY = ("add", "sub", "mul", "floordiv", "mod", "and_", "or_", "xor", "lshift", "rshift",
+           "eq", "ne", "lt", "le", "gt", "ge")
+_OPCODE = {name: 8 + i for i, name in enumerate(_BINARY)}
+_OPCODE.update(neg=NEG, invert=INVERT, **{"not": NOT, "and": AND, "or": OR, "ite": ITE})
+
+WORDS = 8  # a set of row positions: 8 words of bits (positions past 512: every property, always)
+ALL = -1  # every property due
+
+# node kinds
+TEST, OUT, NONE, ESCAPE = range(4)
+# what the loop stopped for
+DONE, GROW, STEP_IN_PYTHON, PAUSE, RANGE = range(5)
+
+
+class _Column:
+    """A growable int64 array (the encoder appends; the loop reads the prefix)."""
+
+    def __init__(self, width: int = 1):
+        self.data = np.zeros((1024, width) if width > 1 else 1024, dtype=np.int64)
+        self.n = 0
+
+    def add(self, values) -> int:
+        values = np.asarray(values, dtype=np.int64)
+        need = self.n + len(values)
+        if need > len(self.data):
+            grown = np.zeros((max(need, 2 * len(self.data)),) + self.data.shape[1:], np.int64)
+            grown[:self.n] = self.data[:self.n]
+            self.data = grown
+        at = self.n
+        self.data[at:need] = values
+        self.n = need
+        return at
+
+
+class Encoding:
+    """Every tree of a `Compiled` as arrays, kept up to date as it learns."""
+
+    def __init__(self, compiled: Compiled):
+        self.compiled = compiled
+        self.code = _Column()  # programs, two words an instruction
+        self.programs: dict = {}  # expression key -> (start, end) in code
+        self.prog = _Column(2)  # program id -> (start, end)
+        self.kind = _Column()
+        self.arg = _Column()  # TEST: program; OUT: errno program
+        self.first = _Column()  # TEST: first child; OUT: first cell program
+        self.count = _Column()  # TEST: children; OUT: cells
+        self.post = _Column()  # OUT: post shape id, -1 when every cell is kept
+        self.values = _Column()  # a child's value
+        self.kids = _Column()  # a child's node
+        self.writes = _Column(2)  # an OUT's writes: (row position, program)
+        self.trim = _Column(2)  # OUT: the post row's length, the pre row's (cells between: 0)
+        self.changed = _Column(WORDS)  # OUT to the same shape: the positions it writes
+        self.reads: dict = {}  # (property, shape id) -> the positions its tree reads, as bits
+        self.propread = np.full((0, max(len(compiled.always), 1), WORDS), ALL, dtype=np.int64)
+        self.roots = np.full((0, len(compiled.calls)), -1, dtype=np.int64)
+        self.proots = np.full((0, max(len(compiled.always), 1)), -1, dtype=np.int64)
+        self.encoded: dict = {}  # (slot, shape id) -> the tree encoded there
+        self.width = 1
+
+    # -- programs --
+    def program(self, x) -> int:
+        k = key(x)
+        pid = self.programs.get(k)
+        if pid is None:
+            words: list[int] = []
+            _postfix(x, words)
+            start = self.code.add(words)
+            pid = self.programs[k] = self.prog.add([[start, self.code.n]])
+        return pid
+
+    # -- trees --
+    def node(self, tree, sid: int) -> int:
+        if isinstance(tree, End):
+            if tree.kind == "none":
+                return self._node(NONE, 0, 0, 0, -1)
+            if tree.kind == "value":
+                return self._node(OUT, self.program(tree.value), 0, 0, -1)
+            if tree.kind != "out":
+                return self._node(ESCAPE, 0, 0, 0, -1)
+            errno = self.program(tree.errno)
+            shape = self.compiled.shapes[sid]
+            if unchanged(tree, shape):
+                return self._node(OUT, errno, 0, 0, -1)
+            writes = [(1 + i, self.program(c)) for i, c in enumerate(tree.cells)
+                      if not (isinstance(c, Sym) and c.op == "cell" and c.args[0] == i)]
+            at = self.writes.add(writes) if writes else self.writes.n
+            post = self.compiled.shape_id(tree.shape)
+            self.width = max(self.width, 1 + len(tree.cells))
+            self.trim.add([[1 + len(tree.cells), 1 + size(shape)]])
+            self.changed.add([_bits(sum(1 << p for p, _x in writes))])
+            return self._node(OUT, errno, at, len(writes), post)
+        children = [(v, self.node(child, sid)) for v, child in tree.children if v is not OTHER]
+        test = self.program(tree.expr if tree.kind == "int" else truth(tree.expr))
+        at = self.values.n
+        if children:
+            self.values.add([int(v) for v, _c in children])
+            self.kids.add([c for _v, c in children])
+        return self._node(TEST, test, at, len(children), -1)
+
+    def _node(self, kind, arg, first, count, post) -> int:
+        if kind != OUT or post < 0:
+            self.trim.add([[0, 0]])
+            self.changed.add([[0] * WORDS])
+        at = self.kind.add([kind])
+        self.arg.add([arg])
+        self.first.add([first])
+        self.count.add([count])
+        self.post.add([post])
+        return at
+
+    def refresh(self) -> None:
+        """Encode every tree `Compiled` made or remade since the last refresh."""
+        comp = self.compiled
+        shapes = len(comp.shapes)
+        if shapes > len(self.roots):
+            self.roots = _grown(self.roots, shapes)
+            self.proots = _grown(self.proots, shapes)
+            self.propread = _grown(self.propread, shapes)
+        for (slot, sid), (_source, _sites, tree) in comp.sources.items():
+            if self.encoded.get((slot, sid)) is not tree:
+                self.encoded[(slot, sid)] = tree
+                root = self.node(tree, sid)
+                if slot >= 0:
+                    self.roots[sid, slot] = root
+                else:
+                    self.proots[sid, -1 - slot] = root
+                    self._read(-1 - slot, sid, tree)
+        for shape in comp.shapes:
+            self.width = max(self.width, 1 + size(shape))
+
+    def _read(self, prop: int, sid: int, tree) -> None:
+        """What a property's tree reads on a shape, joined to what it read before (a tree that
+        learns keeps its old paths, and a state is judged by the path its ancestor took)."""
+        bits = self.reads.get((prop, sid), 0) | _positions(tree)
+        self.reads[(prop, sid)] = bits
+        self.propread[sid, prop] = _bits(bits)
+
+    def tables(self) -> tuple:
+        return (self.code.data, self.prog.data, self.kind.data, self.arg.data, self.first.data,
+                self.count.data, self.post.data, self.values.data, self.kids.data,
+                self.writes.data, self.trim.data, self.changed.data)
+
+
+def _grown(table, rows: int):
+    out = np.full((rows, *table.shape[1:]), -1, dtype=np.int64)
+    out[:len(table)] = table
+    return out
+
+
+def _positions(tree) -> int:
+    """The row positions a property's tree reads on its known paths, as bits (a path not
+    known yet is stepped in Python when a state takes it, and no state was judged by it)."""
+    if isinstance(tree, End):
+        return sum(1 << (1 + i) for i in cells_of(tree.value)) if tree.kind == "value" else 0
+    bits = sum(1 << (1 + i) for i in cells_of(tree.expr))
+    for _v, child in tree.children:
+        bits |= _positions(child)
+    return bits
+
+
+def _bits(bits: int) -> list[int]:
+    """A set of positions (an int's bits) as WORDS signed 64-bit words."""
+    out = []
+    for _w in range(WORDS):
+        word = bits & ((1 << 64) - 1)
+        out.append(word - (1 << 64) if word >> 63 else word)
+        bits >>= 64
+    return out
+
+
+def _postfix(x, words: list) -> None:
+    if not isinstance(x, Sym):
+        words += (CONST, int(x))
+        return
+    if x.op == "cell":
+        words += (CELL, x.args[0] + 1)  # the row's word 0 is the shape id
+        return
+    for a in x.args:
+        _postfix(a, words)
+    words += (_OPCODE[x.op], len(x.args))
+
+
+# -- the loop ----------------------------------------------------------------------------------
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _run(code, start, end, row, stack) -> int:
+    """A postfix program over one row (both branches of an ite are computed: no side effects,
+    and a division by zero gives 0 where Python would not have taken that branch)."""
+    sp = 0
+    for pc in range(start, end, 2):
+        op = code[pc]
+        a = code[pc + 1]
+        if op == CONST:
+            stack[sp] = a
+            sp += 1
+            continue
+        if op == CELL:
+            stack[sp] = row[a]
+            sp += 1
+            continue
+        if op == NEG:
+            stack[sp - 1] = -stack[sp - 1]
+            continue
+        if op == INVERT:
+            stack[sp - 1] = ~stack[sp - 1]
+            continue
+        if op == NOT:
+            stack[sp - 1] = 1 if stack[sp - 1] == 0 else 0
+            continue
+        if op == AND or op == OR:
+            sp -= a
+            acc = 1 if op == AND else 0
+            for i in range(a):
+                if op == AND and stack[sp + i] == 0:
+                    acc = 0
+                if op == OR and stack[sp + i] != 0:
+                    acc = 1
+            stack[sp] = acc
+            sp += 1
+            continue
+        if op == ITE:
+            sp -= 3
+            stack[sp] = stack[sp + 1] if stack[sp] != 0 else stack[sp + 2]
+            sp += 1
+            continue
+        sp -= 1
+        y = stack[sp]
+        x = stack[sp - 1]
+        if op == 8:
+            r = x + y
+        elif op == 9:
+            r = x - y
+        elif op == 10:
+            r = x * y
+        elif op == 11:
+            r = x // y
+        elif op == 12:
+            r = x % y
+        elif op == 13:
+            r = x & y
+        elif op == 14:
+            r = x | y
+        elif op == 15:
+            r = x ^ y
+        elif op == 16:
+            r = x << y
+        elif op == 17:
+            r = x >> y
+        elif op == 18:
+            r = 1 if x == y else 0
+        elif op == 19:
+            r = 1 if x != y else 0
+        elif op == 20:
+            r = 1 if x < y else 0
+        elif op == 21:
+            r = 1 if x <= y else 0
+        elif op == 22:
+            r = 1 if x > y else 0
+        else:
+            r = 1 if x >= y else 0
+        stack[sp - 1] = r
+    return stack[0]
+
+
+@numba.njit(cache=True, inline="always")
+def _walk(node, row, tabs, stack):
+    """The end a row reaches from a node: (end node, or -1 at a test no child matches)."""
+    code, prog, kind, arg, first, count, _post, values, kids, _writes, _trim, _changed = tabs
+    while kind[node] == TEST:
+        v = _run(code, prog[arg[node], 0], prog[arg[node], 1], row, stack)
+        k = first[node]
+        nxt = -1
+        for i in range(k, k + count[node]):
+            if values[i] == v:
+                nxt = kids[i]
+                break
+        if nxt < 0:
+            return -1
+        node = nxt
+    return node
+
+
+@numba.njit(cache=True, inline="always")
+def _hash(row, width):
+    h = np.uint64(14695981039346656037)
+    for i in range(width):
+        h = (h ^ np.uint64(row[i] & 0xFFFFFFFF)) * np.uint64(1099511628211)
+    return h ^ (h >> np.uint64(29))
+
+
+@numba.njit(cache=True, inline="always")
+def _find(rows, index, row, width):
+    """The slot of `index` holding the row, or the empty slot where it goes."""
+    mask = np.uint64(len(index) - 1)
+    at = _hash(row, width) & mask
+    while True:
+        i = index[at]
+        if i < 0:
+            return at
+        same = True
+        for w in range(width):
+            if rows[i, w] != row[w]:
+                same = False
+                break
+        if same:
+            return at
+        at = (at + np.uint64(1)) & mask
+
+
+@numba.njit(cache=True, inline="always")
+def _insert(rows, index, parent, via, n, row, width, src, call):
+    """Add a row if new: (its id, the new count of rows)."""
+    at = _find(rows, index, row, width)
+    if index[at] >= 0:
+        return index[at], n
+    for w in range(width):
+        rows[n, w] = row[w]
+    parent[n] = src
+    via[n] = call
+    index[at] = n
+    return n, n + 1
+
+
+@numba.njit(cache=True)
+def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, propread, nprops,
+            tabs, width, violated, lo, hi):
+    """Breadth-first from row `head` (rows are the queue) until every row is expanded or it
+    must stop: (why, head, n, edges). The first row violating always property i is noted in
+    violated[i]. A row's properties are evaluated incrementally: dues[r] holds those the step
+    that found it may have changed (it wrote a position the property read on that shape; a
+    step to another shape: all); the others hold or fail as in the parent."""
+    code, prog, kind, arg, first, count, post, values, kids, writes, trim, changed = tabs
+    incremental = width <= 64 * WORDS
+    nwords = (width + 63) // 64
+    stack = np.zeros(256, dtype=np.int64)
+    row = np.zeros(width, dtype=np.int64)
+    nxt = np.zeros(width, dtype=np.int64)
+    edges = 0
+    ncalls = roots.shape[1]
+    while head < n:
+        if head >= stop_at:
+            return PAUSE, head, n, edges
+        if n + ncalls > len(rows) or 2 * (n + ncalls) > len(index):
+            return GROW, head, n, edges
+        for w in range(width):
+            row[w] = rows[head, w]
+        sid = row[0]
+        due = dues[head]
+        for i in range(nprops):
+            if i < 63 and (due >> i) & 1 == 0:
+                continue
+            r = proots[sid, i]
+            if r < 0:
+                return STEP_IN_PYTHON, head, n, edges
+            end = _walk(r, row, tabs, stack)
+            if end < 0 or kind[end] != OUT:
+                return STEP_IN_PYTHON, head, n, edges
+            if violated[i] < 0 and _run(code, prog[arg[end], 0], prog[arg[end], 1], row,
+                                        stack) == 0:
+                violated[i] = head
+        mine = 0
+        for ci in range(ncalls):
+            r = roots[sid, ci]
+            if r < 0:
+                return STEP_IN_PYTHON, head, n, edges
+            end = _walk(r, row, tabs, stack)
+            if end < 0 or kind[end] == ESCAPE:
+                return STEP_IN_PYTHON, head, n, edges
+            if kind[end] == NONE:
+                continue
+            if _run(code, prog[arg[end], 0], prog[arg[end], 1], row, stack) != 0:
+                continue  # a failing call: no edge in the unreduced graph
+            mine += 1
+            if post[end] < 0:
+                continue  # every cell kept: a self-loop
+            for w in range(width):
+                nxt[w] = row[w]
+            nxt[0] = post[end]
+            k = first[end]
+            for j in range(k, k + count[end]):
+                p = writes[j, 1]
+                v = _run(code, prog[p, 0], prog[p, 1], row, stack)
+                if v < lo or v > hi:
+                    return RANGE, head, n, edges
+                nxt[writes[j, 0]] = v
+            for w in range(trim[end, 0], trim[end, 1]):
+                nxt[w] = 0
+            before = n
+            found, n = _insert(rows, index, parent, via, n, nxt, width, head, ci)
+            if n > before:  # new: which properties it must evaluate
+                mask = ALL
+                if incremental and post[end] == sid:
+                    mask = 0
+                    for i in range(min(nprops, 63)):
+                        for w in range(nwords):
+                            if propread[sid, i, w] & changed[end, w] != 0:
+                                mask |= 1 << i
+                                break
+                dues[found] = mask
+        edges += mine
+        head += 1
+    return DONE, head, n, edges
+
+
+@numba.njit(cache=True)
+def _reindex(rows, n, index, width):
+    for i in range(n):
+        index[_find(rows, index, rows[i], width)] = i
+
+
+# -- the driver --------------------------------------------------------------------------------
+
+class NativeSearch:
+    """The reachable states of one configuration, searched natively (no symmetry, no graph)."""
+
+    # a row's cells: as narrow as every value met so far (a wider one widens them all)
+    DTYPES = (np.int8, np.int16, np.int32, np.int64)
+
+    def __init__(self, compiled: Compiled):
+        self.comp = compiled
+        self.enc = Encoding(compiled)
+        self.rows = np.zeros((1 << 12, 1), dtype=np.int8)
+        self.index = np.full(1 << 13, -1, dtype=np.int32)
+        self.parent = np.zeros(1 << 12, dtype=np.int32)
+        self.via = np.zeros(1 << 12, dtype=np.int32)
+        self.dues = np.zeros(1 << 12, dtype=np.int64)
+        self.n = self.head = self.edges = 0
+        self.violated = np.full(max(len(compiled.always), 1), -1, dtype=np.int64)
+        self.in_python = 0  # states stepped in Python (learning)
+        self.encode_seconds = 0.0
+
+    def _deepen(self, values) -> None:
+        """Cells wide enough for these values."""
+        lo, hi = min(values), max(values)
+        for dtype in self.DTYPES:
+            info = np.iinfo(dtype)
+            if info.min <= lo and hi <= info.max:
+                break
+        else:
+            raise OverflowError(f"a cell value beyond 64 bits: {lo if lo < 0 else hi}")
+        if np.iinfo(dtype).bits > np.iinfo(self.rows.dtype).bits:
+            self.rows = self.rows.astype(dtype)
+
+    def _widen(self, width: int) -> None:
+        if width > self.rows.shape[1]:
+            rows = np.zeros((len(self.rows), width), dtype=self.rows.dtype)
+            rows[:self.n, :self.rows.shape[1]] = self.rows[:self.n]
+            self.rows = rows
+            self.index.fill(-1)
+            _reindex(self.rows, self.n, self.index, width)
+
+    def _grow(self, need: int) -> None:
+        cap = len(self.rows)
+        while need > cap:
+            cap *= 2
+        if cap > len(self.rows):
+            rows = np.zeros((cap, self.rows.shape[1]), dtype=self.rows.dtype)
+            rows[:self.n] = self.rows[:self.n]
+            self.rows = rows
+            for name in ("parent", "via", "dues"):
+                old = getattr(self, name)
+                new = np.zeros(cap, dtype=old.dtype)
+                new[:self.n] = old[:self.n]
+                setattr(self, name, new)
+        if 2 * need > len(self.index):
+            size_ = len(self.index)
+            while 2 * need > size_:
+                size_ *= 2
+            self.index = np.full(size_, -1, dtype=np.int32 if size_ < 2**31 else np.int64)
+            _reindex(self.rows, self.n, self.index, self.rows.shape[1])
+
+    def _add(self, packed: tuple, src: int, call: int) -> None:
+        row = np.zeros(self.rows.shape[1], dtype=np.int64)
+        row[:len(packed)] = packed
+        self._deepen(packed)
+        self._grow(self.n + 1)
+        before = self.n
+        found, self.n = _insert(self.rows, self.index, self.parent, self.via, self.n, row,
+                                self.rows.shape[1], src, call)
+        if self.n > before:
+            self.dues[found] = ALL
+
+    def packed(self, i: int) -> tuple:
+        sid = int(self.rows[i, 0])
+        cells = size(self.comp.shapes[sid])
+        return tuple(int(x) for x in self.rows[i, :1 + cells])
+
+    def _step_in_python(self) -> None:
+        """The state at the head, stepped by the Python backend (which learns what it meets)."""
+        comp, s = self.comp, self.packed(self.head)
+        for i in range(len(comp.always)):
+            if not comp.holds(s, i) and self.violated[i] < 0:
+                self.violated[i] = self.head
+        for ci in range(len(comp.calls)):
+            out = comp.step(s, ci)
+            if out is None or out[0]:
+                continue
+            self.edges += 1
+            self._widen(len(out[1]))
+            self._add(out[1], self.head, ci)
+        self.head += 1
+        self.in_python += 1
+
+    def run(self, initial, deadline: float | None = None, until: int | None = None,
+            batch: int = 1 << 16) -> bool:
+        """Search from the initial state (packed) until every state is expanded (True), or
+        `until` states are, or the deadline passes (False)."""
+        if self.n == 0:
+            self._widen(len(initial))
+            self._add(initial, -1, -1)
+        while self.head < self.n and (until is None or self.head < until):
+            if until is not None:
+                batch = min(batch, until - self.head)
+            started = time.perf_counter()
+            self.enc.refresh()
+            self.encode_seconds += time.perf_counter() - started
+            self._widen(self.enc.width)
+            info = np.iinfo(self.rows.dtype)
+            why, self.head, self.n, edges = _search(
+                self.rows, self.index, self.parent, self.via, self.dues, self.n, self.head,
+                self.head + batch, self.enc.roots, self.enc.proots, self.enc.propread,
+                len(self.comp.always), self.enc.tables(), self.rows.shape[1], self.violated,
+                info.min, info.max)
+            self.edges += edges
+            if why == GROW:
+                self._grow(self.n + len(self.comp.calls))
+            elif why == STEP_IN_PYTHON:
+                self._step_in_python()
+            elif why == RANGE:  # a successor's value needs wider cells: widen, then redo
+                self._deepen([int(np.iinfo(self.rows.dtype).max) + 1])
+            if deadline is not None and time.perf_counter() > deadline:
+                break
+        return self.head >= self.n
+
+    def path(self, i: int) -> list:
+        """The calls from the initial state to state i (breadth-first: a shortest path)."""
+        calls = []
+        while self.parent[i] >= 0:
+            calls.append(self.comp.calls[int(self.via[i])])
+            i = int(self.parent[i])
+        return calls[::-1]
+
+
+def answers(search: NativeSearch, packed: tuple) -> list:
+    """What the arrays answer for every call of one state: (errno, packed successor), None,
+    or "python" where the loop would step the state in Python (for holding them against the
+    concrete reading)."""
+    enc, comp = search.enc, search.comp
+    enc.refresh()
+    width = max(enc.width, len(packed))
+    row = np.zeros(width, dtype=np.int64)
+    row[:len(packed)] = packed
+    stack = np.zeros(256, dtype=np.int64)
+    tabs = enc.tables()
+    code, prog = tabs[0], tabs[1]
+    out = []
+    for ci in range(len(comp.calls)):
+        r = enc.roots[packed[0], ci] if packed[0] < len(enc.roots) else -1
+        end = -1 if r < 0 else _walk(r, row, tabs, stack)
+        if end < 0 or enc.kind.data[end] == ESCAPE:
+            out.append("python")
+            continue
+        if enc.kind.data[end] == NONE:
+            out.append(None)
+            continue
+        a = enc.arg.data[end]
+        errno = int(_run(code, prog[a, 0], prog[a, 1], row, stack))
+        post = int(enc.post.data[end])
+        if post < 0:
+            out.append((errno, packed))
+            continue
+        k, cnt = int(enc.first.data[end]), int(enc.count.data[end])
+        nxt = row.copy()
+        nxt[0] = post
+        for at, p in enc.writes.data[k:k + cnt]:
+            nxt[at] = _run(code, prog[p, 0], prog[p, 1], row, stack)
+        keep, upto = enc.trim.data[end]
+        nxt[keep:upto] = 0
+        out.append((errno, tuple(int(x) for x in nxt[:keep])))
+    return out
+
+
+def check_native(search: NativeSearch, states) -> int:
+    """Every call on every state, the arrays against the Python backend (itself held against
+    `profile.step` by `check`); the number of answers compared."""
+    comp = search.comp
+    n = 0
+    for state in states:
+        packed = comp.pack(state)
+        comp.functions(packed[0])
+        got = answers(search, packed)
+        for ci, answer in enumerate(got):
+            if answer == "python":
+                continue
+            want = comp.step(packed, ci)
+            n += 1
+            if want is None and answer is not None or want is not None and (
+                    answer is None or answer[0] != want[0] or answer[1] != want[1]):
+                raise Disagreement(f"{comp.calls[ci]} on {state}: compiled {want}, "
+                                   f"native {answer}")
+    return n
+
+
+def reachable(profile, config, *, max_seconds: float | None = None, check_first: int = 100,
+              properties: bool = False, compiled=None) -> dict:
+    """As `search.reachable`, natively: states, edges, seconds (all of it) and search seconds
+    (without tracing, compiling, encoding and the check of the first states), whether it
+    completed, the always properties violated with a shortest path to each."""
+    comp = compiled or Compiled(profile, config, properties)
+    start = time.perf_counter()
+    deadline = None if max_seconds is None else start + max_seconds
+    search = NativeSearch(comp)
+    initial = comp.pack(profile.initial_state(config))
+    complete = search.run(initial, deadline, until=check_first)
+    checking = time.perf_counter()
+    first = [comp.unpack(search.packed(i)) for i in range(min(search.n, check_first))]
+    compiling = comp.compile_seconds
+    check(comp, first)
+    check_native(search, first)
+    checking = time.perf_counter() - checking - (comp.compile_seconds - compiling)
+    if not complete:
+        complete = search.run(initial, deadline)
+    seconds = time.perf_counter() - start
+    violated = {comp.always[i].name: [str(c) for c in search.path(int(at))]
+                for i, at in enumerate(search.violated[:len(comp.always)]) if at >= 0}
+    return {"states": search.n, "edges": search.edges, "seconds": seconds,
+            "search_seconds": seconds - comp.compile_seconds - search.encode_seconds - checking,
+            "encode_seconds": search.encode_seconds, "check_seconds": checking,
+            "complete": complete, "traced": comp.traced, "reused": comp.reused,
+            "compile_seconds": comp.compile_seconds, "fallbacks": comp.fallbacks,
+            "shapes": len(comp.shapes), "in_python": search.in_python,
+            "violated": sorted(violated), "paths": violated,
+            "bytes_per_state": _bytes(search), "search": search}
+
+
+def _bytes(search: NativeSearch) -> float:
+    held = sum(a.nbytes for a in (search.rows, search.index, search.parent, search.via,
+                                   search.dues))
+    return held / max(search.n, 1)

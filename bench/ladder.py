@@ -14,10 +14,8 @@ One run, side by side on the same machine:
 - SPIN on `pkvm-model export --format promela` of each unreduced rung (`spin -a`, `gcc -O0
   -DNOREDUCE -DSAFETY`, `./pan`): stored states, which must equal the explorer's unreduced
   states, transitions (the explorer's edges plus one: pan counts the initial state), seconds,
-  and its rate over the explorer's. The export runs a compiled search first (`model/codegen/`:
-  each call's decision tree compiled to a Python function over packed states); its time is
-  reported apart, and its rate (states over the search's seconds, tracing and compiling
-  excluded) beside SPIN's.
+  and its rate over the explorer's. The export runs the native search first (below); its time
+  is reported apart.
 - the native search (`model/codegen/native.py`: the same trees as arrays, one numba-compiled
   breadth-first search, always properties included) of each unreduced rung, in a process of its
   own: its states must equal the explorer's; its rate over the search's seconds (tracing,
@@ -166,11 +164,8 @@ def run_spin(profile, config, cap: float, folder: str) -> dict:
     except ExportError as err:
         return {"complete": False, "stopped": f"export: {err}",
                 "export_seconds": time.perf_counter() - start}
-    searched = facts["seconds"] - facts["compile_seconds"]
     out = {"export_seconds": time.perf_counter() - start, "cells": facts["cells"],
-           "model_bytes": len(text), "compiled_seconds": facts["seconds"],
-           "compiled_compile_seconds": facts["compile_seconds"],
-           "compiled_states_per_second": facts["states"] / max(searched, 1e-3)}
+           "model_bytes": len(text)}
     with open(os.path.join(folder, "model.pml"), "w") as f:
         f.write(text)
     try:
@@ -341,7 +336,7 @@ def _print(console, data: dict) -> None:
     for col in ("machine", "sym states", "edges", "s", "states/s", "B/state",
                 "unreduced states", "edges", "s", "states/s", "B/state",
                 "SPIN states", "transitions", "SPIN s", "states/s", "SPIN/explorer", "equal",
-                "compiled states/s", "SPIN/compiled", "native states/s (tracing s)",
+                "native states/s (tracing s)",
                 "SPIN/native", "native B/state", "native equal"):
         table.add_column(col, justify="left" if col == "machine" else "right")
     for row in data["pkvm"]:
@@ -356,9 +351,6 @@ def _print(console, data: dict) -> None:
                           "-" if equal is None else str(equal)]
         elif s:
             spin_cells[0] = s.get("stopped", "stopped")[:30]
-        compiled = s.get("compiled_states_per_second")
-        spin_cells += [_n(compiled), f"{s['states_per_second'] / compiled:.1f}x"
-                       if compiled and s.get("complete") else "-"]
         nat = row.get("native") or {}
         if nat.get("complete"):
             spin_cells += [f"{_n(nat['states_per_second'])} ({nat['tracing_seconds']:.1f})",

@@ -211,7 +211,7 @@ def _postfix(x, words: list) -> None:
 
 # -- the loop ----------------------------------------------------------------------------------
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
+@numba.njit(cache=True, inline="always")
 def _run(code, start, end, row, stack) -> int:
     """A postfix program over one row (both branches of an ite are computed: no side effects,
     and a division by zero gives 0 where Python would not have taken that branch)."""
@@ -262,9 +262,9 @@ def _run(code, start, end, row, stack) -> int:
         elif op == 10:
             r = x * y
         elif op == 11:
-            r = x // y
+            r = x // y if y != 0 else 0
         elif op == 12:
-            r = x % y
+            r = x % y if y != 0 else 0
         elif op == 13:
             r = x & y
         elif op == 14:
@@ -457,6 +457,7 @@ class NativeSearch:
         self.violated = np.full(max(len(compiled.always), 1), -1, dtype=np.int64)
         self.in_python = 0  # states stepped in Python (learning)
         self.encode_seconds = 0.0
+        self.engine_seconds = 0.0  # numba compiling the loop, or loading it from its cache
 
     def _deepen(self, values) -> None:
         """Cells wide enough for these values."""
@@ -514,6 +515,14 @@ class NativeSearch:
         cells = size(self.comp.shapes[sid])
         return tuple(int(x) for x in self.rows[i, :1 + cells])
 
+    def _ready(self, fn, args) -> None:
+        """The loop compiled for these argument types (cells widen: a new type), timed apart."""
+        types = tuple(numba.typeof(a) for a in args)
+        if types not in fn.overloads:
+            started = time.perf_counter()
+            fn.compile(types)
+            self.engine_seconds += time.perf_counter() - started
+
     def _step_in_python(self) -> None:
         """The state at the head, stepped by the Python backend (which learns what it meets)."""
         comp, s = self.comp, self.packed(self.head)
@@ -545,11 +554,12 @@ class NativeSearch:
             self.encode_seconds += time.perf_counter() - started
             self._widen(self.enc.width)
             info = np.iinfo(self.rows.dtype)
-            why, self.head, self.n, edges = _search(
-                self.rows, self.index, self.parent, self.via, self.dues, self.n, self.head,
-                self.head + batch, self.enc.roots, self.enc.proots, self.enc.propread,
-                len(self.comp.always), self.enc.tables(), self.rows.shape[1], self.violated,
-                info.min, info.max)
+            args = (self.rows, self.index, self.parent, self.via, self.dues, self.n, self.head,
+                    self.head + batch, self.enc.roots, self.enc.proots, self.enc.propread,
+                    len(self.comp.always), self.enc.tables(), self.rows.shape[1],
+                    self.violated, info.min, info.max)
+            self._ready(_search, args)
+            why, self.head, self.n, edges = _search(*args)
             self.edges += edges
             if why == GROW:
                 self._grow(self.n + len(self.comp.calls))
@@ -633,8 +643,9 @@ def check_native(search: NativeSearch, states) -> int:
 def reachable(profile, config, *, max_seconds: float | None = None, check_first: int = 100,
               properties: bool = False, compiled=None) -> dict:
     """As `search.reachable`, natively: states, edges, seconds (all of it) and search seconds
-    (without tracing, compiling, encoding and the check of the first states), whether it
-    completed, the always properties violated with a shortest path to each."""
+    (without tracing, compiling the trees and the loop, encoding and the check of the first
+    states), whether it completed, the always properties violated with a shortest path to
+    each."""
     comp = compiled or Compiled(profile, config, properties)
     start = time.perf_counter()
     deadline = None if max_seconds is None else start + max_seconds
@@ -653,8 +664,10 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
     violated = {comp.always[i].name: [str(c) for c in search.path(int(at))]
                 for i, at in enumerate(search.violated[:len(comp.always)]) if at >= 0}
     return {"states": search.n, "edges": search.edges, "seconds": seconds,
-            "search_seconds": seconds - comp.compile_seconds - search.encode_seconds - checking,
+            "search_seconds": seconds - comp.compile_seconds - search.encode_seconds - checking
+            - search.engine_seconds,
             "encode_seconds": search.encode_seconds, "check_seconds": checking,
+            "engine_seconds": search.engine_seconds,
             "complete": complete, "traced": comp.traced, "reused": comp.reused,
             "compile_seconds": comp.compile_seconds, "fallbacks": comp.fallbacks,
             "shapes": len(comp.shapes), "in_python": search.in_python,

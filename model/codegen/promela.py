@@ -12,17 +12,19 @@ written once for all the shapes on which it reads the same (the trees `share.py`
 claim state: it adds none to SPIN's count). A way out of a tree that no reachable state takes
 (a value or a path the trace was not shown) is `assert(false)`: SPIN would report it.
 
-So that every such way is known, the export first runs the compiled search of the
-configuration (`search.reachable`), which shows every tree the paths and values the reachable
-states take. SPIN then counts distinct states of the same reachable set: the process adds no
+So that every such way is known, the export first runs the native search of the
+configuration (`native.reachable`, on the Python backend's trees), which shows every tree the
+paths and values the reachable states take. SPIN then counts distinct states of the same reachable set: the process adds no
 state of its own (every stored state is at the loop's head), and temporaries are `hidden`.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from model.codegen import native
 from model.codegen.expr import Sym, cell, cells_of, key, substitute
-from model.codegen.search import reachable
-from model.codegen.trace import OTHER, Branch, End, paths_of
+from model.codegen.trace import OTHER, Branch, End, paths_of, size
 
 INT_MAX = 2**31 - 1
 _OPS = {"add": "+", "sub": "-", "mul": "*", "floordiv": "/", "mod": "%", "and_": "&",
@@ -311,17 +313,18 @@ def _width(lo: int, hi: int) -> str:
 
 
 def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, dict]:
-    """(Promela source, facts: states and edges of the compiled search, cells, shapes)."""
-    found = reachable(profile, config, properties=True, max_seconds=max_seconds)
+    """(Promela source, facts: states and edges of the native search, cells, shapes)."""
+    found = native.reachable(profile, config, properties=True, max_seconds=max_seconds)
     if not found["complete"]:
-        raise ExportError(f"the compiled search of this machine did not finish in "
+        raise ExportError(f"the native search of this machine did not finish in "
                           f"{max_seconds} s: every path SPIN may take is not known yet")
-    comp = found["compiled"]
+    search = found["search"]
+    comp = search.comp
     if found["violated"]:
         raise ExportError(f"{', '.join(found['violated'])} violated in a reachable state: "
                           "explore it with `pkvm-model explore`")
-    seen = list(found["seen"])
-    sids = sorted({s[0] for s in seen})
+    rows = search.rows[:search.n]
+    sids = sorted(int(sid) for sid in np.unique(rows[:, 0]))
     for sid in sids:
         comp.predicates(sid)
     layout = _Layout(comp)
@@ -348,20 +351,18 @@ def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, d
             always[sid] = " && ".join(parts)
     cells = len(layout.names)
     lo, hi = [0] * cells, [0] * cells
-    for state in seen:
-        for v, x in zip(layout.of(state[0]), state[1:]):
-            if x < lo[v]:
-                lo[v] = x
-            elif x > hi[v]:
-                hi[v] = x
+    for sid in sids:
+        mine = rows[rows[:, 0] == sid, 1:1 + size(comp.shapes[sid])]
+        for v, low, high in zip(layout.of(sid), mine.min(axis=0), mine.max(axis=0)):
+            lo[v], hi[v] = min(lo[v], int(low)), max(hi[v], int(high))
     for v, values in writer.constants.items():
         lo[v], hi[v] = min(lo[v], *values), max(hi[v], *values)
-    init = seen[0]
+    init = search.packed(0)
     start = dict(zip(layout.of(init[0]), init[1:]))
     out = [f"/* pkvm-model export --format promela --profile {profile.name}",
            f"   machine: {profile.config_text(config)}",
            f"   {found['states']} states, {found['edges']} successful calls reachable "
-           f"(compiled search); {len(options)} of {len(comp.calls)} calls can succeed",
+           f"(native search); {len(options)} of {len(comp.calls)} calls can succeed",
            f"   {len(sids)} shapes reachable; the variables (0 where the shape has no such cell):",
            *(f"   c{v} = {name}" for v, name in enumerate(layout.names)),
            "*/"]
@@ -382,6 +383,6 @@ def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, d
                 "adds no state) */", f"never {{ do :: assert({every}) od }}", ""]
     facts = {"states": found["states"], "edges": found["edges"], "cells": cells,
              "shapes": len(sids), "calls": len(comp.calls), "seconds": found["seconds"],
-             "compile_seconds": found["compile_seconds"],
+             "search_seconds": found["search_seconds"],
              "properties": [p.name for p in comp.always]}
     return "\n".join(out), facts

@@ -1,9 +1,8 @@
 """`pkvm-model export --format promela`: the protocol of one machine as a model for another
 checker (SPIN), from the code-generation reading (`model/codegen/`).
 
-The export runs the compiled search of the machine first (every path and value a reachable
-state takes must be known to write the model), so it takes about as long as exploring it
-without symmetry. A property violated in a reachable state is reported instead (exit 1): the
+The export runs the native search of the machine first (every path and value a reachable
+state takes must be known to write the model): its time is mostly the tracing of the calls. A property violated in a reachable state is reported instead (exit 1): the
 explorer gives its trace.
 """
 
@@ -28,7 +27,7 @@ def register(subparsers, profile) -> None:
     parser.add_argument("-o", "--output", default="-", metavar="FILE",
                         help="where to write the model (default '-': stdout)")
     parser.add_argument("--max-seconds", type=float, metavar="N",
-                        help="give up (exit 124) when the compiled search takes longer")
+                        help="give up (exit 124) when the native search takes longer")
     parser.set_defaults(run=run)
 
 

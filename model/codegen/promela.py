@@ -14,8 +14,9 @@ claim state: it adds none to SPIN's count). A way out of a tree that no reachabl
 
 So that every such way is known, the export first runs the native search of the
 configuration (`native.reachable`, on the Python backend's trees), which shows every tree the
-paths and values the reachable states take. SPIN then counts distinct states of the same reachable set: the process adds no
-state of its own (every stored state is at the loop's head), and temporaries are `hidden`.
+paths and values the reachable states take. SPIN then counts distinct states of the same
+reachable set: the process adds no state of its own (every stored state is at the loop's
+head), and temporaries are `hidden`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 checker (SPIN), from the code-generation reading (`model/codegen/`).
 
 The export runs the native search of the machine first (every path and value a reachable
-state takes must be known to write the model): its time is mostly the tracing of the calls. A property violated in a reachable state is reported instead (exit 1): the
-explorer gives its trace.
+state takes must be known to write the model): its time is mostly the tracing of the calls.
+A property violated in a reachable state is reported instead (exit 1): the explorer gives its
+trace.
 """
 
 from __future__ import annotations

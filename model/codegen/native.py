@@ -84,6 +84,8 @@ class Encoding:
         self.roots = np.full((0, len(compiled.calls)), -1, dtype=np.int64)
         self.proots = np.full((0, max(len(compiled.always), 1)), -1, dtype=np.int64)
         self.encoded: dict = {}  # (slot, shape id) -> the tree encoded there
+        self.seen_made = 0  # how much of `Compiled.made` is encoded
+        self.seen_shapes = 0  # how many of `Compiled.shapes` the width has counted
         self.width = 1
 
     # -- programs --
@@ -145,7 +147,9 @@ class Encoding:
             self.roots = _grown(self.roots, shapes)
             self.proots = _grown(self.proots, shapes)
             self.propread = _grown(self.propread, shapes)
-        for (slot, sid), (_source, _sites, tree) in comp.sources.items():
+        made, self.seen_made = comp.made[self.seen_made:], len(comp.made)
+        for slot, sid in made:
+            tree = comp.sources[(slot, sid)][2]
             if self.encoded.get((slot, sid)) is not tree:
                 self.encoded[(slot, sid)] = tree
                 root = self.node(tree, sid)
@@ -154,8 +158,9 @@ class Encoding:
                 else:
                     self.proots[sid, -1 - slot] = root
                     self._read(-1 - slot, sid, tree)
-        for shape in comp.shapes:
+        for shape in comp.shapes[self.seen_shapes:]:
             self.width = max(self.width, 1 + size(shape))
+        self.seen_shapes = len(comp.shapes)
 
     def _read(self, prop: int, sid: int, tree) -> None:
         """What a property's tree reads on a shape, joined to what it read before (a tree that

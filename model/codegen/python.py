@@ -113,6 +113,7 @@ class Compiled:
         self.invariants: dict[int, list] = {}  # shape id -> function per always property
         self.learned: dict = {}  # (slot, shape id) -> {expression key: values}
         self.sources: dict = {}  # (slot, shape id) -> (source, sites, tree)
+        self.made: list = []  # (slot, shape id) of every tree made or remade, in order
         self.shared: dict[int, list] = {}  # slot -> (untouched paths, mask, shape id, tree)
         self.lazy: set = set()  # transitions (and properties) traced lazily somewhere
         self.traced = self.reused = 0  # trees traced, trees shared from another shape
@@ -191,6 +192,7 @@ class Compiled:
         scope = {"_Unknown": _Unknown, "_fallback": self._fallback(slot)}
         exec(compile(source, f"<codegen {name} shape {sid}>", "exec"), scope)
         self.sources[(slot, sid)] = (source, emitter.sites, tree)
+        self.made.append((slot, sid))
         self.compile_seconds += time.perf_counter() - start
         return scope[name]
 

@@ -148,7 +148,10 @@ def _in_child(target, args: tuple) -> dict:
     send.close()
     # The cap stops the search; what follows it (graph properties, traces) gets as long again.
     got = receive.poll(2 * cap + 60)
-    row = receive.recv() if got else None
+    try:
+        row = receive.recv() if got else None
+    except EOFError:  # the child died before it reported
+        row = None
     child.join(5)
     if child.is_alive():
         child.kill()
@@ -306,6 +309,8 @@ def main() -> None:
                 console.print(f"gmem {row['options']}, symmetry {symmetry} ...", style="dim")
                 row["symmetry" if symmetry else "unreduced"] = run_explorer(
                     "gmem", options, symmetry, args.cap)
+            console.print(f"gmem {row['options']}, native ...", style="dim")
+            row["native"] = run_native("gmem", options, args.cap)
             data["gmem"].append(row)
             save()
         for name in ("pkvm", "gmem", "toy"):
@@ -330,6 +335,15 @@ def _explorer_cells(d: dict | None) -> list[str]:
             _n(d["bytes_per_state"])]
 
 
+def _native_cells(nat: dict) -> list[str]:
+    """A native run's states, "states/s (tracing s)" and held bytes per state."""
+    if not nat.get("complete"):
+        covered = f" ({nat['states']:,} states)" if "states" in nat else ""
+        return [f"stopped{covered}" if nat else "-", "-", "-"]
+    return [_n(nat["states"]), f"{_n(nat['states_per_second'])} ({nat['tracing_seconds']:.1f})",
+            _n(nat["held_bytes_per_state"])]
+
+
 def _print(console, data: dict) -> None:
     table = Table(title=f"pKVM explorer ladder (pages x guests, guest 0 protected, gfns 2; cap "
                         f"{data['cap_seconds']:.0f} s per tool per rung, {data['cores']} cores)")
@@ -352,26 +366,27 @@ def _print(console, data: dict) -> None:
         elif s:
             spin_cells[0] = s.get("stopped", "stopped")[:30]
         nat = row.get("native") or {}
+        states, rate, held = _native_cells(nat)
         if nat.get("complete"):
-            spin_cells += [f"{_n(nat['states_per_second'])} ({nat['tracing_seconds']:.1f})",
-                           f"{s['states_per_second'] / nat['states_per_second']:.1f}x"
-                           if s.get("complete") else "-", _n(nat["held_bytes_per_state"]),
+            spin_cells += [rate, f"{s['states_per_second'] / nat['states_per_second']:.1f}x"
+                           if s.get("complete") else "-", held,
                            str((nat["states"], nat["edges"]) == (u["states"], u["edges"]))
                            if u.get("complete") else "-"]
         else:
-            covered = f" ({nat['states']:,} states)" if "states" in nat else ""
-            spin_cells += [f"stopped{covered}" if nat else "-", "-", "-", "-"]
+            spin_cells += [states, "-", "-", "-"]
         table.add_row(row["machine"], *_explorer_cells(row.get("symmetry")),
                       *_explorer_cells(u), *spin_cells)
     console.print(table)
     if data["gmem"]:
         table = Table(title="gmem explorer")
         for col in ("machine", "sym states", "edges", "s", "states/s", "B/state",
-                    "unreduced states", "edges", "s", "states/s", "B/state"):
+                    "unreduced states", "edges", "s", "states/s", "B/state", "native states",
+                    "states/s (tracing s)", "native B/state"):
             table.add_column(col, justify="left" if col == "machine" else "right")
         for row in data["gmem"]:
             table.add_row(row["options"], *_explorer_cells(row.get("symmetry")),
-                          *_explorer_cells(row.get("unreduced")))
+                          *_explorer_cells(row.get("unreduced")),
+                          *_native_cells(row.get("native") or {}))
         console.print(table)
     if data["prove"]:
         table = Table(title="pkvm-model prove (wall, all obligations and bounded checks)")

@@ -384,6 +384,5 @@ def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, d
                 "adds no state) */", f"never {{ do :: assert({every}) od }}", ""]
     facts = {"states": found["states"], "edges": found["edges"], "cells": cells,
              "shapes": len(sids), "calls": len(comp.calls), "seconds": found["seconds"],
-             "search_seconds": found["search_seconds"],
              "properties": [p.name for p in comp.always]}
     return "\n".join(out), facts

@@ -67,7 +67,7 @@ class Encoding:
     def __init__(self, compiled: Compiled):
         self.compiled = compiled
         self.code = _Column()  # programs, two words an instruction
-        self.programs: dict = {}  # expression key -> (start, end) in code
+        self.programs: dict = {}  # expression key -> program id
         self.prog = _Column(2)  # program id -> (start, end)
         self.kind = _Column()
         self.arg = _Column()  # TEST: program; OUT: errno program
@@ -315,6 +315,26 @@ def _walk(node, row, tabs, stack):
 
 
 @numba.njit(cache=True, inline="always")
+def _successor(end, row, nxt, tabs, stack, lo, hi) -> bool:
+    """The row an OUT end leads to, written into nxt: the row with its post shape, its writes
+    (computed from the pre-state) and the cells past the post shape's zeroed; False (nxt
+    unfinished) when a written value is outside [lo, hi]."""
+    code, prog, _kind, _arg, first, count, post, _values, _kids, writes, trim, _changed = tabs
+    for w in range(len(row)):
+        nxt[w] = row[w]
+    nxt[0] = post[end]
+    for j in range(first[end], first[end] + count[end]):
+        p = writes[j, 1]
+        v = _run(code, prog[p, 0], prog[p, 1], row, stack)
+        if v < lo or v > hi:
+            return False
+        nxt[writes[j, 0]] = v
+    for w in range(trim[end, 0], trim[end, 1]):
+        nxt[w] = 0
+    return True
+
+
+@numba.njit(cache=True, inline="always")
 def _hash(row, width):
     h = np.uint64(14695981039346656037)
     for i in range(width):
@@ -363,7 +383,7 @@ def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, pro
     violated[i]. A row's properties are evaluated incrementally: dues[r] holds those the step
     that found it may have changed (it wrote a position the property read on that shape; a
     step to another shape: all); the others hold or fail as in the parent."""
-    code, prog, kind, arg, first, count, post, values, kids, writes, trim, changed = tabs
+    code, prog, kind, arg, _first, _count, post, _values, _kids, _writes, _trim, changed = tabs
     incremental = width <= 64 * WORDS
     nwords = (width + 63) // 64
     stack = np.zeros(256, dtype=np.int64)
@@ -407,18 +427,8 @@ def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, pro
             mine += 1
             if post[end] < 0:
                 continue  # every cell kept: a self-loop
-            for w in range(width):
-                nxt[w] = row[w]
-            nxt[0] = post[end]
-            k = first[end]
-            for j in range(k, k + count[end]):
-                p = writes[j, 1]
-                v = _run(code, prog[p, 0], prog[p, 1], row, stack)
-                if v < lo or v > hi:
-                    return RANGE, head, n, edges
-                nxt[writes[j, 0]] = v
-            for w in range(trim[end, 0], trim[end, 1]):
-                nxt[w] = 0
+            if not _successor(end, row, nxt, tabs, stack, lo, hi):
+                return RANGE, head, n, edges
             before = n
             found, n = _insert(rows, index, parent, via, n, nxt, width, head, ci)
             if n > before:  # new: which properties it must evaluate
@@ -613,14 +623,10 @@ def answers(search: NativeSearch, packed: tuple) -> list:
         if post < 0:
             out.append((errno, packed))
             continue
-        k, cnt = int(enc.first.data[end]), int(enc.count.data[end])
-        nxt = row.copy()
-        nxt[0] = post
-        for at, p in enc.writes.data[k:k + cnt]:
-            nxt[at] = _run(code, prog[p, 0], prog[p, 1], row, stack)
-        keep, upto = enc.trim.data[end]
-        nxt[keep:upto] = 0
-        out.append((errno, tuple(int(x) for x in nxt[:keep])))
+        nxt = np.zeros(width, dtype=np.int64)
+        bounds = np.iinfo(np.int64)
+        _successor(end, row, nxt, tabs, stack, bounds.min, bounds.max)  # the loop's own code
+        out.append((errno, tuple(int(x) for x in nxt[:enc.trim.data[end, 0]])))
     return out
 
 

@@ -14,12 +14,15 @@ One run, side by side on the same machine:
 - SPIN on `pkvm-model export --format promela` of each unreduced rung (`spin -a`, `gcc -O0
   -DNOREDUCE -DSAFETY`, `./pan`): stored states, which must equal the explorer's unreduced
   states, transitions (the explorer's edges plus one: pan counts the initial state), seconds,
-  and its rate over the explorer's. The export runs the native search first (below); its time
-  is reported apart.
+  and its rate over the explorer's. The export runs the native search first (below), reading
+  the trees the native run traced (a trace cache kept for the ladder's run); its time is
+  reported apart.
 - the native search (`model/codegen/native.py`: the same trees as arrays, one numba-compiled
   breadth-first search, always properties included) of each unreduced rung, in a process of its
-  own: its states must equal the explorer's; its rate over the search's seconds (tracing,
-  compiling, encoding and the check of the first states excluded, reported apart) beside
+  own, tracing afresh (`--native-cap`: its cap and the export's, when the largest rungs need
+  more than the explorer's): its states must equal the explorer's; its rate over the search's
+  seconds (tracing, compiling, encoding and the check of the first states excluded, reported
+  apart) beside
   SPIN's, and the bytes it holds per state (cells, index, parent, call, due properties).
 - `pkvm-model prove` per profile: wall seconds, obligations, the slowest obligation and the
   median (an obligation is stated for every machine size, so its time does not grow with the
@@ -110,11 +113,11 @@ def _explore_child(name: str, options: list[str], symmetry: bool, cap: float, ou
     out.close()
 
 
-def _native_child(name: str, options: list[str], cap: float, out) -> None:
+def _native_child(name: str, options: list[str], traces: str, cap: float, out) -> None:
     profile = get(name)
     config = machine(profile, options)
     base = _rss()
-    found = native.reachable(profile, config, properties=True, max_seconds=cap)
+    found = native.reachable(profile, config, properties=True, max_seconds=cap, cache=traces)
     states = found["states"]
     out.send({"states": states, "edges": found["edges"], "seconds": found["seconds"],
               "search_seconds": found["search_seconds"],
@@ -134,9 +137,10 @@ def run_explorer(name: str, options: list[str], symmetry: bool, cap: float) -> d
     return _in_child(_explore_child, (name, options, symmetry, cap))
 
 
-def run_native(name: str, options: list[str], cap: float) -> dict:
-    """The native search of one unreduced rung, in a fresh interpreter, stopped at the cap."""
-    return _in_child(_native_child, (name, options, cap))
+def run_native(name: str, options: list[str], traces: str, cap: float) -> dict:
+    """The native search of one unreduced rung, in a fresh interpreter, stopped at the cap; it
+    traces afresh and leaves its trees in the folder `traces` for the export."""
+    return _in_child(_native_child, (name, options, traces, cap))
 
 
 def _in_child(target, args: tuple) -> dict:
@@ -159,15 +163,17 @@ def _in_child(target, args: tuple) -> dict:
     return row or {"complete": False, "stopped": "killed past twice the cap"}
 
 
-def run_spin(profile, config, cap: float, folder: str) -> dict:
-    """SPIN on the Promela export of the machine, each step stopped at the cap."""
+def run_spin(profile, config, cap: float, folder: str, traces: str) -> dict:
+    """SPIN on the Promela export of the machine (its trees read from `traces` where the native
+    search left them), each step stopped at the cap."""
     start = time.perf_counter()
     try:
-        text, facts = export(profile, config, max_seconds=cap)
+        text, facts = export(profile, config, max_seconds=cap, cache=traces)
     except ExportError as err:
         return {"complete": False, "stopped": f"export: {err}",
                 "export_seconds": time.perf_counter() - start}
-    out = {"export_seconds": time.perf_counter() - start, "cells": facts["cells"],
+    out = {"export_seconds": time.perf_counter() - start,
+           "export_tracing_seconds": facts["tracing_seconds"], "cells": facts["cells"],
            "model_bytes": len(text)}
     with open(os.path.join(folder, "model.pml"), "w") as f:
         f.write(text)
@@ -257,6 +263,9 @@ def main() -> None:
     parser.add_argument("--pages", type=int, nargs="+", help="RAM pages (default 1 2 3 4)")
     parser.add_argument("--guests", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--cap", type=float, help="seconds per tool per rung (default 120)")
+    parser.add_argument("--native-cap", type=float,
+                        help="seconds for the native search and for the export, tracing "
+                             "included (default: the cap)")
     parser.add_argument("--quick", action="store_true",
                         help="pages 1..2 and 30 s caps unless given, no gmem, no proofs")
     parser.add_argument("--no-spin", action="store_true", help="skip SPIN")
@@ -264,9 +273,19 @@ def main() -> None:
     args = parser.parse_args()
     args.cap = args.cap or (30.0 if args.quick else 120.0)
     args.pages = args.pages or ([1, 2] if args.quick else [1, 2, 3, 4])
+    args.native_cap = args.native_cap or args.cap
+    traces = tempfile.mkdtemp(prefix="ladder-traces-")
+    try:
+        _ladder(args, traces)
+    finally:
+        shutil.rmtree(traces, ignore_errors=True)
+
+
+def _ladder(args, traces: str) -> None:
     spin = not args.no_spin and shutil.which("spin") is not None
     console = Console(width=max(Console().width, 200))
-    data: dict = {"cap_seconds": args.cap, "cores": os.cpu_count(), "pkvm": [], "gmem": [],
+    data: dict = {"cap_seconds": args.cap, "native_cap_seconds": args.native_cap,
+                  "cores": os.cpu_count(), "pkvm": [], "gmem": [],
                   "prove": {}, "conform": {}}
 
     def save():
@@ -291,13 +310,14 @@ def main() -> None:
                     capped.add((guests, symmetry))
             if (guests, "native") not in capped:
                 console.print(f"{row['machine']}, native ...", style="dim")
-                row["native"] = run_native("pkvm", options, args.cap)
+                row["native"] = run_native("pkvm", options, traces, args.native_cap)
                 if not row["native"].get("complete"):
                     capped.add((guests, "native"))
             if spin and (guests, "spin") not in capped:
                 console.print(f"{row['machine']}, SPIN ...", style="dim")
                 with tempfile.TemporaryDirectory() as folder:
-                    row["spin"] = run_spin(pkvm, machine(pkvm, options), args.cap, folder)
+                    row["spin"] = run_spin(pkvm, machine(pkvm, options), args.native_cap,
+                                           folder, traces)
                 if not row["spin"].get("complete"):
                     capped.add((guests, "spin"))
             data["pkvm"].append(row)
@@ -310,7 +330,7 @@ def main() -> None:
                 row["symmetry" if symmetry else "unreduced"] = run_explorer(
                     "gmem", options, symmetry, args.cap)
             console.print(f"gmem {row['options']}, native ...", style="dim")
-            row["native"] = run_native("gmem", options, args.cap)
+            row["native"] = run_native("gmem", options, traces, args.native_cap)
             data["gmem"].append(row)
             save()
         for name in ("pkvm", "gmem", "toy"):

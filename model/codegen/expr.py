@@ -51,6 +51,10 @@ class Sym:
     def __repr__(self):
         return f"{self.op}{self.args}" if self.op != "cell" else f"c{self.args[0]}"
 
+    def __reduce__(self):
+        """Rebuilt from op and args (the hash of a str differs from one process to the next)."""
+        return Sym, (self.op, self.args)
+
     # -- becoming a Python value: the tracer decides ----------------------------------------
     def __bool__(self):
         return ACTIVE[-1].decide_bool(self)
@@ -71,6 +75,9 @@ class _Key:
 
     def __init__(self, sym):
         self.sym = sym
+
+    def __reduce__(self):
+        return _Key, (self.sym,)
 
     def __hash__(self):
         return self.sym._hash

@@ -20,6 +20,7 @@ import time
 import numba
 import numpy as np
 
+from model.codegen.cache import TraceCache
 from model.codegen.expr import Sym, cells_of, key, truth
 from model.codegen.python import Compiled, Disagreement, check
 from model.codegen.trace import OTHER, End, size, unchanged
@@ -142,14 +143,10 @@ class Encoding:
     def refresh(self) -> None:
         """Encode every tree `Compiled` made or remade since the last refresh."""
         comp = self.compiled
-        shapes = len(comp.shapes)
-        if shapes > len(self.roots):
-            self.roots = _grown(self.roots, shapes)
-            self.proots = _grown(self.proots, shapes)
-            self.propread = _grown(self.propread, shapes)
+        self._cover()
         made, self.seen_made = comp.made[self.seen_made:], len(comp.made)
         for slot, sid in made:
-            tree = comp.sources[(slot, sid)][2]
+            tree = comp.trees[(slot, sid)]
             if self.encoded.get((slot, sid)) is not tree:
                 self.encoded[(slot, sid)] = tree
                 root = self.node(tree, sid)
@@ -158,9 +155,18 @@ class Encoding:
                 else:
                     self.proots[sid, -1 - slot] = root
                     self._read(-1 - slot, sid, tree)
+        self._cover()  # the post shapes the trees named first
         for shape in comp.shapes[self.seen_shapes:]:
             self.width = max(self.width, 1 + size(shape))
         self.seen_shapes = len(comp.shapes)
+
+    def _cover(self) -> None:
+        """A row of roots for every shape (-1: no tree there yet)."""
+        shapes = len(self.compiled.shapes)
+        if shapes > len(self.roots):
+            self.roots = _grown(self.roots, shapes)
+            self.proots = _grown(self.proots, shapes)
+            self.propread = _grown(self.propread, shapes)
 
     def _read(self, prop: int, sid: int, tree) -> None:
         """What a property's tree reads on a shape, joined to what it read before (a tree that
@@ -544,8 +550,9 @@ class NativeSearch:
         for i in range(len(comp.always)):
             if not comp.holds(s, i) and self.violated[i] < 0:
                 self.violated[i] = self.head
-        for ci in range(len(comp.calls)):
-            out = comp.step(s, ci)
+        for ci, out in enumerate(answers(self, s)):
+            if out == "python":  # only the calls the arrays cannot answer are compiled
+                out = comp.step(s, ci)
             if out is None or out[0]:
                 continue
             self.edges += 1
@@ -579,7 +586,10 @@ class NativeSearch:
             if why == GROW:
                 self._grow(self.n + len(self.comp.calls))
             elif why == STEP_IN_PYTHON:
-                self._step_in_python()
+                made = len(self.comp.made)
+                self.comp.trees_of(int(self.rows[self.head, 0]))  # a shape met the first time
+                if len(self.comp.made) == made:  # its trees were there: it must learn
+                    self._step_in_python()
             elif why == RANGE:  # a successor's value needs wider cells: widen, then redo
                 self._deepen([int(np.iinfo(self.rows.dtype).max) + 1])
             if deadline is not None and time.perf_counter() > deadline:
@@ -598,36 +608,59 @@ class NativeSearch:
 def answers(search: NativeSearch, packed: tuple) -> list:
     """What the arrays answer for every call of one state: (errno, packed successor), None,
     or "python" where the loop would step the state in Python (for holding them against the
-    concrete reading)."""
+    concrete reading, and for stepping in Python only the calls that need it)."""
     enc, comp = search.enc, search.comp
+    started = time.perf_counter()
     enc.refresh()
+    search.encode_seconds += time.perf_counter() - started
     width = max(enc.width, len(packed))
     row = np.zeros(width, dtype=np.int64)
     row[:len(packed)] = packed
-    stack = np.zeros(256, dtype=np.int64)
-    tabs = enc.tables()
-    code, prog = tabs[0], tabs[1]
-    out = []
+    sid = packed[0]
+    roots = enc.roots[sid] if sid < len(enc.roots) else np.full(len(comp.calls), -1)
+    args = (roots, row, enc.tables())
+    search._ready(_answers, args)
+    status, errnos, rows, ends = _answers(*args)
+    out: list = []
     for ci in range(len(comp.calls)):
-        r = enc.roots[packed[0], ci] if packed[0] < len(enc.roots) else -1
-        end = -1 if r < 0 else _walk(r, row, tabs, stack)
-        if end < 0 or enc.kind.data[end] == ESCAPE:
+        if status[ci] == ESCAPE:
             out.append("python")
-            continue
-        if enc.kind.data[end] == NONE:
+        elif status[ci] == NONE:
             out.append(None)
-            continue
-        a = enc.arg.data[end]
-        errno = int(_run(code, prog[a, 0], prog[a, 1], row, stack))
-        post = int(enc.post.data[end])
-        if post < 0:
-            out.append((errno, packed))
-            continue
-        nxt = np.zeros(width, dtype=np.int64)
-        bounds = np.iinfo(np.int64)
-        _successor(end, row, nxt, tabs, stack, bounds.min, bounds.max)  # the loop's own code
-        out.append((errno, tuple(int(x) for x in nxt[:enc.trim.data[end, 0]])))
+        elif ends[ci] < 0:  # every cell kept
+            out.append((int(errnos[ci]), packed))
+        else:
+            out.append((int(errnos[ci]), tuple(rows[ci, :ends[ci]].tolist())))
     return out
+
+
+@numba.njit(cache=True)
+def _answers(roots, row, tabs):
+    """Every call on one row, as the loop steps it (its own inlined code): per call, its
+    status (OUT, NONE or ESCAPE), errno, successor row and the successor's length (-1: the
+    row itself)."""
+    code, prog, kind, arg, _first, _count, post, _values, _kids, _writes, trim, _changed = tabs
+    n, width = len(roots), len(row)
+    stack = np.zeros(256, dtype=np.int64)
+    status = np.full(n, ESCAPE, dtype=np.int64)
+    errnos = np.zeros(n, dtype=np.int64)
+    rows = np.zeros((n, width), dtype=np.int64)
+    ends = np.full(n, -1, dtype=np.int64)
+    lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+    for ci in range(n):
+        if roots[ci] < 0:
+            continue
+        end = _walk(roots[ci], row, tabs, stack)
+        if end < 0 or kind[end] == ESCAPE:
+            continue
+        status[ci] = kind[end]
+        if kind[end] == NONE:
+            continue
+        errnos[ci] = _run(code, prog[arg[end], 0], prog[arg[end], 1], row, stack)
+        if post[end] >= 0:
+            _successor(end, row, rows[ci], tabs, stack, lo, hi)
+            ends[ci] = trim[end, 0]
+    return status, errnos, rows, ends
 
 
 def check_native(search: NativeSearch, states) -> int:
@@ -637,7 +670,7 @@ def check_native(search: NativeSearch, states) -> int:
     n = 0
     for state in states:
         packed = comp.pack(state)
-        comp.functions(packed[0])
+        comp.trees_of(packed[0])
         got = answers(search, packed)
         for ci, answer in enumerate(got):
             if answer == "python":
@@ -652,13 +685,15 @@ def check_native(search: NativeSearch, states) -> int:
 
 
 def reachable(profile, config, *, max_seconds: float | None = None, check_first: int = 100,
-              properties: bool = False, compiled=None) -> dict:
+              properties: bool = False, compiled=None, cache: str | None = None) -> dict:
     """As `search.reachable`, natively: states, edges, seconds (all of it) and search seconds
     (without tracing, compiling the trees and the loop, encoding and the check of the first
     states), whether it completed, the always properties violated with a shortest path to
-    each."""
-    comp = compiled or Compiled(profile, config, properties)
+    each. With `cache` (a folder), the trees are read from there and written back after."""
     start = time.perf_counter()
+    comp = compiled or Compiled(profile, config, properties,
+                                None if cache is None else TraceCache(cache, profile, config))
+    loading = time.perf_counter() - start
     deadline = None if max_seconds is None else start + max_seconds
     search = NativeSearch(comp)
     initial = comp.pack(profile.initial_state(config))
@@ -672,14 +707,18 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
     if not complete:
         complete = search.run(initial, deadline)
     seconds = time.perf_counter() - start
+    saving = time.perf_counter()
+    comp.save()
+    saving = time.perf_counter() - saving
     violated = {comp.always[i].name: [str(c) for c in search.path(int(at))]
                 for i, at in enumerate(search.violated[:len(comp.always)]) if at >= 0}
     return {"states": search.n, "edges": search.edges, "seconds": seconds,
-            "search_seconds": seconds - comp.compile_seconds - search.encode_seconds - checking
-            - search.engine_seconds,
+            "search_seconds": seconds - loading - comp.compile_seconds - search.encode_seconds
+            - checking - search.engine_seconds,
             "encode_seconds": search.encode_seconds, "check_seconds": checking,
             "engine_seconds": search.engine_seconds,
             "complete": complete, "traced": comp.traced, "reused": comp.reused,
+            "cached": comp.cached, "cache_seconds": loading + saving,
             "compile_seconds": comp.compile_seconds, "fallbacks": comp.fallbacks,
             "shapes": len(comp.shapes), "in_python": search.in_python,
             "violated": sorted(violated), "paths": violated,

@@ -313,9 +313,12 @@ def _width(lo: int, hi: int) -> str:
     raise ExportError(f"a cell takes values {lo}..{hi}, past Promela's int")
 
 
-def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, dict]:
-    """(Promela source, facts: states and edges of the native search, cells, shapes)."""
-    found = native.reachable(profile, config, properties=True, max_seconds=max_seconds)
+def export(profile, config, *, max_seconds: float | None = None,
+           cache: str | None = None) -> tuple[str, dict]:
+    """(Promela source, facts: states and edges of the native search, cells, shapes); `cache`:
+    a folder of traced trees (`model/codegen/cache.py`)."""
+    found = native.reachable(profile, config, properties=True, max_seconds=max_seconds,
+                             cache=cache)
     if not found["complete"]:
         raise ExportError(f"the native search of this machine did not finish in "
                           f"{max_seconds} s: every path SPIN may take is not known yet")
@@ -327,13 +330,13 @@ def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, d
     rows = search.rows[:search.n]
     sids = sorted(int(sid) for sid in np.unique(rows[:, 0]))
     for sid in sids:
-        comp.predicates(sid)
+        comp.trees_of(sid)
     layout = _Layout(comp)
     writer = _Writer(comp, layout)
     options = []
     body: list[str] = []
     for ci, call in enumerate(comp.calls):
-        items = [(sid, layout.relabel(comp.sources[(ci, sid)][2], sid)) for sid in sids]
+        items = [(sid, layout.relabel(comp.trees[(ci, sid)], sid)) for sid in sids]
         items = [(sid, tree) for sid, tree in items if _formula(tree, _succeeds) != "0"]
         if not items:
             continue
@@ -347,7 +350,7 @@ def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, d
     always = {}
     for sid in sids:
         if comp.always:
-            parts = [_formula(layout.relabel(comp.sources[(-1 - i, sid)][2], sid), _truth)
+            parts = [_formula(layout.relabel(comp.trees[(-1 - i, sid)], sid), _truth)
                      for i in range(len(comp.always))]
             always[sid] = " && ".join(parts)
     cells = len(layout.names)
@@ -384,5 +387,6 @@ def export(profile, config, *, max_seconds: float | None = None) -> tuple[str, d
                 "adds no state) */", f"never {{ do :: assert({every}) od }}", ""]
     facts = {"states": found["states"], "edges": found["edges"], "cells": cells,
              "shapes": len(sids), "calls": len(comp.calls), "seconds": found["seconds"],
+             "tracing_seconds": found["compile_seconds"],
              "properties": [p.name for p in comp.always]}
     return "\n".join(out), facts

@@ -104,7 +104,7 @@ class _Emitter:
 class Compiled:
     """The compiled steps (and `always` state properties) of one profile and configuration."""
 
-    def __init__(self, profile, config, properties: bool = False):
+    def __init__(self, profile, config, properties: bool = False, cache=None):
         self.profile, self.config = profile, config
         self.calls = profile.calls(config)
         self.shapes: list = []
@@ -112,11 +112,15 @@ class Compiled:
         self.table: dict[int, list] = {}  # shape id -> function per call
         self.invariants: dict[int, list] = {}  # shape id -> function per always property
         self.learned: dict = {}  # (slot, shape id) -> {expression key: values}
-        self.sources: dict = {}  # (slot, shape id) -> (source, sites, tree)
+        self.trees: dict = {}  # (slot, shape id) -> its decision tree, as last made
+        self.sources: dict = {}  # (slot, shape id) -> (source, sites) of its Python function
         self.made: list = []  # (slot, shape id) of every tree made or remade, in order
         self.shared: dict[int, list] = {}  # slot -> (untouched paths, mask, shape id, tree)
         self.lazy: set = set()  # transitions (and properties) traced lazily somewhere
-        self.traced = self.reused = 0  # trees traced, trees shared from another shape
+        self.cache = cache  # a `TraceCache`, or None
+        if cache is not None:
+            self.lazy |= cache.lazy
+        self.traced = self.reused = self.cached = 0  # trees traced, shared, read from the cache
         self.fallbacks = 0
         self.compile_seconds = 0.0
         self.always = [p for p in profile.always if p.state] if properties else []
@@ -138,22 +142,60 @@ class Compiled:
 
     # -- compiling ---------------------------------------------------------------------------
     def functions(self, sid: int) -> list:
-        fns = self.table.get(sid)
-        if fns is None:
-            fns = self.table[sid] = [self._compile(ci, sid) for ci in range(len(self.calls))]
+        """The function of every call on a shape (the Python search's fast path)."""
+        fns = self._row(self.table, sid, len(self.calls))
+        if None in fns:
+            for ci, fn in enumerate(fns):
+                if fn is None:
+                    fns[ci] = self._compile(ci, sid)
         return fns
 
-    def predicates(self, sid: int) -> list:
-        fns = self.invariants.get(sid)
+    def function(self, slot: int, sid: int):
+        """The function of one call (slot >= 0) or always property (slot -1 - i) on a shape,
+        compiled when first asked for."""
+        if slot >= 0:
+            fns, at = self._row(self.table, sid, len(self.calls)), slot
+        else:
+            fns, at = self._row(self.invariants, sid, len(self.always)), -1 - slot
+        fn = fns[at]
+        if fn is None:
+            fn = fns[at] = self._compile(slot, sid)
+        return fn
+
+    @staticmethod
+    def _row(table: dict, sid: int, n: int) -> list:
+        fns = table.get(sid)
         if fns is None:
-            fns = self.invariants[sid] = [self._compile(-1 - i, sid)
-                                          for i in range(len(self.always))]
+            fns = table[sid] = [None] * n
         return fns
+
+    def trees_of(self, sid: int) -> None:
+        """Every call's and always property's tree on a shape, without Python functions (what
+        the native search encodes)."""
+        start = time.perf_counter()
+        for slot in range(-len(self.always), len(self.calls)):
+            self.tree(slot, sid)
+        self.compile_seconds += time.perf_counter() - start
 
     def tree(self, slot: int, sid: int, oracle: dict | None = None):
-        """The decision tree of a call (slot >= 0) or an always property (slot -1 - i): traced
-        on this shape, or the tree of a shape that differs only where the call never looks."""
+        """The decision tree of a call (slot >= 0) or an always property (slot -1 - i) on a
+        shape; with an oracle (the cells of a state it did not cover), made again to learn."""
+        tree = None if oracle is not None else self.trees.get((slot, sid))
+        if tree is None:
+            tree = self.trees[(slot, sid)] = self._made(slot, sid, oracle)
+            self.made.append((slot, sid))
+        return tree
+
+    def _made(self, slot: int, sid: int, oracle: dict | None):
+        """Read from the cache, traced on this shape, or the tree of a shape that differs only
+        where the call never looks."""
         shape = self.shapes[sid]
+        if oracle is None and self.cache is not None:
+            hit = self.cache.get(self._key(slot), shape)
+            if hit is not None:
+                self.cached += 1
+                self.learned[(slot, sid)], tree = hit
+                return tree
         learned = self.learned.setdefault((slot, sid), {})
         if self._name(slot) in self.lazy:  # too many paths for another call or shape of it:
             # not tried eagerly again (a failed eager trace costs hundreds of paths)
@@ -179,6 +221,16 @@ class Compiled:
             self.shared.setdefault(slot, []).insert(0, (paths, mask(shape, paths), sid, tree))
         return tree
 
+    def _key(self, slot: int) -> str:
+        return str(self.calls[slot]) if slot >= 0 else f"always {self.always[-1 - slot].name}"
+
+    def save(self) -> None:
+        """Every tree made, with what it learned, into the cache (if there is one)."""
+        if self.cache is not None:
+            self.cache.save({(self._key(slot), self.shapes[sid]): (self.learned[(slot, sid)],
+                                                                    tree)
+                             for (slot, sid), tree in self.trees.items()}, self.lazy)
+
     def _name(self, slot: int):
         return self.calls[slot].name if slot >= 0 else slot
 
@@ -191,8 +243,7 @@ class Compiled:
         source = f"def {name}(c):\n" + "\n".join(emitter.lines) + "\n"
         scope = {"_Unknown": _Unknown, "_fallback": self._fallback(slot)}
         exec(compile(source, f"<codegen {name} shape {sid}>", "exec"), scope)
-        self.sources[(slot, sid)] = (source, emitter.sites, tree)
-        self.made.append((slot, sid))
+        self.sources[(slot, sid)] = (source, emitter.sites)
         self.compile_seconds += time.perf_counter() - start
         return scope[name]
 
@@ -244,14 +295,14 @@ class Compiled:
     def step(self, packed: tuple, ci: int):
         """(errno, packed successor) or None, as `profile.step` on the unpacked state."""
         try:
-            return self.functions(packed[0])[ci](packed)
+            return self.function(ci, packed[0])(packed)
         except _Unknown as why:
             return self.relearn(ci, packed, why)
 
     def holds(self, packed: tuple, i: int) -> bool:
         """Whether always property i holds in the state."""
         try:
-            return bool(self.predicates(packed[0])[i](packed))
+            return bool(self.function(-1 - i, packed[0])(packed))
         except _Unknown as why:
             return bool(self.relearn(-1 - i, packed, why))
 

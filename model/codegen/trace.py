@@ -24,6 +24,7 @@ failed assertion there, after a compiled search has shown it every reachable sta
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from model.codegen.expr import ACTIVE, SWAPPED, Sym, cell, cells_of, conj, disj, ite, key, \
@@ -75,6 +76,7 @@ def _build(shape, it):
     return tuple(parts) if cls is tuple else cls(*parts)
 
 
+@functools.cache
 def size(shape) -> int:
     if shape is None:
         return 1
@@ -90,18 +92,24 @@ def widest(shape) -> int:
     return max([len(shape[1]), *(widest(k) for k in shape[1])])
 
 
-def spans(shape, at: int = 0, path: tuple = (), out: dict | None = None) -> dict:
-    """path -> (first cell, end) of every tuple of a shape (a path: the indices from the root)."""
-    out = {} if out is None else out
+@functools.cache
+def spans(shape) -> dict:
+    """path -> (first cell, end) of every tuple of a shape (a path: the indices from the root).
+    Shared between callers: not to be changed."""
+    out: dict = {}
+    _spans(shape, 0, (), out)
+    return out
+
+
+def _spans(shape, at: int, path: tuple, out: dict) -> None:
     if shape is None:
-        return out
+        return
     start = at
     if shape[0] != "k":
         for i, kid in enumerate(shape[1]):
-            spans(kid, at, path + (i,), out)
+            _spans(kid, at, path + (i,), out)
             at += size(kid)
         out[path] = (start, at)
-    return out
 
 
 def subshape(shape, path: tuple):
@@ -138,7 +146,17 @@ class Unknown(Exception):
         self.expr = expr
 
 
-OTHER = "other"
+class _Other:
+    """The "another value" child of an integer decision: one object, also when unpickled."""
+
+    def __repr__(self):
+        return "OTHER"
+
+    def __reduce__(self):
+        return "OTHER"  # by reference to this module's OTHER
+
+
+OTHER = _Other()
 LAZY = "lazy"  # the key in `learned` of a computation traced lazily
 
 
@@ -324,7 +342,7 @@ def explore_paths(run, learned: dict, what: str, oracle: dict | None = None,
             learned[LAZY].append((tracer.decisions, leaf))
     if LAZY not in learned:
         try:
-            return _merge(_paths(run, learned, what, small))
+            return _merged(_paths(run, learned, what, small))[0]
         except TraceError:
             learned[LAZY] = [(tracer.decisions, leaf)] if oracle is not None else []
     root = None
@@ -416,24 +434,22 @@ class _ChildSlot:
         self.children[self.i] = (self.children[self.i][0], node)
 
 
-def signature(node):
-    """A hashable structural value of a tree (equal trees, equal signatures)."""
-    if isinstance(node, End):
-        return ("L", node.kind, key(node.errno), node.shape, tuple(key(c) for c in node.cells),
-                key(node.value), key(node.expr), node.detail)
-    return ("B", key(node.expr), node.kind, tuple((v, signature(c)) for v, c in node.children))
+def _leaf_signature(leaf: End) -> tuple:
+    return ("L", leaf.kind, key(leaf.errno), leaf.shape, tuple(key(c) for c in leaf.cells),
+            key(leaf.value), key(leaf.expr), leaf.detail)
 
 
-def _merge(node):
-    """Collapse a truth test whose two sides end the same way."""
+def _merged(node) -> tuple:
+    """(the tree with every truth test whose two sides end the same way collapsed, its
+    signature: a hashable structural value, equal for equal trees), bottom-up, so that each
+    subtree's signature is built once."""
     if isinstance(node, End):
-        return node
-    node.children = [(v, _merge(c)) for v, c in node.children]
-    if node.kind == "bool" and len(node.children) == 2:
-        a, b = (c for _v, c in node.children)
-        if signature(a) == signature(b):
-            return a
-    return node
+        return node, _leaf_signature(node)
+    kids = [(v, _merged(c)) for v, c in node.children]
+    node.children = [(v, c) for v, (c, _s) in kids]
+    if node.kind == "bool" and len(kids) == 2 and kids[0][1][1] == kids[1][1][1]:
+        return kids[0][1]
+    return node, ("B", key(node.expr), node.kind, tuple((v, s) for v, (_c, s) in kids))
 
 
 # -- the reading -------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 checker (SPIN), from the code-generation reading (`model/codegen/`).
 
 The export runs the native search of the machine first (every path and value a reachable
-state takes must be known to write the model): its time is mostly the tracing of the calls.
+state takes must be known to write the model): its time is mostly the tracing of the calls,
+which `--trace-cache` keeps between runs of the same machine and source.
 A property violated in a reachable state is reported instead (exit 1): the explorer gives its
 trace.
 """
@@ -29,7 +30,24 @@ def register(subparsers, profile) -> None:
                         help="where to write the model (default '-': stdout)")
     parser.add_argument("--max-seconds", type=float, metavar="N",
                         help="give up (exit 124) when the native search takes longer")
+    parser.add_argument("--trace-cache", metavar="DIR",
+                        help="read the traced calls from DIR and write them back: a second "
+                             "export of the same machine and source traces nothing")
     parser.set_defaults(run=run)
+
+
+def check_cache_folder(folder: str) -> None:
+    """The cache folder made if missing; refused if it cannot be written."""
+    import os
+
+    from model.cli import UsageError
+
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--trace-cache {folder}: {err.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"--trace-cache {folder}: not writable")
 
 
 def run(args) -> int:
@@ -39,9 +57,12 @@ def run(args) -> int:
     check_output_path("-o", args.output, allow_stdout=True)
     if args.max_seconds is not None and args.max_seconds <= 0:
         raise UsageError(f"--max-seconds must be positive, got {args.max_seconds}")
+    if args.trace_cache is not None:
+        check_cache_folder(args.trace_cache)
     profile, _base, config = load(args)
     try:
-        text, facts = export(profile, config, max_seconds=args.max_seconds)
+        text, facts = export(profile, config, max_seconds=args.max_seconds,
+                             cache=args.trace_cache)
     except ExportError as err:
         print(f"pkvm-model: {err}", file=sys.stderr)
         return 124 if "did not finish" in str(err) else 1

@@ -82,7 +82,7 @@ def test_a_tree_serves_every_shape_that_differs_only_where_the_call_never_looks(
     profile, config = machine("pkvm", *SHAPES)
     found = reachable(profile, config, properties=True, check_first=10**9)
     compiled = found["compiled"]
-    trees = len(compiled.sources)
+    trees = len(compiled.trees)
     assert len(compiled.shapes) > 1 and found["reused"] > trees // 4
     explored = explore(profile, config, symmetry=False)
     assert python.check(compiled, explored.states) == \
@@ -143,8 +143,10 @@ def cli(*argv, cwd):
     (["export", "--profile", "toy", "-o", ""], "-o: empty file name"),
     (["export", "--profile", "toy", "--max-seconds", "0"], "--max-seconds must be positive"),
     (["export", "--profile", "toy", "--pages", "100"], "--pages 100 is past the limit"),
+    (["export", "--profile", "toy", "--trace-cache", "m.pml"], "--trace-cache m.pml: "),
 ])
 def test_export_bad_input_is_one_line_and_exit_2(argv, needle, tmp_path):
+    (tmp_path / "m.pml").write_text("")  # a file where a folder is wanted
     done = cli(*argv, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("pkvm-model: error: ") and needle in done.stderr

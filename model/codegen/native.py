@@ -69,6 +69,7 @@ class Encoding:
         self.compiled = compiled
         self.code = _Column()  # programs, two words an instruction
         self.programs: dict = {}  # expression key -> program id
+        self.nodes: dict = {}  # a node's content -> its number
         self.prog = _Column(2)  # program id -> (start, end)
         self.kind = _Column()
         self.arg = _Column()  # TEST: program; OUT: errno program
@@ -102,32 +103,53 @@ class Encoding:
 
     # -- trees --
     def node(self, tree, sid: int) -> int:
+        """The number of a tree's root; equal subtrees are encoded once (a lazily traced tree
+        is made again whole each time it learns a path, mostly of the same subtrees)."""
         if isinstance(tree, End):
             if tree.kind == "none":
-                return self._node(NONE, 0, 0, 0, -1)
-            if tree.kind == "value":
-                return self._node(OUT, self.program(tree.value), 0, 0, -1)
-            if tree.kind != "out":
-                return self._node(ESCAPE, 0, 0, 0, -1)
-            errno = self.program(tree.errno)
-            shape = self.compiled.shapes[sid]
-            if unchanged(tree, shape):
-                return self._node(OUT, errno, 0, 0, -1)
-            writes = [(1 + i, self.program(c)) for i, c in enumerate(tree.cells)
-                      if not (isinstance(c, Sym) and c.op == "cell" and c.args[0] == i)]
-            at = self.writes.add(writes) if writes else self.writes.n
-            post = self.compiled.shape_id(tree.shape)
-            self.width = max(self.width, 1 + len(tree.cells))
-            self.trim.add([[1 + len(tree.cells), 1 + size(shape)]])
-            self.changed.add([_bits(sum(1 << p for p, _x in writes))])
-            return self._node(OUT, errno, at, len(writes), post)
-        children = [(v, self.node(child, sid)) for v, child in tree.children if v is not OTHER]
-        test = self.program(tree.expr if tree.kind == "int" else truth(tree.expr))
-        at = self.values.n
-        if children:
-            self.values.add([int(v) for v, _c in children])
-            self.kids.add([c for _v, c in children])
-        return self._node(TEST, test, at, len(children), -1)
+                content: tuple = (NONE,)
+            elif tree.kind == "value":
+                content = (OUT, self.program(tree.value))
+            elif tree.kind != "out":
+                content = (ESCAPE,)
+            else:
+                errno = self.program(tree.errno)
+                shape = self.compiled.shapes[sid]
+                if unchanged(tree, shape):
+                    content = (OUT, errno)
+                else:
+                    writes = tuple((1 + i, self.program(c)) for i, c in enumerate(tree.cells)
+                                   if not (isinstance(c, Sym) and c.op == "cell"
+                                           and c.args[0] == i))
+                    content = (OUT, errno, writes, self.compiled.shape_id(tree.shape),
+                               1 + len(tree.cells), 1 + size(shape))
+        else:
+            children = [(int(v), self.node(child, sid)) for v, child in tree.children
+                        if v is not OTHER]
+            content = (TEST, self.program(tree.expr if tree.kind == "int" else truth(tree.expr)),
+                       tuple(children))
+        at = self.nodes.get(content)
+        if at is None:
+            at = self.nodes[content] = self._make(content)
+        return at
+
+    def _make(self, content: tuple) -> int:
+        kind = content[0]
+        if kind == TEST:
+            _kind, test, children = content
+            first = self.values.n
+            if children:
+                self.values.add([v for v, _c in children])
+                self.kids.add([c for _v, c in children])
+            return self._node(TEST, test, first, len(children), -1)
+        if kind != OUT or len(content) == 2:
+            return self._node(kind, content[1] if kind == OUT else 0, 0, 0, -1)
+        _kind, errno, writes, post, length, pre_length = content
+        first = self.writes.add(list(writes)) if writes else self.writes.n
+        self.width = max(self.width, length)
+        self.trim.add([[length, pre_length]])
+        self.changed.add([_bits(sum(1 << p for p, _x in writes))])
+        return self._node(OUT, errno, first, len(writes), post)
 
     def _node(self, kind, arg, first, count, post) -> int:
         if kind != OUT or post < 0:

@@ -498,7 +498,9 @@ class NativeSearch:
         self.dues = np.zeros(1 << 12, dtype=np.int64)
         self.n = self.head = self.edges = 0
         self.violated = np.full(max(len(compiled.always), 1), -1, dtype=np.int64)
-        self.in_python = 0  # states stepped in Python (learning)
+        self.in_python = 0  # states stepped in Python
+        self.learned = 0  # states the trees learned (traced again with them as an oracle)
+        self._learning = -1  # the last of them
         self.encode_seconds = 0.0
         self.engine_seconds = 0.0  # numba compiling the loop, or loading it from its cache
 
@@ -566,8 +568,23 @@ class NativeSearch:
             fn.compile(types)
             self.engine_seconds += time.perf_counter() - started
 
+    def _learn(self) -> None:
+        """The trees of the calls and properties the arrays cannot answer at the head, traced
+        again with its cells as an oracle: they learn its path, and the loop tries it again
+        (no Python function is compiled)."""
+        comp, s = self.comp, self.packed(self.head)
+        for ci, out in enumerate(answers(self, s)):
+            if out == "python":
+                comp.learn(ci, s)
+        for i, value in enumerate(_holds(self, s)):
+            if value is None:
+                comp.learn(-1 - i, s)
+        self.learned += 1
+
     def _step_in_python(self) -> None:
-        """The state at the head, stepped by the Python backend (which learns what it meets)."""
+        """The state at the head, stepped by the Python backend (which learns what it meets):
+        for a state whose trees learned and still cannot answer it (a path left to the
+        concrete reading)."""
         comp, s = self.comp, self.packed(self.head)
         for i in range(len(comp.always)):
             if not comp.holds(s, i) and self.violated[i] < 0:
@@ -610,8 +627,13 @@ class NativeSearch:
             elif why == STEP_IN_PYTHON:
                 made = len(self.comp.made)
                 self.comp.trees_of(int(self.rows[self.head, 0]))  # a shape met the first time
-                if len(self.comp.made) == made:  # its trees were there: it must learn
+                if len(self.comp.made) > made:
+                    continue
+                if self._learning == self.head:  # its trees learned, and still cannot answer
                     self._step_in_python()
+                else:
+                    self._learning = self.head
+                    self._learn()
             elif why == RANGE:  # a successor's value needs wider cells: widen, then redo
                 self._deepen([int(np.iinfo(self.rows.dtype).max) + 1])
             if deadline is not None and time.perf_counter() > deadline:
@@ -654,6 +676,23 @@ def answers(search: NativeSearch, packed: tuple) -> list:
         else:
             out.append((int(errnos[ci]), tuple(rows[ci, :ends[ci]].tolist())))
     return out
+
+
+def _holds(search: NativeSearch, packed: tuple) -> list:
+    """What the arrays answer for every always property of one state: True, False, or None
+    where the loop would step the state in Python."""
+    enc, comp = search.enc, search.comp
+    started = time.perf_counter()
+    enc.refresh()
+    search.encode_seconds += time.perf_counter() - started
+    row = np.zeros(max(enc.width, len(packed)), dtype=np.int64)
+    row[:len(packed)] = packed
+    sid, nprops = packed[0], len(comp.always)
+    roots = enc.proots[sid, :nprops] if sid < len(enc.proots) else np.full(nprops, -1)
+    args = (np.ascontiguousarray(roots), row, enc.tables())
+    search._ready(_answers, args)
+    status, values, _rows, _ends = _answers(*args)
+    return [None if status[i] != OUT else bool(values[i]) for i in range(nprops)]
 
 
 @numba.njit(cache=True)
@@ -743,6 +782,7 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
             "cached": comp.cached, "cache_seconds": loading + saving,
             "compile_seconds": comp.compile_seconds, "fallbacks": comp.fallbacks,
             "shapes": len(comp.shapes), "in_python": search.in_python,
+            "learned": search.learned,
             "violated": sorted(violated), "paths": violated,
             "bytes_per_state": _bytes(search), "search": search}
 

@@ -247,6 +247,13 @@ class Compiled:
         self.compile_seconds += time.perf_counter() - start
         return scope[name]
 
+    def learn(self, slot: int, packed: tuple) -> None:
+        """The tree of a call (or always property) made again with one state's cells as an
+        oracle: it learns the state's path, without compiling a Python function."""
+        start = time.perf_counter()
+        self.tree(slot, packed[0], dict(enumerate(packed[1:])))
+        self.compile_seconds += time.perf_counter() - start
+
     def relearn(self, slot: int, packed: tuple, why: _Unknown):
         """A compiled function met a value it was not told of: learn it, compile the function
         again, and answer (learning as often as the state needs)."""

@@ -163,6 +163,12 @@ def _in_child(target, args: tuple) -> dict:
     return row or {"complete": False, "stopped": "killed past twice the cap"}
 
 
+def _memlim() -> int:
+    """pan's memory limit in MB: two thirds of this machine's memory (pKVM 3 x 3 holds 58
+    million states)."""
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 2 / 3) >> 20
+
+
 def run_spin(profile, config, cap: float, folder: str, traces: str) -> dict:
     """SPIN on the Promela export of the machine (its trees read from `traces` where the native
     search left them), each step stopped at the cap."""
@@ -173,7 +179,8 @@ def run_spin(profile, config, cap: float, folder: str, traces: str) -> dict:
         return {"complete": False, "stopped": f"export: {err}",
                 "export_seconds": time.perf_counter() - start}
     out = {"export_seconds": time.perf_counter() - start,
-           "export_tracing_seconds": facts["tracing_seconds"], "cells": facts["cells"],
+           "export_tracing_seconds": facts["tracing_seconds"],
+           "export_search_seconds": facts["search_seconds"], "cells": facts["cells"],
            "model_bytes": len(text)}
     with open(os.path.join(folder, "model.pml"), "w") as f:
         f.write(text)
@@ -181,8 +188,8 @@ def run_spin(profile, config, cap: float, folder: str, traces: str) -> dict:
         subprocess.run(["spin", "-a", "model.pml"], cwd=folder, check=True, capture_output=True,
                        timeout=cap)
         t = time.perf_counter()
-        subprocess.run(["gcc", "-O0", "-DNOREDUCE", "-DSAFETY", "-DMEMLIM=8192", "-o", "pan",
-                        "pan.c"], cwd=folder, check=True, capture_output=True, timeout=cap * 4)
+        subprocess.run(["gcc", "-O0", "-DNOREDUCE", "-DSAFETY", f"-DMEMLIM={_memlim()}", "-o",
+                        "pan", "pan.c"], cwd=folder, check=True, capture_output=True, timeout=cap * 4)
         out["gcc_seconds"] = time.perf_counter() - t
         t = time.perf_counter()
         # Steps inside an atomic block and the claim's steps count towards pan's depth: start at

@@ -388,5 +388,6 @@ def export(profile, config, *, max_seconds: float | None = None,
     facts = {"states": found["states"], "edges": found["edges"], "cells": cells,
              "shapes": len(sids), "calls": len(comp.calls), "seconds": found["seconds"],
              "tracing_seconds": found["compile_seconds"],
+             "search_seconds": found["search_seconds"],
              "properties": [p.name for p in comp.always]}
     return "\n".join(out), facts

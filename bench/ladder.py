@@ -124,7 +124,7 @@ def _native_child(name: str, options: list[str], traces: str, cap: float, out) -
               "tracing_seconds": found["compile_seconds"],
               "encode_seconds": found["encode_seconds"], "check_seconds": found["check_seconds"],
               "complete": found["complete"],
-              "in_python": found["in_python"],
+              "in_python": found["in_python"], "learned": found["learned"],
               "states_per_second": states / max(found["search_seconds"], 1e-3),
               "bytes_per_state": max(0, _rss() - base) / max(states, 1),
               "held_bytes_per_state": found["bytes_per_state"], "violated": found["violated"]})

@@ -189,7 +189,8 @@ def run_spin(profile, config, cap: float, folder: str, traces: str) -> dict:
                        timeout=cap)
         t = time.perf_counter()
         subprocess.run(["gcc", "-O0", "-DNOREDUCE", "-DSAFETY", f"-DMEMLIM={_memlim()}", "-o",
-                        "pan", "pan.c"], cwd=folder, check=True, capture_output=True, timeout=cap * 4)
+                        "pan", "pan.c"], cwd=folder, check=True, capture_output=True,
+                       timeout=cap * 4)
         out["gcc_seconds"] = time.perf_counter() - t
         t = time.perf_counter()
         # Steps inside an atomic block and the claim's steps count towards pan's depth: start at
@@ -212,12 +213,16 @@ def run_spin(profile, config, cap: float, folder: str, traces: str) -> dict:
         m = re.search(pattern, pan.stdout)
         return None if m is None else float(m.group(1))
 
-    stored = number(r"(\d+) states, stored")
+    stored = number(r"([\d.e+]+) states, stored")  # large counts print as 1.2e+09
     seconds = number(r"elapsed time ([\d.e+-]+) seconds") or wall
+    # pan prints its counts also when it stops at the memory limit: then it covered a part
+    short = re.search(r"reached -DMEMLIM bound|out of memory", pan.stdout + pan.stderr)
     out.update({"states": None if stored is None else int(stored),
-                "transitions": int(number(r"(\d+) transitions") or 0),
+                "transitions": int(number(r"([\d.e+]+) transitions") or 0),
                 "errors": int(number(r"errors: (\d+)") or 0), "seconds": seconds,
-                "wall_seconds": wall, "complete": stored is not None})
+                "wall_seconds": wall, "complete": stored is not None and short is None})
+    if short is not None:
+        out["stopped"] = f"pan: {short.group(0)}"
     if stored is not None:
         out["states_per_second"] = stored / max(seconds, 1e-3)
     return out

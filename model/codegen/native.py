@@ -7,10 +7,12 @@ program over a state's cells, a node as its test and children, an end as its err
 and cells' programs. One interpreter of those arrays, compiled by numba once whatever the
 machine, runs a breadth-first search over fixed-width rows of cells (a row: shape id, then
 cells, zero-padded) with an open-addressing table, and keeps each state's parent and call, so a
-violated `always` property comes with its shortest path. A state the arrays cannot answer (a
-shape not compiled yet, a value the trace was not told of, a path left to the concrete reading)
-stops the loop; that state is stepped in Python (which learns and compiles), the changed trees
-are encoded again, and the loop resumes at the next state.
+violated `always` property comes with its shortest path. A state the arrays cannot answer
+stops the loop: a shape met for the first time gets its trees; a value the trace was not told
+of, or a lazily traced path not shown yet, is learned by tracing the trees that escaped again
+with the state's cells as an oracle; the changed trees are encoded again and the loop tries
+the state again. Only a state they still cannot answer (a path left to the concrete reading)
+is stepped in Python.
 """
 
 from __future__ import annotations

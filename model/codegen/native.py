@@ -655,20 +655,9 @@ def answers(search: NativeSearch, packed: tuple) -> list:
     """What the arrays answer for every call of one state: (errno, packed successor), None,
     or "python" where the loop would step the state in Python (for holding them against the
     concrete reading, and for stepping in Python only the calls that need it)."""
-    enc, comp = search.enc, search.comp
-    started = time.perf_counter()
-    enc.refresh()
-    search.encode_seconds += time.perf_counter() - started
-    width = max(enc.width, len(packed))
-    row = np.zeros(width, dtype=np.int64)
-    row[:len(packed)] = packed
-    sid = packed[0]
-    roots = enc.roots[sid] if sid < len(enc.roots) else np.full(len(comp.calls), -1)
-    args = (roots, row, enc.tables())
-    search._ready(_answers, args)
-    status, errnos, rows, ends = _answers(*args)
+    status, errnos, rows, ends = _evaluate(search, packed, "roots", len(search.comp.calls))
     out: list = []
-    for ci in range(len(comp.calls)):
+    for ci in range(len(search.comp.calls)):
         if status[ci] == ESCAPE:
             out.append("python")
         elif status[ci] == NONE:
@@ -683,18 +672,27 @@ def answers(search: NativeSearch, packed: tuple) -> list:
 def _holds(search: NativeSearch, packed: tuple) -> list:
     """What the arrays answer for every always property of one state: True, False, or None
     where the loop would step the state in Python."""
-    enc, comp = search.enc, search.comp
+    nprops = len(search.comp.always)
+    status, values, _rows, _ends = _evaluate(search, packed, "proots", nprops)
+    return [None if status[i] != OUT else bool(values[i]) for i in range(nprops)]
+
+
+def _evaluate(search: NativeSearch, packed: tuple, roots: str, n: int) -> tuple:
+    """`_answers` of one state over the first n roots of its shape in the encoding's table
+    `roots` (the calls', "roots", or the properties', "proots"), the trees encoded first (which
+    may grow the table: it is read after)."""
+    enc = search.enc
     started = time.perf_counter()
     enc.refresh()
     search.encode_seconds += time.perf_counter() - started
+    table = getattr(enc, roots)
     row = np.zeros(max(enc.width, len(packed)), dtype=np.int64)
     row[:len(packed)] = packed
-    sid, nprops = packed[0], len(comp.always)
-    roots = enc.proots[sid, :nprops] if sid < len(enc.proots) else np.full(nprops, -1)
+    sid = packed[0]
+    roots = table[sid, :n] if sid < len(table) else np.full(n, -1)
     args = (np.ascontiguousarray(roots), row, enc.tables())
     search._ready(_answers, args)
-    status, values, _rows, _ends = _answers(*args)
-    return [None if status[i] != OUT else bool(values[i]) for i in range(nprops)]
+    return _answers(*args)
 
 
 @numba.njit(cache=True)

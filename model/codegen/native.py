@@ -23,7 +23,9 @@ import numba
 import numpy as np
 
 from model.codegen.cache import TraceCache
+from model.codegen.columns import Column
 from model.codegen.expr import Sym, cells_of, key, truth
+from model.codegen.orbits import Orbits, canonical, image
 from model.codegen.python import Compiled, Disagreement, check
 from model.codegen.trace import OTHER, End, size, unchanged
 
@@ -41,27 +43,7 @@ ALL = -1  # every property due
 # node kinds
 TEST, OUT, NONE, ESCAPE = range(4)
 # what the loop stopped for
-DONE, GROW, STEP_IN_PYTHON, PAUSE, RANGE = range(5)
-
-
-class _Column:
-    """A growable int64 array (the encoder appends; the loop reads the prefix)."""
-
-    def __init__(self, width: int = 1):
-        self.data = np.zeros((1024, width) if width > 1 else 1024, dtype=np.int64)
-        self.n = 0
-
-    def add(self, values) -> int:
-        values = np.asarray(values, dtype=np.int64)
-        need = self.n + len(values)
-        if need > len(self.data):
-            grown = np.zeros((max(need, 2 * len(self.data)),) + self.data.shape[1:], np.int64)
-            grown[:self.n] = self.data[:self.n]
-            self.data = grown
-        at = self.n
-        self.data[at:need] = values
-        self.n = need
-        return at
+DONE, GROW, STEP_IN_PYTHON, PAUSE, RANGE, SYMMETRY = range(6)
 
 
 class Encoding:
@@ -69,20 +51,20 @@ class Encoding:
 
     def __init__(self, compiled: Compiled):
         self.compiled = compiled
-        self.code = _Column()  # programs, two words an instruction
+        self.code = Column()  # programs, two words an instruction
         self.programs: dict = {}  # expression key -> program id
         self.nodes: dict = {}  # a node's content -> its number
-        self.prog = _Column(2)  # program id -> (start, end)
-        self.kind = _Column()
-        self.arg = _Column()  # TEST: program; OUT: errno program
-        self.first = _Column()  # TEST: first child; OUT: first cell program
-        self.count = _Column()  # TEST: children; OUT: cells
-        self.post = _Column()  # OUT: post shape id, -1 when every cell is kept
-        self.values = _Column()  # a child's value
-        self.kids = _Column()  # a child's node
-        self.writes = _Column(2)  # an OUT's writes: (row position, program)
-        self.trim = _Column(2)  # OUT: the post row's length, the pre row's (cells between: 0)
-        self.changed = _Column(WORDS)  # OUT to the same shape: the positions it writes
+        self.prog = Column(2)  # program id -> (start, end)
+        self.kind = Column()
+        self.arg = Column()  # TEST: program; OUT: errno program
+        self.first = Column()  # TEST: first child; OUT: first cell program
+        self.count = Column()  # TEST: children; OUT: cells
+        self.post = Column()  # OUT: post shape id, -1 when every cell is kept
+        self.values = Column()  # a child's value
+        self.kids = Column()  # a child's node
+        self.writes = Column(2)  # an OUT's writes: (row position, program)
+        self.trim = Column(2)  # OUT: the post row's length, the pre row's (cells between: 0)
+        self.changed = Column(WORDS)  # OUT to the same shape: the positions it writes
         self.reads: dict = {}  # (property, shape id) -> the positions its tree reads, as bits
         self.propread = np.full((0, max(len(compiled.always), 1), WORDS), ALL, dtype=np.int64)
         self.roots = np.full((0, len(compiled.calls)), -1, dtype=np.int64)
@@ -407,18 +389,22 @@ def _insert(rows, index, parent, via, n, row, width, src, call):
 
 @numba.njit(cache=True)
 def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, propread, nprops,
-            tabs, width, violated, lo, hi):
+            tabs, width, violated, lo, hi, symmetric, of, stabs):
     """Breadth-first from row `head` (rows are the queue) until every row is expanded or it
     must stop: (why, head, n, edges). The first row violating always property i is noted in
     violated[i]. A row's properties are evaluated incrementally: dues[r] holds those the step
     that found it may have changed (it wrote a position the property read on that shape; a
-    step to another shape: all); the others hold or fail as in the parent."""
+    step to another shape, or a successor replaced by its least image: all); the others hold
+    or fail as in the parent. With `symmetric`, a successor is replaced by its least image
+    under the renamings of `of` and `stabs` (`orbits.canonical`) before it is looked up."""
     code, prog, kind, arg, _first, _count, post, _values, _kids, _writes, _trim, changed = tabs
     incremental = width <= 64 * WORDS
     nwords = (width + 63) // 64
     stack = np.zeros(256, dtype=np.int64)
     row = np.zeros(width, dtype=np.int64)
     nxt = np.zeros(width, dtype=np.int64)
+    img = np.zeros(width, dtype=np.int64)
+    best = np.zeros(width, dtype=np.int64)
     edges = 0
     ncalls = roots.shape[1]
     while head < n:
@@ -459,11 +445,19 @@ def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, pro
                 continue  # every cell kept: a self-loop
             if not _successor(end, row, nxt, tabs, stack, lo, hi):
                 return RANGE, head, n, edges
+            moved = 0
+            if symmetric and index[_find(rows, index, nxt, width)] < 0:
+                # only a row not stored yet needs its least image: the stored ones are theirs
+                moved = canonical(nxt, of, stabs, img, best, width, lo, hi)
+                if moved == -1:
+                    return SYMMETRY, head, n, edges
+                if moved == -2:
+                    return RANGE, head, n, edges
             before = n
             found, n = _insert(rows, index, parent, via, n, nxt, width, head, ci)
             if n > before:  # new: which properties it must evaluate
                 mask = ALL
-                if incremental and post[end] == sid:
+                if incremental and post[end] == sid and moved == 0:
                     mask = 0
                     for i in range(min(nprops, 63)):
                         for w in range(nwords):
@@ -484,15 +478,23 @@ def _reindex(rows, n, index, width):
 
 # -- the driver --------------------------------------------------------------------------------
 
+# the loop's symmetry arguments without symmetry (of the types `Orbits` gives)
+_NO_PROGRAMS = np.full((0, 2), -1, dtype=np.int64)
+_NO_TABLES = tuple(np.zeros((1, w), dtype=np.int64) for w in (8, 3, 8, 3)) + (
+    np.zeros(1, dtype=np.int64),)
+
+
 class NativeSearch:
-    """The reachable states of one configuration, searched natively (no symmetry, no graph)."""
+    """The reachable states of one configuration, searched natively (no graph): with `orbits`,
+    one state per orbit of the profile's symmetry."""
 
     # a row's cells: as narrow as every value met so far (a wider one widens them all)
     DTYPES = (np.int8, np.int16, np.int32, np.int64)
 
-    def __init__(self, compiled: Compiled):
+    def __init__(self, compiled: Compiled, orbits: Orbits | None = None):
         self.comp = compiled
         self.enc = Encoding(compiled)
+        self.orbits = orbits
         self.rows = np.zeros((1 << 12, 1), dtype=np.int8)
         self.index = np.full(1 << 13, -1, dtype=np.int32)
         self.parent = np.zeros(1 << 12, dtype=np.int32)
@@ -547,6 +549,8 @@ class NativeSearch:
             _reindex(self.rows, self.n, self.index, self.rows.shape[1])
 
     def _add(self, packed: tuple, src: int, call: int) -> None:
+        packed = self.representative(packed)
+        self._widen(len(packed))
         row = np.zeros(self.rows.shape[1], dtype=np.int64)
         row[:len(packed)] = packed
         self._deepen(packed)
@@ -556,6 +560,29 @@ class NativeSearch:
                                 self.rows.shape[1], src, call)
         if self.n > before:
             self.dues[found] = ALL
+
+    def _symmetry(self) -> tuple:
+        """The loop's symmetry arguments: whether it reduces, the programs of every shape."""
+        if self.orbits is None:
+            return False, _NO_PROGRAMS, _NO_TABLES
+        if self.orbits.cover():
+            self._deepen([self.orbits.top])
+        return True, self.orbits.of, self.orbits.tables()
+
+    def representative(self, packed: tuple) -> tuple:
+        """The least image of a packed state (itself without symmetry)."""
+        if self.orbits is None:
+            return packed
+        _symmetric, of, stabs = self._symmetry()
+        width = 1 + max(size(shape) for shape in self.comp.shapes)
+        row = np.zeros(width, dtype=np.int64)
+        row[:len(packed)] = packed
+        lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+        args = (row, of, stabs, np.zeros(width, np.int64), np.zeros(width, np.int64), width,
+                lo, hi)
+        self._ready(canonical, args)
+        canonical(*args)
+        return tuple(int(x) for x in row[:1 + size(self.comp.shapes[int(row[0])])])
 
     def packed(self, i: int) -> tuple:
         sid = int(self.rows[i, 0])
@@ -597,7 +624,6 @@ class NativeSearch:
             if out is None or out[0]:
                 continue
             self.edges += 1
-            self._widen(len(out[1]))
             self._add(out[1], self.head, ci)
         self.head += 1
         self.in_python += 1
@@ -607,12 +633,12 @@ class NativeSearch:
         """Search from the initial state (packed) until every state is expanded (True), or
         `until` states are, or the deadline passes (False)."""
         if self.n == 0:
-            self._widen(len(initial))
             self._add(initial, -1, -1)
         while self.head < self.n and (until is None or self.head < until):
             if until is not None:
                 batch = min(batch, until - self.head)
             started = time.perf_counter()
+            symmetric, of, stabs = self._symmetry()  # before the trees: it may add shapes
             self.enc.refresh()
             self.encode_seconds += time.perf_counter() - started
             self._widen(self.enc.width)
@@ -620,7 +646,7 @@ class NativeSearch:
             args = (self.rows, self.index, self.parent, self.via, self.dues, self.n, self.head,
                     self.head + batch, self.enc.roots, self.enc.proots, self.enc.propread,
                     len(self.comp.always), self.enc.tables(), self.rows.shape[1],
-                    self.violated, info.min, info.max)
+                    self.violated, info.min, info.max, symmetric, of, stabs)
             self._ready(_search, args)
             why, self.head, self.n, edges = _search(*args)
             self.edges += edges
@@ -642,13 +668,32 @@ class NativeSearch:
                 break
         return self.head >= self.n
 
-    def path(self, i: int) -> list:
-        """The calls from the initial state to state i (breadth-first: a shortest path)."""
-        calls = []
+    def path(self, i: int, initial: tuple) -> list:
+        """The calls from the initial state (packed) to state i (breadth-first: a shortest
+        path). Under symmetry, each row's step is a call on its parent's representative: the
+        path is walked again from the initial state itself, taking at each step a call whose
+        successor has the next row's representative, so it is a run of the model."""
+        calls, rows = [], [i]
         while self.parent[i] >= 0:
-            calls.append(self.comp.calls[int(self.via[i])])
+            calls.append(int(self.via[i]))
             i = int(self.parent[i])
-        return calls[::-1]
+            rows.append(i)
+        calls, rows = calls[::-1], rows[::-1]
+        if self.orbits is None:
+            return [self.comp.calls[ci] for ci in calls]
+        state, out = initial, []
+        for row in rows[1:]:
+            want = self.packed(row)
+            for ci in range(len(self.comp.calls)):
+                step = self.comp.step(state, ci)
+                if step is not None and step[0] == 0 and self.representative(step[1]) == want:
+                    out.append(self.comp.calls[ci])
+                    state = step[1]
+                    break
+            else:
+                raise Disagreement(f"no call from {self.comp.unpack(state)} reaches the orbit "
+                                   f"of {self.comp.unpack(want)}")
+        return out
 
 
 def answers(search: NativeSearch, packed: tuple) -> list:
@@ -745,33 +790,70 @@ def check_native(search: NativeSearch, states) -> int:
     return n
 
 
+def check_orbits(search: NativeSearch, states) -> int:
+    """Every renaming's program on every state, against the profile's own `image` (itself
+    checked by the explorer as it goes); the number of images compared. A renaming whose
+    conditions a state fails is skipped there, as the loop skips it."""
+    orbits, comp = search.orbits, search.comp
+    n = 0
+    for state in states if orbits is not None else ():
+        packed = comp.pack(state)
+        _symmetric, of, stabs = search._symmetry()
+        width = 1 + max(size(shape) for shape in comp.shapes)
+        row = np.zeros(width, dtype=np.int64)
+        row[:len(packed)] = packed
+        img = np.zeros(width, dtype=np.int64)
+        args = (row, 0, stabs, img, width, row, False)
+        search._ready(image, args)
+        for k, element in enumerate(orbits.elements):
+            if not image(row, of[packed[0], 0] + k, stabs, img, width, row, False):
+                continue
+            want = comp.pack(orbits.symmetry.image(state, *element))
+            got = tuple(int(x) for x in img[:1 + size(comp.shapes[int(img[0])])])
+            n += 1
+            if got != want:
+                raise Disagreement(f"renaming {element} of {state}: the profile's image "
+                                   f"{comp.unpack(want)}, its program's {comp.unpack(got)}")
+    return n
+
+
 def reachable(profile, config, *, max_seconds: float | None = None, check_first: int = 100,
-              properties: bool = False, compiled=None, cache: str | None = None) -> dict:
+              properties: bool = False, compiled=None, cache: str | None = None,
+              symmetry: bool = False) -> dict:
     """As `search.reachable`, natively: states, edges, seconds (all of it) and search seconds
     (without tracing, compiling the trees and the loop, encoding and the check of the first
     states), whether it completed, the always properties violated with a shortest path to
-    each. With `cache` (a folder), the trees are read from there and written back after."""
+    each. With `cache` (a folder), the trees are read from there
+    and written back after; with `symmetry`, one state per orbit of the profile's symmetry."""
     start = time.perf_counter()
     comp = compiled or Compiled(profile, config, properties,
                                 None if cache is None else TraceCache(cache, profile, config))
     loading = time.perf_counter() - start
     deadline = None if max_seconds is None else start + max_seconds
-    search = NativeSearch(comp)
+    group = profile.symmetry(config, enabled=symmetry)
+    search = NativeSearch(comp, Orbits(comp, group) if not group.trivial else None)
     initial = comp.pack(profile.initial_state(config))
     complete = search.run(initial, deadline, until=check_first)
     checking = time.perf_counter()
     first = [comp.unpack(search.packed(i)) for i in range(min(search.n, check_first))]
-    compiling = comp.compile_seconds
+    compiling, engine = comp.compile_seconds, search.engine_seconds
     check(comp, first)
     check_native(search, first)
-    checking = time.perf_counter() - checking - (comp.compile_seconds - compiling)
+    check_orbits(search, first)
+    checking = (time.perf_counter() - checking - (comp.compile_seconds - compiling)
+                - (search.engine_seconds - engine))
     if not complete:
         complete = search.run(initial, deadline)
+    if search.orbits is not None:  # the renamings again, on states spread over the whole run
+        started, engine = time.perf_counter(), search.engine_seconds
+        spread = np.unique(np.linspace(0, search.n - 1, min(check_first, search.n), dtype=int))
+        check_orbits(search, [comp.unpack(search.packed(int(i))) for i in spread])
+        checking += time.perf_counter() - started - (search.engine_seconds - engine)
     seconds = time.perf_counter() - start
     saving = time.perf_counter()
     comp.save()
     saving = time.perf_counter() - saving
-    violated = {comp.always[i].name: [str(c) for c in search.path(int(at))]
+    violated = {comp.always[i].name: [str(c) for c in search.path(int(at), initial)]
                 for i, at in enumerate(search.violated[:len(comp.always)]) if at >= 0}
     return {"states": search.n, "edges": search.edges, "seconds": seconds,
             "search_seconds": seconds - loading - comp.compile_seconds - search.encode_seconds
@@ -782,7 +864,7 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
             "cached": comp.cached, "cache_seconds": loading + saving,
             "compile_seconds": comp.compile_seconds, "fallbacks": comp.fallbacks,
             "shapes": len(comp.shapes), "in_python": search.in_python,
-            "learned": search.learned,
+            "learned": search.learned, "group_order": group.order,
             "violated": sorted(violated), "paths": violated,
             "bytes_per_state": _bytes(search), "search": search}
 

@@ -20,6 +20,7 @@ import math
 from operator import itemgetter
 
 from model.profiles.gmem.states import BASE, Config, Layout, State
+from model.renaming import GE, Cell, Image
 
 _SLOT_REFS = ("gslot",)  # per gfn, slot + 1 or 0
 _INDEX_SLOT_REFS = ("bind",)  # per file and index, slot + 1 or 0
@@ -48,6 +49,11 @@ def _rename(values: tuple):
 def _rename_rows(values: tuple):
     get = values.__getitem__
     return lambda rows: tuple(tuple(map(get, row)) for row in rows)
+
+
+def _cells(x, names: tuple):
+    """Every integer of x as its `Cell`, its value renamed by names."""
+    return Cell(x, names) if isinstance(x, int) else tuple(_cells(y, names) for y in x)
 
 
 def _then(first, second):
@@ -153,6 +159,31 @@ class GmemSymmetry:
         if left[0] is identity:
             return state
         return self._build(state, zip(moved, left[0]))
+
+    # -- the renaming as data (`model.renaming`), for a compiled search --------------------------
+    def elements(self) -> list[tuple]:
+        """Every renaming but the identity, as `image`'s arguments (slot, then file permutation)."""
+        identity = (tuple(range(self.n)), tuple(range(self.files)))
+        return [e for e in itertools.product(self.perms, itertools.permutations(range(self.files)))
+                if e != identity]
+
+    def renaming(self, at: State, perm: tuple, fperm: tuple) -> Image:
+        """`image` on the cells of one shape (`at`: each integer the number of its cell); a
+        file renaming applies only to a state that has created every file it moves."""
+        slot_of, file_of = _renaming(perm), _renaming(fperm)
+        pick = {"slot": perm, "file": fperm, "index": fperm}
+        fields = []
+        for name, column in zip(self.names, at):
+            names = (slot_of if name in _SLOT_REFS or name in _INDEX_SLOT_REFS
+                     else file_of if name in _FILE_REFS else ())
+            order = pick.get(self.kind[name], range(len(column)) if isinstance(column, tuple)
+                             else None)
+            fields.append(Cell(column, names) if order is None else
+                          tuple(_cells(column[i], names) for i in order))
+        moved = [q for q in range(self.files) if fperm[q] != q]
+        nfiles = self.names.index("nfiles")
+        requires = ((at[nfiles], GE, 1 + moved[-1]),) if moved else ()
+        return Image(type(at)(*fields), requires=requires)
 
     def generators(self) -> list:
         def swaps(n):

@@ -12,6 +12,7 @@ from operator import itemgetter
 from model.profiles.pkvm.states import (
     BLOCK_PAGES, PAGE_FIELDS, POISON, Config, Contents, Leaf, Mapping, Owner, State,
 )
+from model.renaming import EQ, LT, NE, Cell, Image
 
 
 def _gather(order: tuple):
@@ -265,6 +266,71 @@ class Symmetry:
                 if best is None or img < best:
                     best, best_pages = img, pages
         return best
+
+    # -- the renaming as data (`model.renaming`), for a compiled search --------------------------
+    def elements(self) -> list[tuple]:
+        """Every renaming but the identity, as `image`'s arguments (gfn renamings enumerated)."""
+        gfn_perms = (list(itertools.permutations(range(self.gfns))) if self.gfn_symmetry
+                     else [None])
+        out = []
+        for pi in self.page_perms:
+            for sigma in self.guest_perms:
+                for taus in itertools.product(gfn_perms, repeat=self.guests):
+                    element = (*pi, *sigma, None if taus[0] is None else list(taus))
+                    if element != (*self.page_perms[0], *self.guest_perms[0],
+                                   None if taus[0] is None else [self._identity] * self.guests):
+                        out.append(element)
+        return out
+
+    def renaming(self, at: State, pi: tuple, pinv: tuple, sigma: tuple, sinv: tuple,
+                 taus: list | None) -> Image:
+        """`image` on the cells of one shape (`at`: each integer the number of its cell),
+        applied only to regular states (`canonical` keeps the others as they are)."""
+        n, guests, gfns = self.n, self.guests, self.gfns
+        names = {"pte_handle": tuple(sigma), "contents": tuple(
+            Contents.SECRET_BASE + sigma[v] for v in range(guests))}
+        fields = []
+        for name, column in zip(PAGE_FIELDS, at[:len(PAGE_FIELDS)]):
+            cells = []
+            for q in range(n):
+                p = pinv[q]
+                guest = ((at.pte_owner[p], EQ, Owner.GUEST),)
+                if name == "pte_handle":
+                    cells.append(Cell(column[p], names["pte_handle"], when=guest))
+                elif name == "pte_gfn" and taus is not None:
+                    cells.append(Cell(column[p], tuple(map(tuple, taus)),
+                                      key=at.pte_handle[p], when=guest))
+                elif name == "contents":
+                    cells.append(Cell(column[p], names["contents"], Contents.SECRET_BASE))
+                else:
+                    cells.append(Cell(column[p]))
+            fields.append(tuple(cells))
+        s2, maps, requires = [], [], []
+        for v in range(guests):
+            tau = () if taus is None else tuple(taus[v])
+            s2.append(tuple(
+                Leaf(Cell(leaf.gfn, tau), Cell(leaf.span), Cell(leaf.size), Cell(leaf.state),
+                     Cell(leaf.prot), Cell(leaf.pfn, tuple(pi), when=((leaf.state, NE, POISON),)))
+                for leaf in at.s2[v]))
+            maps.append(tuple(Mapping(Cell(m.gfn, tau), Cell(m.nr), Cell(m.pfn, tuple(pi)))
+                              for m in at.maps[v]))
+            for leaf in at.s2[v]:
+                requires += [(leaf.span, EQ, 1), (leaf.size, EQ, 1)]
+                if self.gfn_symmetry:
+                    requires.append((leaf.gfn, LT, gfns))
+            for m in at.maps[v]:
+                requires.append((m.nr, EQ, 1))
+                if self.gfn_symmetry:
+                    requires.append((m.gfn, LT, gfns))
+        order = range(guests)
+        state = State(*fields, life=tuple(Cell(at.life[sinv[w]]) for w in order),
+                      s2=tuple(s2[sinv[w]] for w in order),
+                      refs=tuple(Cell(at.refs[sinv[w]]) for w in order),
+                      mc=tuple(Cell(at.mc[sinv[w]]) for w in order),
+                      maps=tuple(maps[sinv[w]] for w in order))
+        field = State._fields.index
+        return Image(state, sorted=tuple((field(f), w) for f in ("s2", "maps") for w in order),
+                     requires=tuple(requires))
 
     def orbit_size(self, state: State) -> int:
         """How many distinct states the group maps this one to (1 for irregular states)."""

@@ -3,6 +3,7 @@ interchangeable), presentation, the prover's hooks and the conformance adapter."
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -13,6 +14,7 @@ from model.profile import Unrepresentable
 from model.profiles.toy.protocol import Config, Data, Owner, State
 from model.profiles.toy.readings import Machine, Symbolic, SymbolicState, SymbolicStep, initial
 from model.references.toy import Lender
+from model.renaming import Cell, Image
 from model.states import enum_name
 from model.symbolic import ProofHooks, evaluate
 from model.syntax import read_number
@@ -32,6 +34,15 @@ class PageSymmetry:
 
     def image(self, state: State, perm: tuple) -> State:
         return State(*[tuple(column[perm[q]] for q in range(self.n)) for column in state])
+
+    def elements(self) -> list[tuple]:
+        """Every page permutation but the identity, as `image`'s arguments."""
+        return [(perm,) for perm in itertools.permutations(range(self.n))][1:]
+
+    def renaming(self, at: State, perm: tuple) -> Image:
+        """`image` on the cells of one shape (`at`: each integer the number of its cell)."""
+        return Image(State(*[tuple(Cell(column[perm[q]]) for q in range(self.n))
+                             for column in at]))
 
     def generators(self) -> list:
         return [(tuple(range(i)) + (i + 1, i) + tuple(range(i + 2, self.n)),)

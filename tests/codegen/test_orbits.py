@@ -1,0 +1,92 @@
+"""Symmetry in the native search (`model/codegen/orbits.py`): one state per orbit, as many as
+the explorer's reduced search finds on every profile; each renaming's program is held against
+the profile's own `image`, so a renaming written wrong is caught; a violation found among
+representatives comes with a run of the model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from model.codegen import native, python
+from model.explorer import explore
+from model.extensions import mutate
+from model.renaming import Cell
+from tests.codegen.test_codegen import machine
+
+GROUPS = {  # small machines whose group moves pages, VMs, gfns, slots or files
+    "toy": ("--pages", "3"),
+    "pkvm pages": ("--pages", "2", "--guests", "1", "--protected", "1"),
+    "pkvm guests": ("--pages", "1", "--guests", "2", "--protected", "0"),
+    "gmem slots": ("--slots", "2", "--gfns", "1", "--files", "1", "--pages", "1"),
+    "gmem files": ("--slots", "1", "--gfns", "1", "--files", "2", "--pages", "1"),
+}
+
+
+def _machine(key: str):
+    profile, config = machine(key.split()[0], *GROUPS[key])
+    if profile.name == "gmem":  # sizes, spans and counts that fit one page
+        config = dataclasses.replace(config, sizes=(0, 1), spans=(1,), counts=(0, 1))
+    return profile, config
+
+
+@pytest.mark.parametrize("key", sorted(GROUPS))
+def test_the_native_search_finds_one_state_per_orbit_as_the_explorer_does(key):
+    profile, config = _machine(key)
+    found = native.reachable(profile, config, properties=True, symmetry=True)
+    explored = explore(profile, config, symmetry=True)
+    unreduced = native.reachable(profile, config)
+    assert found["complete"] and found["group_order"] > 1
+    assert found["states"] == len(explored.states) < unreduced["states"]
+    # every representative is the least image of its orbit: no two lie in one orbit
+    search = found["search"]
+    comp, symmetry = search.comp, profile.symmetry(config)
+    orbits = {symmetry.canonical(comp.unpack(search.packed(i))) for i in range(search.n)}
+    assert len(orbits) == search.n
+    assert native.check_orbits(search, explored.states) > 0
+
+
+def test_a_renaming_that_forgets_to_rename_a_value_is_caught(monkeypatch):
+    """pKVM's programs renaming the guests' pages without the pfns their leaves map."""
+    from model.profiles.pkvm.symmetry import Symmetry
+    renaming = Symmetry.renaming
+
+    def forgetful(self, at, *element):
+        image = renaming(self, at, *element)
+        s2 = tuple(tuple(leaf._replace(pfn=Cell(leaf.pfn.at)) for leaf in leaves)
+                   for leaves in image.state.s2)
+        return dataclasses.replace(image, state=image.state._replace(s2=s2))
+
+    monkeypatch.setattr(Symmetry, "renaming", forgetful)
+    profile, config = _machine("pkvm pages")
+    with pytest.raises(python.Disagreement, match="renaming"):
+        native.reachable(profile, config, symmetry=True)
+
+
+def test_a_renaming_that_does_not_sort_is_caught(monkeypatch):
+    from model.profiles.pkvm.symmetry import Symmetry
+    renaming = Symmetry.renaming
+    monkeypatch.setattr(Symmetry, "renaming", lambda self, at, *element: dataclasses.replace(
+        renaming(self, at, *element), sorted=()))
+    profile, config = _machine("pkvm pages")
+    with pytest.raises(python.Disagreement, match="renaming"):
+        native.reachable(profile, config, symmetry=True)
+
+
+def test_a_violation_among_representatives_comes_with_a_run_of_the_model():
+    profile, config = _machine("toy")
+    broken = mutate(profile, "reclaim_no_scrub")
+    found = native.reachable(broken, config, properties=True, symmetry=True)
+    explored = explore(broken, config, symmetry=False)
+    want = sorted({v.property for v in explored.violations if v.property in
+                   {p.name for p in broken.always if p.state}})
+    assert found["violated"] == want != []
+    for name, path in found["paths"].items():
+        assert len(path) == min(len(v.trace) for v in explored.violations if v.property == name)
+        state = broken.initial_state(config)
+        for text in path:
+            call = next(c for c in broken.calls(config) if str(c) == text)
+            state = broken.step(config, state, call).state
+        prop = next(p for p in broken.always if p.name == name)
+        assert not prop.state(broken.view(config, state))

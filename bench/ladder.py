@@ -24,6 +24,9 @@ One run, side by side on the same machine:
   seconds (tracing, compiling, encoding and the check of the first states excluded, reported
   apart) beside
   SPIN's, and the bytes it holds per state (cells, index, parent, call, due properties).
+- the native search with the profile's symmetry (`model/codegen/orbits.py`) of each rung, in a
+  process of its own, tracing afresh into a folder of its own: its states must equal the
+  explorer's reduced states; its seconds all told (tracing included) and its search's.
 - `pkvm-model prove` per profile: wall seconds, obligations, the slowest obligation and the
   median (an obligation is stated for every machine size, so its time does not grow with the
   machine; the bounded checks name their machine).
@@ -113,13 +116,16 @@ def _explore_child(name: str, options: list[str], symmetry: bool, cap: float, ou
     out.close()
 
 
-def _native_child(name: str, options: list[str], traces: str, cap: float, out) -> None:
+def _native_child(name: str, options: list[str], traces: str, symmetry: bool, cap: float,
+                  out) -> None:
     profile = get(name)
     config = machine(profile, options)
     base = _rss()
-    found = native.reachable(profile, config, properties=True, max_seconds=cap, cache=traces)
+    found = native.reachable(profile, config, properties=True, max_seconds=cap, cache=traces,
+                             symmetry=symmetry)
     states = found["states"]
     out.send({"states": states, "edges": found["edges"], "seconds": found["seconds"],
+              "group_order": found["group_order"],
               "search_seconds": found["search_seconds"],
               "tracing_seconds": found["compile_seconds"],
               "encode_seconds": found["encode_seconds"], "check_seconds": found["check_seconds"],
@@ -137,10 +143,11 @@ def run_explorer(name: str, options: list[str], symmetry: bool, cap: float) -> d
     return _in_child(_explore_child, (name, options, symmetry, cap))
 
 
-def run_native(name: str, options: list[str], traces: str, cap: float) -> dict:
-    """The native search of one unreduced rung, in a fresh interpreter, stopped at the cap; it
-    traces afresh and leaves its trees in the folder `traces` for the export."""
-    return _in_child(_native_child, (name, options, traces, cap))
+def run_native(name: str, options: list[str], traces: str, cap: float,
+               symmetry: bool = False) -> dict:
+    """The native search of one rung, in a fresh interpreter, stopped at the cap; it traces
+    afresh and leaves its trees in the folder `traces` (the unreduced run's: for the export)."""
+    return _in_child(_native_child, (name, options, traces, symmetry, cap))
 
 
 def _in_child(target, args: tuple) -> dict:
@@ -325,6 +332,13 @@ def _ladder(args, traces: str) -> None:
                 row["native"] = run_native("pkvm", options, traces, args.native_cap)
                 if not row["native"].get("complete"):
                     capped.add((guests, "native"))
+            if (guests, "native symmetry") not in capped:
+                console.print(f"{row['machine']}, native with symmetry ...", style="dim")
+                with tempfile.TemporaryDirectory() as own:
+                    row["native_symmetry"] = run_native("pkvm", options, own, args.native_cap,
+                                                        symmetry=True)
+                if not row["native_symmetry"].get("complete"):
+                    capped.add((guests, "native symmetry"))
             if spin and (guests, "spin") not in capped:
                 console.print(f"{row['machine']}, SPIN ...", style="dim")
                 with tempfile.TemporaryDirectory() as folder:
@@ -343,6 +357,9 @@ def _ladder(args, traces: str) -> None:
                     "gmem", options, symmetry, args.cap)
             console.print(f"gmem {row['options']}, native ...", style="dim")
             row["native"] = run_native("gmem", options, traces, args.native_cap)
+            with tempfile.TemporaryDirectory() as own:
+                row["native_symmetry"] = run_native("gmem", options, own, args.native_cap,
+                                                    symmetry=True)
             data["gmem"].append(row)
             save()
         for name in ("pkvm", "gmem", "toy"):
@@ -376,6 +393,17 @@ def _native_cells(nat: dict) -> list[str]:
             _n(nat["held_bytes_per_state"])]
 
 
+def _symmetric_cells(nat: dict, explored: dict) -> list[str]:
+    """A native run with symmetry: its states, "seconds (search s)", states per search second,
+    and whether its states equal the explorer's reduced states."""
+    if not nat.get("complete"):
+        covered = f" ({nat['states']:,} states)" if "states" in nat else ""
+        return [f"stopped{covered}" if nat else "-", _n(nat.get("seconds"), 1), "-", "-"]
+    return [_n(nat["states"]), f"{nat['seconds']:.1f} ({nat['search_seconds']:.1f})",
+            _n(nat["states_per_second"]),
+            str(nat["states"] == explored["states"]) if explored.get("complete") else "-"]
+
+
 def _print(console, data: dict) -> None:
     table = Table(title=f"pKVM explorer ladder (pages x guests, guest 0 protected, gfns 2; cap "
                         f"{data['cap_seconds']:.0f} s per tool per rung, {data['cores']} cores)")
@@ -383,7 +411,8 @@ def _print(console, data: dict) -> None:
                 "unreduced states", "edges", "s", "states/s", "B/state",
                 "SPIN states", "transitions", "SPIN s", "states/s", "SPIN/explorer", "equal",
                 "native states/s (tracing s)",
-                "SPIN/native", "native B/state", "native equal"):
+                "SPIN/native", "native B/state", "native equal",
+                "native sym states", "s (search s)", "states/s", "equal"):
         table.add_column(col, justify="left" if col == "machine" else "right")
     for row in data["pkvm"]:
         u, s = row.get("unreduced") or {}, row.get("spin") or {}
@@ -407,18 +436,23 @@ def _print(console, data: dict) -> None:
         else:
             spin_cells += [states, "-", "-", "-"]
         table.add_row(row["machine"], *_explorer_cells(row.get("symmetry")),
-                      *_explorer_cells(u), *spin_cells)
+                      *_explorer_cells(u), *spin_cells,
+                      *_symmetric_cells(row.get("native_symmetry") or {},
+                                        row.get("symmetry") or {}))
     console.print(table)
     if data["gmem"]:
         table = Table(title="gmem explorer")
         for col in ("machine", "sym states", "edges", "s", "states/s", "B/state",
                     "unreduced states", "edges", "s", "states/s", "B/state", "native states",
-                    "states/s (tracing s)", "native B/state"):
+                    "states/s (tracing s)", "native B/state",
+                    "native sym states", "s (search s)", "states/s", "equal"):
             table.add_column(col, justify="left" if col == "machine" else "right")
         for row in data["gmem"]:
             table.add_row(row["options"], *_explorer_cells(row.get("symmetry")),
                           *_explorer_cells(row.get("unreduced")),
-                          *_native_cells(row.get("native") or {}))
+                          *_native_cells(row.get("native") or {}),
+                          *_symmetric_cells(row.get("native_symmetry") or {},
+                                            row.get("symmetry") or {}))
         console.print(table)
     if data["prove"]:
         table = Table(title="pkvm-model prove (wall, all obligations and bounded checks)")

@@ -25,7 +25,7 @@ import numpy as np
 from model.codegen.cache import TraceCache
 from model.codegen.columns import Column
 from model.codegen.expr import Sym, cells_of, key, truth
-from model.codegen.orbits import Orbits, canonical, image
+from model.codegen.orbits import Orbits, applies, canonical, image
 from model.codegen.python import Compiled, Disagreement, check
 from model.codegen.trace import OTHER, End, size, unchanged
 
@@ -480,8 +480,8 @@ def _reindex(rows, n, index, width):
 
 # the loop's symmetry arguments without symmetry (of the types `Orbits` gives)
 _NO_PROGRAMS = np.full((0, 2), -1, dtype=np.int64)
-_NO_TABLES = tuple(np.zeros((1, w), dtype=np.int64) for w in (8, 3, 8, 3)) + (
-    np.zeros(1, dtype=np.int64),)
+_NO_TABLES = tuple(np.zeros((1, w), dtype=np.int64) for w in (10, 3, 8, 3)) + (
+    np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
 
 
 class NativeSearch:
@@ -803,11 +803,14 @@ def check_orbits(search: NativeSearch, states) -> int:
         row = np.zeros(width, dtype=np.int64)
         row[:len(packed)] = packed
         img = np.zeros(width, dtype=np.int64)
-        args = (row, 0, stabs, img, width, row, False)
+        args = (row, 0, stabs, img, width, row, False, False)
         search._ready(image, args)
+        search._ready(applies, args[:3])
         for k, element in enumerate(orbits.elements):
-            if not image(row, of[packed[0], 0] + k, stabs, img, width, row, False):
+            p = of[packed[0], 0] + k
+            if not applies(row, p, stabs):
                 continue
+            image(row, p, stabs, img, width, row, False, False)
             want = comp.pack(orbits.symmetry.image(state, *element))
             got = tuple(int(x) for x in img[:1 + size(comp.shapes[int(img[0])])])
             n += 1

@@ -27,13 +27,16 @@ class Orbits:
         self.comp, self.symmetry = compiled, symmetry
         self.elements = symmetry.elements()
         # image shape, conditions (first, count), cells (first, count), sorts (first, count),
-        # the first position a sort may change (the cells before it are final as computed)
-        self.programs = Column(8)
+        # the first position a sort may change (the cells before it are final as computed),
+        # the cells it may change (first, count: on its own shape, the others are the row's)
+        self.programs = Column(10)
+        self.moved = Column()  # a renaming's cells that are not the row's own, in order
         self.conditions = Column(3)  # row position, comparison, constant
         self.cells = Column(8)  # position, table, its length, base, key position, keys, when
         self.sorts = Column(3)  # first row position, record length, records
         self.names = Column()  # the renaming tables, end to end
         self._tables: dict = {}  # (names, keyed) -> its offset
+        self._requires: dict = {}  # a renaming's conditions -> their first row (shared)
         self.of = np.full((0, 2), -1, dtype=np.int64)  # shape id -> first program, programs
         self.top = 0  # the largest value a table holds
         self.covered = 0
@@ -66,12 +69,16 @@ class Orbits:
         cells: list = []
         shape, _ = flatten(_placed(image.state, cells))
         sid = self.comp.shape_id(shape)
-        conditions = self.conditions.n
-        for at, op, value in image.requires:
-            self.conditions.add([[1 + at, op, value]])
-        first = self.cells.n
-        for cell in cells:
+        conditions = self._requires.get(image.requires)
+        if conditions is None:  # equal conditions share their rows: the loop tests them once
+            conditions = self._requires[image.requires] = self.conditions.n
+            for at, op, value in image.requires:
+                self.conditions.add([[1 + at, op, value]])
+        first, moved = self.cells.n, self.moved.n
+        for j, cell in enumerate(cells):
             self.cells.add([self._cell(cell)])
+            if cell.at != j or cell.names:
+                self.moved.add([j])
         sorts, final = self.sorts.n, 1 + len(cells)
         where = spans(shape)
         for path in image.sorted:
@@ -81,7 +88,7 @@ class Orbits:
                 self.sorts.add([[1 + start, (end - start) // records, records]])
                 final = min(final, 1 + start)
         self.programs.add([[sid, conditions, len(image.requires), first, len(cells),
-                            sorts, self.sorts.n - sorts, final]])
+                            sorts, self.sorts.n - sorts, final, moved, self.moved.n - moved]])
 
     def _cell(self, cell: Cell) -> list:
         when = self.conditions.n
@@ -102,7 +109,7 @@ class Orbits:
 
     def tables(self) -> tuple:
         return (self.programs.data, self.conditions.data, self.cells.data, self.sorts.data,
-                self.names.data)
+                self.names.data, self.moved.data)
 
 
 def _placed(x, cells: list):
@@ -136,40 +143,65 @@ def _holds(value, op, constant) -> bool:
 
 
 @numba.njit(cache=True, inline="always")
-def image(row, p, stabs, img, width, least, prune) -> bool:
-    """Program p's image of the row, written into img; False (img unfinished) where its
-    conditions do not hold, or, with `prune`, as soon as a final cell shows the image greater
-    than `least`."""
-    programs, conditions, cells, sorts, names = stabs
+def applies(row, p, stabs) -> bool:
+    """Whether the row meets the conditions of program p's renaming."""
+    programs, conditions = stabs[0], stabs[1]
     for c in range(programs[p, 1], programs[p, 1] + programs[p, 2]):
         if not _holds(row[conditions[c, 0]], conditions[c, 1], conditions[c, 2]):
             return False
+    return True
+
+
+@numba.njit(cache=True, inline="always")
+def _value(row, i, cells, conditions, names):
+    """The value of a renaming's cell i on the row (one exit: numba inlines it well)."""
+    v = row[cells[i, 0]]
+    table = cells[i, 1]
+    if table >= 0:
+        ok = True
+        for c in range(cells[i, 6], cells[i, 6] + cells[i, 7]):
+            if not _holds(row[conditions[c, 0]], conditions[c, 1], conditions[c, 2]):
+                ok = False
+                break
+        length = cells[i, 2]
+        if ok and cells[i, 4] >= 0:
+            k = row[cells[i, 4]]
+            if 0 <= k < cells[i, 5]:
+                table += k * length
+            else:
+                ok = False
+        at = v - cells[i, 3]
+        if ok and 0 <= at < length:
+            v = names[table + at]
+    return v
+
+
+@numba.njit(cache=True, inline="always")
+def image(row, p, stabs, img, width, least, prune, least_is_row) -> bool:
+    """Program p's image of the row (which meets its conditions), written into img; with
+    `prune`, False (img unfinished) as soon as a final cell shows it greater than `least`.
+    When `least` is the row itself and the image has its shape, the cells the renaming moves
+    or renames are looked at first: the others equal the row's."""
+    programs, conditions, cells, sorts, names, moved = stabs
     img[0] = programs[p, 0]
     if prune:
         if img[0] > least[0]:
             return False
         prune = img[0] == least[0]
     first, count, final = programs[p, 3], programs[p, 4], programs[p, 7]
+    if prune and least_is_row:  # then img[0] == row[0]: the image has the row's shape
+        for m in range(programs[p, 8], programs[p, 8] + programs[p, 9]):
+            j = moved[m]
+            if 1 + j >= final:
+                break
+            v = _value(row, first + j, cells, conditions, names)
+            if v > least[1 + j]:
+                return False
+            if v < least[1 + j]:
+                prune = False
+                break
     for j in range(count):
-        i = first + j
-        v = row[cells[i, 0]]
-        table = cells[i, 1]
-        if table >= 0:
-            ok = True
-            for c in range(cells[i, 6], cells[i, 6] + cells[i, 7]):
-                if not _holds(row[conditions[c, 0]], conditions[c, 1], conditions[c, 2]):
-                    ok = False
-                    break
-            length = cells[i, 2]
-            if ok and cells[i, 4] >= 0:
-                k = row[cells[i, 4]]
-                if 0 <= k < cells[i, 5]:
-                    table += k * length
-                else:
-                    ok = False
-            at = v - cells[i, 3]
-            if ok and 0 <= at < length:
-                v = names[table + at]
+        v = _value(row, first + j, cells, conditions, names)
         img[1 + j] = v
         if prune and 1 + j < final:
             if v > least[1 + j]:
@@ -211,8 +243,11 @@ def canonical(row, of, stabs, img, best, width, lo, hi) -> int:
     changed = False
     for w in range(width):
         best[w] = row[w]
+    tested, holds = -1, False  # the conditions last tested (renamings share them) and if held
     for p in range(of[sid, 0], of[sid, 0] + of[sid, 1]):
-        if not image(row, p, stabs, img, width, best, True):
+        if stabs[0][p, 1] != tested:
+            tested, holds = stabs[0][p, 1], applies(row, p, stabs)
+        if not holds or not image(row, p, stabs, img, width, best, True, not changed):
             continue
         less = False
         for w in range(width):

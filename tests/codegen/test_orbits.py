@@ -42,8 +42,10 @@ def test_the_native_search_finds_one_state_per_orbit_as_the_explorer_does(key):
     # every representative is the least image of its orbit: no two lie in one orbit
     search = found["search"]
     comp, symmetry = search.comp, profile.symmetry(config)
-    orbits = {symmetry.canonical(comp.unpack(search.packed(i))) for i in range(search.n)}
-    assert len(orbits) == search.n
+    states = [comp.unpack(search.packed(i)) for i in range(search.n)]
+    assert len({symmetry.canonical(state) for state in states}) == search.n
+    # and the orbits they stand for are every reachable state, each once
+    assert sum(symmetry.orbit_size(state) for state in states) == unreduced["states"]
     assert native.check_orbits(search, explored.states) > 0
 
 

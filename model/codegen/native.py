@@ -12,7 +12,8 @@ stops the loop: a shape met for the first time gets its trees; a value the trace
 of, or a lazily traced path not shown yet, is learned by tracing the trees that escaped again
 with the state's cells as an oracle; the changed trees are encoded again and the loop tries
 the state again. Only a state they still cannot answer (a path left to the concrete reading)
-is stepped in Python.
+is stepped in Python. With the profile's symmetry, each successor not stored yet is replaced
+by its least image under the profile's renamings, run as programs over the row (`orbits.py`).
 """
 
 from __future__ import annotations

@@ -24,6 +24,9 @@ class Orbits:
     """The programs of a symmetry's renamings on every shape a `Compiled` has met."""
 
     def __init__(self, compiled, symmetry):
+        if not hasattr(symmetry, "renaming"):
+            raise ValueError(f"{type(symmetry).__name__} does not say its renamings as data "
+                             f"(`elements`, `renaming`): the native search cannot reduce by it")
         self.comp, self.symmetry = compiled, symmetry
         self.elements = symmetry.elements()
         # image shape, conditions (first, count), cells (first, count), sorts (first, count),
@@ -52,18 +55,16 @@ class Orbits:
             sid = self.covered
             self.covered += 1
             made.append((sid, self.programs.n))
+            shape = shapes[sid]
+            positions = build(shape, range(size(shape)))  # each integer the number of its cell
             for element in self.elements:
-                self._encode(self.symmetry.renaming(self._positions(sid), *element))
+                self._encode(self.symmetry.renaming(positions, *element))
         of = np.full((len(shapes), 2), -1, dtype=np.int64)
         of[:len(self.of)] = self.of
         for sid, first in made:
             of[sid] = (first, len(self.elements))
         self.of = of
         return True
-
-    def _positions(self, sid: int):
-        shape = self.comp.shapes[sid]
-        return build(shape, range(size(shape)))
 
     def _encode(self, image) -> None:
         cells: list = []

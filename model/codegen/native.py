@@ -447,8 +447,9 @@ def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, pro
             if not _successor(end, row, nxt, tabs, stack, lo, hi):
                 return RANGE, head, n, edges
             moved = 0
-            if symmetric and index[_find(rows, index, nxt, width)] < 0:
-                # only a row not stored yet needs its least image: the stored ones are theirs
+            if symmetric:
+                if index[_find(rows, index, nxt, width)] >= 0:
+                    continue  # stored: its own least image, and nothing new
                 moved = canonical(nxt, of, stabs, img, best, width, lo, hi)
                 if moved == -1:
                     return SYMMETRY, head, n, edges

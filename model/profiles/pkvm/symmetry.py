@@ -270,17 +270,16 @@ class Symmetry:
     # -- the renaming as data (`model.renaming`), for a compiled search --------------------------
     def elements(self) -> list[tuple]:
         """Every renaming but the identity, as `image`'s arguments (gfn renamings enumerated)."""
+        return list(self._group())[1:]
+
+    def _group(self):
+        """Every renaming, the identity first, as `image`'s arguments."""
         gfn_perms = (list(itertools.permutations(range(self.gfns))) if self.gfn_symmetry
                      else [None])
-        out = []
         for pi in self.page_perms:
             for sigma in self.guest_perms:
                 for taus in itertools.product(gfn_perms, repeat=self.guests):
-                    element = (*pi, *sigma, None if taus[0] is None else list(taus))
-                    if element != (*self.page_perms[0], *self.guest_perms[0],
-                                   None if taus[0] is None else [self._identity] * self.guests):
-                        out.append(element)
-        return out
+                    yield (*pi, *sigma, None if taus[0] is None else list(taus))
 
     def renaming(self, at: State, pi: tuple, pinv: tuple, sigma: tuple, sinv: tuple,
                  taus: list | None) -> Image:
@@ -336,12 +335,4 @@ class Symmetry:
         """How many distinct states the group maps this one to (1 for irregular states)."""
         if self.trivial or not self.regular(state):
             return 1
-        gfn_perms = (list(itertools.permutations(range(self.gfns))) if self.gfn_symmetry
-                     else [None])
-        images = set()
-        for pi, pinv in self.page_perms:
-            for sigma, sinv in self.guest_perms:
-                for taus in itertools.product(gfn_perms, repeat=self.guests):
-                    t = None if taus[0] is None else list(taus)
-                    images.add(self.image(state, pi, pinv, sigma, sinv, t))
-        return len(images)
+        return len({self.image(state, *element) for element in self._group()})

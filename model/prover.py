@@ -24,6 +24,8 @@ post-state, and the callee's own obligation for the property does the rest (`Res
 
 Every query runs under z3's resource limit, not a clock, and every obligation in a freshly
 forked process, so the same command gives the same statuses on a loaded machine or an idle one.
+The ground and guided tiers ask in a z3 context of their own, their query's names numbered from
+0, so their time does not depend on what the process built before (`_check`).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import z3
 
 from model.forks import run_forked
 from model.properties import Property
-from model.symbolic import run
+from model.symbolic import names_from_zero, restart_names, run
 from model.transitions import Transition
 
 INIT = "init"
@@ -87,11 +89,19 @@ def _property(profile, name: str) -> Property:
     return next(p for p in proved_properties(profile) if p.name == name)
 
 
-def _check(solver_facts, rlimit: int):
-    solver = z3.Solver()
+def _check(facts, rlimit: int, apart: bool = False):
+    """(verdict, a model when sat). `apart`: in a z3 context of its own, into which the facts
+    are copied. z3's time on a hard query depends on everything its context holds (pKVM's
+    sharing_pairs on a 2 MiB unshare: 20 s in `prove`, 250 s once the invariants were built
+    before its step); apart, it is asked alike whatever the process built before it. A
+    context takes 6 ms to make: the quick tier, a thousand questions settled in milliseconds,
+    does without."""
+    ctx = z3.Context() if apart else z3.main_ctx()
+    solver = z3.Solver(ctx=ctx)
     solver.set("rlimit", rlimit)
-    solver.add(*solver_facts)
-    return solver.check(), solver
+    solver.add(*[f.translate(ctx) for f in facts] if apart else facts)
+    verdict = solver.check()
+    return verdict, solver.model().translate(z3.main_ctx()) if verdict == z3.sat else None
 
 
 def _discharge_one(profile, ob: Obligation, discipline: bool, budget: int,
@@ -113,19 +123,37 @@ def _discharge_init(profile, ob: Obligation, budget: int):
     view = hooks.reading(m, hooks.initial(m))
     view.witness_mode = True
     goal = _property(profile, ob.property).state(view)
-    verdict, solver = _check([*m.axioms(), z3.Not(goal)], budget)
+    verdict, model = _check([*m.axioms(), z3.Not(goal)], budget)
     if verdict == z3.unsat:
         return "proved", None
     if verdict == z3.sat:
         return "violated", {"call": "initial state",
-                            "machine": hooks.machine_of(solver.model(), m)}
+                            "machine": hooks.machine_of(model, m)}
     return "unknown", None
+
+
+_PLAIN: dict = {}  # id(profile) -> (profile, its plain invariants)
+
+
+def plain_invariants(profile) -> list:
+    """The invariants of the pre-state as plain quantified formulas. Every query's pre-state and
+    machine are named alike, so these are the same terms for every obligation: built once, in
+    the parent before the forks (`discharge_with`), and inherited by every one: building them
+    in every obligation was a third of a light obligation's time."""
+    if id(profile) not in _PLAIN:
+        hooks = profile.prover
+        with names_from_zero():
+            m = hooks.machine()
+            view = hooks.reading(m, hooks.fresh_state(""), profile.transitions)
+            _PLAIN[id(profile)] = profile, [p.state(view) for p in state_properties(profile)]
+    return _PLAIN[id(profile)][1]
 
 
 class _Query:
     """One (property, transition) question, built once and asked in every tier."""
 
     def __init__(self, profile, prop: Property, t: Transition, discipline: bool):
+        restart_names()
         self.profile, self.hooks = profile, profile.prover
         self.m = m = self.hooks.machine()
         self.t, self.prop = t, prop
@@ -182,22 +210,23 @@ class _Query:
 
     def plain_facts(self) -> list:
         """The hypothesis with the invariants as plain quantified formulas."""
-        def build():
-            view = self.view(self.pre)
-            return [*self.guard, *[p.state(view) for p in state_properties(self.profile)],
-                    *self.step.side_facts()]
-        return self._once("plain", build)
+        return self._once("plain", lambda: [*self.guard, *plain_invariants(self.profile),
+                                            *self.step.side_facts()])
 
     def ask(self, case, tier: str, rlimit: int, part: int | None = None):
-        """tier: "ground" (instances only), "quantified" (plain), "guided" (both); `part`: only
-        that conjunct of the goal (`conjuncts`)."""
+        """(verdict, model) of `question`."""
+        return _check(self.question(case, tier, part), rlimit, tier != "quantified")
+
+    def question(self, case, tier: str, part: int | None = None) -> list:
+        """The facts of one question. tier: "ground" (instances only), "quantified" (plain),
+        "guided" (both); `part`: only that conjunct of the goal (`conjuncts`)."""
         if tier == "quantified":
             goal = self._once("goal", lambda: self.goal(None))
-            return _check([*self.plain_facts(), case, z3.Not(goal)], rlimit)
+            return [*self.plain_facts(), case, z3.Not(goal)]
         ground = tier == "ground"
         facts = self._once(("facts", ground), lambda: self.facts(ground)[0])
         goal = self.goal(self.pools, ground) if part is None else self.parts()[part]
-        return _check([*facts, case, z3.Not(goal)], rlimit)
+        return [*facts, case, z3.Not(goal)]
 
     def parts(self) -> list:
         """The conjuncts of the ground tier's goal."""
@@ -264,9 +293,9 @@ def _discharge_step(profile, ob: Obligation, discipline: bool, budget: int, modu
         nested, framed = [q.step.calls[i] for i in frame.refined], frame.unchanged_on_failure
     status = "proved"
     for case in _cases(q, [guard for _, _, guard in nested], failing=not framed):
-        verdict, solver = q.ask(case, "quantified", min(QUICK, budget))
+        verdict, model = q.ask(case, "quantified", min(QUICK, budget))
         if verdict == z3.sat:
-            return "violated", q.hooks.counterexample(q, solver.model()), ()
+            return "violated", q.hooks.counterexample(q, model), ()
         if verdict == z3.unsat:
             continue
         open_parts = []
@@ -278,9 +307,9 @@ def _discharge_step(profile, ob: Obligation, discipline: bool, budget: int, modu
                 open_parts.append(part)
         if not open_parts:
             continue
-        verdict, solver = q.ask(case, "guided", budget // 4)  # rarely settles what ground left
+        verdict, model = q.ask(case, "guided", budget // 4)  # rarely settles what ground left
         if verdict == z3.sat:
-            return "violated", q.hooks.counterexample(q, solver.model()), ()
+            return "violated", q.hooks.counterexample(q, model), ()
         if verdict != z3.unsat:
             status = "unknown"
     return status, None, tuple(dict.fromkeys(name for name, _, _ in nested))
@@ -303,15 +332,15 @@ def _ground(q: _Query, case, limit: int, part: int):
     page and the optional machine parts off, then every leaf one page; unsat there proves
     nothing). A property the concrete reading cannot evaluate
     (`proof_only`) is never made concrete: its ground models stay open."""
-    verdict, solver = q.ask(case, "ground", limit, part)
+    facts = q.question(case, "ground", part)
+    verdict, model = _check(facts, limit, True)
     if verdict != z3.sat or q.prop.name in proof_only(q.profile):
         return verdict, None
-    real = q.hooks.concretize(q, solver.model(), q.profile)
-    facts = solver.assertions()
+    real = q.hooks.concretize(q, model, q.profile)
     for small in q.hooks.small_models(q) if real is None else ():
-        again, steered = _check([*facts, small], limit)
+        again, steered = _check([*facts, small], limit, True)
         if again == z3.sat:
-            real = q.hooks.concretize(q, steered.model(), q.profile)
+            real = q.hooks.concretize(q, steered, q.profile)
         if real is not None:
             break
     return verdict, real
@@ -344,22 +373,24 @@ def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budge
 def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True,
                    budget: int = BUDGET, jobs: int = 2, on_result=None, tick=None):
     """`discharge_all`, with `side` (functions of no argument, say bounded checks) run among
-    the obligations, each in its own fork too. Longest first, so that the run does not idle on
-    one slow task at its end while a core waits: the obligations the profile names `slow`, then
-    the side work, then the other obligations by transition, each forked once its transition's
-    `Frame` is known (asked a transition ahead, so that it is). (results, the side functions'
-    values)"""
+    the obligations, each in its own fork too. The initial state's obligations first: they take
+    milliseconds, so a run stopped early has answers. Then longest first, so that the run does
+    not idle on one slow task at its end while a core waits: the obligations the profile names
+    `slow`, then the side work, then the other obligations by transition, each forked once its
+    transition's `Frame` is known (asked a transition ahead, so that it is). (results, the side
+    functions' values)"""
     values: dict = {}
     slow = set(getattr(profile.prover, "slow", ()))  # the profile's longest obligations
     side = list(enumerate(side))  # run with the first round only
 
     def run_all(todo, modular=True):
         nonlocal side
+        first = [ob for ob in todo if ob.transition == INIT]
         ahead = [ob for ob in todo if (ob.property, ob.transition) in slow]
-        rest = [ob for ob in todo if (ob.property, ob.transition) not in slow]
-        framed = {ob.transition for ob in rest if ob.transition != INIT
-                  and _property(profile, ob.property).state}
-        work = [("slow", ob) for ob in ahead] + [("side", f) for f in side]
+        rest = [ob for ob in todo if ob.transition != INIT and ob not in ahead]
+        framed = {ob.transition for ob in rest if _property(profile, ob.property).state}
+        work = [("ob", ob) for ob in first] + [("slow", ob) for ob in ahead]
+        work += [("side", f) for f in side]
         side, out, frames = [], {}, {}
         groups: dict[str, list] = {}  # the obligations by transition, in their order
         for ob in rest:
@@ -399,6 +430,7 @@ def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True
         run_forked(work, do, jobs, done, ready, tick)
         return out
 
+    plain_invariants(profile)  # for every fork to inherit
     results = _settle(obs, run_all)
     return results, [values[i] for i in sorted(values)]
 

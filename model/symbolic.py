@@ -28,6 +28,29 @@ def fresh(name: str, sort=INT):
     return z3.Const(f"{name}!{next(_fresh)}", sort)
 
 
+def restart_names() -> None:
+    """Number fresh names from 0 again. z3's time on a hard query depends on the names in it
+    (pKVM's sharing_pairs on a 2 MiB unshare: 9 s, or 150 s with every name 17 further on), so
+    a query is built from here, whatever was built before it: the prover asks it the same way
+    in every run. Safe between queries, which share no terms: every term built from fresh
+    names is closed over them but the range witnesses (`each_page`), whose prefix no bound name
+    shares."""
+    global _fresh
+    _fresh = itertools.count()
+
+
+@contextmanager
+def names_from_zero():
+    """`restart_names` for the terms built in the block, which every query shares; the numbering
+    goes on after it as before, so a query's own witnesses keep names of their own."""
+    global _fresh
+    saved, _fresh = _fresh, itertools.count()
+    try:
+        yield
+    finally:
+        _fresh = saved
+
+
 class SymbolicReading:
     """Logic and quantifiers as z3 terms (the profile adds the reads of its state)."""
 

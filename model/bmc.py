@@ -18,7 +18,7 @@ import z3
 
 from model.forks import run_forked
 from model.properties import Property
-from model.symbolic import run
+from model.symbolic import check, restart_names, run
 from model.transitions import errno_name
 
 RLIMIT = 400_000_000  # z3 resource units per search: deterministic, unlike a clock
@@ -47,6 +47,7 @@ class Unrolling:
     of a long path within z3's reach)."""
 
     def __init__(self, profile, config, depth: int, calls: tuple[str, ...] | None = None):
+        restart_names()  # with `check(..., apart=True)`: the same path from every process
         self.profile, self.config, self.depth, self.calls = profile, config, depth, calls
         hooks = self.hooks = profile.prover
         transitions = profile.transitions
@@ -97,12 +98,9 @@ class Unrolling:
         if self.calls and not expected:
             raise ValueError(f"{prop.name}: a search among some calls cannot show it unreachable")
         start = time.perf_counter()
-        solver = z3.Solver()
-        solver.set("rlimit", rlimit)
-        solver.add(*self.facts, self.reaches(prop))
-        verdict = solver.check()
+        verdict, model = check([*self.facts, self.reaches(prop)], rlimit, apart=True)
         found = verdict == z3.sat
-        path = self._path(solver.model()) if found else []
+        path = self._path(model) if found else []
         if verdict == z3.unknown and not expected:
             found = True  # not shown unreachable within the budget: no claim of safety
             path = ["(z3 gave no answer within the budget)"]
@@ -130,7 +128,7 @@ def run_checks(profile, rlimit: int = RLIMIT, jobs: int = 1):
     not depend on which checks ran before it or on how many run at once."""
     todo = checks(profile, rlimit)
     found: dict = {}
-    run_forked(todo, lambda check: check(), jobs, found.__setitem__)
+    run_forked(todo, lambda job: job(), jobs, found.__setitem__)
     return [found[i] for i in range(len(todo))]
 
 

@@ -25,7 +25,7 @@ post-state, and the callee's own obligation for the property does the rest (`Res
 Every query runs under z3's resource limit, not a clock, and every obligation in a freshly
 forked process, so the same command gives the same statuses on a loaded machine or an idle one.
 The ground and guided tiers ask in a z3 context of their own, their query's names numbered from
-0, so their time does not depend on what the process built before (`_check`).
+0, so their time does not depend on what the process built before (`model.symbolic.check`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import z3
 
 from model.forks import run_forked
 from model.properties import Property
-from model.symbolic import names_from_zero, restart_names, run
+from model.symbolic import check as _check, names_from_zero, restart_names, run
 from model.transitions import Transition
 
 INIT = "init"
@@ -87,21 +87,6 @@ def obligations(profile) -> list[Obligation]:
 
 def _property(profile, name: str) -> Property:
     return next(p for p in proved_properties(profile) if p.name == name)
-
-
-def _check(facts, rlimit: int, apart: bool = False):
-    """(verdict, a model when sat). `apart`: in a z3 context of its own, into which the facts
-    are copied. z3's time on a hard query depends on everything its context holds (pKVM's
-    sharing_pairs on a 2 MiB unshare: 20 s in `prove`, 250 s once the invariants were built
-    before its step); apart, it is asked alike whatever the process built before it. A
-    context takes 6 ms to make: the quick tier, a thousand questions settled in milliseconds,
-    does without."""
-    ctx = z3.Context() if apart else z3.main_ctx()
-    solver = z3.Solver(ctx=ctx)
-    solver.set("rlimit", rlimit)
-    solver.add(*[f.translate(ctx) for f in facts] if apart else facts)
-    verdict = solver.check()
-    return verdict, solver.model().translate(z3.main_ctx()) if verdict == z3.sat else None
 
 
 def _discharge_one(profile, ob: Obligation, discipline: bool, budget: int,

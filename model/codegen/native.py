@@ -576,20 +576,28 @@ class NativeSearch:
         if self.orbits is None:
             return packed
         _symmetric, of, stabs = self._symmetry()
-        width = 1 + max(size(shape) for shape in self.comp.shapes)
-        row = np.zeros(width, dtype=np.int64)
-        row[:len(packed)] = packed
+        row = self.wide_row(packed)
+        width = len(row)
         lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
         args = (row, of, stabs, np.zeros(width, np.int64), np.zeros(width, np.int64), width,
                 lo, hi)
         self._ready(canonical, args)
         canonical(*args)
+        return self.held(row)
+
+    def wide_row(self, packed: tuple) -> np.ndarray:
+        """A packed state as a row as wide as the widest shape's: a renaming may change the
+        shape, so its programs write images that wide."""
+        row = np.zeros(1 + max(size(shape) for shape in self.comp.shapes), dtype=np.int64)
+        row[:len(packed)] = packed
+        return row
+
+    def held(self, row) -> tuple:
+        """The packed state a row holds (its shape's cells, without the padding)."""
         return tuple(int(x) for x in row[:1 + size(self.comp.shapes[int(row[0])])])
 
     def packed(self, i: int) -> tuple:
-        sid = int(self.rows[i, 0])
-        cells = size(self.comp.shapes[sid])
-        return tuple(int(x) for x in self.rows[i, :1 + cells])
+        return self.held(self.rows[i])
 
     def _ready(self, fn, args) -> None:
         """The loop compiled for these argument types (cells widen: a new type), timed apart."""
@@ -797,24 +805,25 @@ def check_orbits(search: NativeSearch, states) -> int:
     checked by the explorer as it goes); the number of images compared. A renaming whose
     conditions a state fails is skipped there, as the loop skips it."""
     orbits, comp = search.orbits, search.comp
+    if orbits is None or not states:
+        return 0
+    _symmetric, of, stabs = search._symmetry()  # the states' shapes are all covered
     n = 0
-    for state in states if orbits is not None else ():
+    for state in states:
         packed = comp.pack(state)
-        _symmetric, of, stabs = search._symmetry()
-        width = 1 + max(size(shape) for shape in comp.shapes)
-        row = np.zeros(width, dtype=np.int64)
-        row[:len(packed)] = packed
+        row = search.wide_row(packed)
+        width = len(row)
         img = np.zeros(width, dtype=np.int64)
-        args = (row, 0, stabs, img, width, row, False, False)
-        search._ready(image, args)
-        search._ready(applies, args[:3])
+        if n == 0:
+            search._ready(image, (row, 0, stabs, img, width, row, False, False))
+            search._ready(applies, (row, 0, stabs))
         for k, element in enumerate(orbits.elements):
             p = of[packed[0], 0] + k
             if not applies(row, p, stabs):
                 continue
             image(row, p, stabs, img, width, row, False, False)
             want = comp.pack(orbits.symmetry.image(state, *element))
-            got = tuple(int(x) for x in img[:1 + size(comp.shapes[int(img[0])])])
+            got = search.held(img)
             n += 1
             if got != want:
                 raise Disagreement(f"renaming {element} of {state}: the profile's image "
@@ -828,8 +837,8 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
     """As `search.reachable`, natively: states, edges, seconds (all of it) and search seconds
     (without tracing, compiling the trees and the loop, encoding and the check of the first
     states), whether it completed, the always properties violated with a shortest path to
-    each. With `cache` (a folder), the trees are read from there
-    and written back after; with `symmetry`, one state per orbit of the profile's symmetry."""
+    each. With `cache` (a folder), the trees are read from there and written back after; with
+    `symmetry`, one state per orbit of the profile's symmetry."""
     start = time.perf_counter()
     comp = compiled or Compiled(profile, config, properties,
                                 None if cache is None else TraceCache(cache, profile, config))

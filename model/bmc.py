@@ -18,7 +18,7 @@ import z3
 
 from model.forks import run_forked
 from model.properties import Property
-from model.symbolic import check, restart_names, run
+from model.symbolic import check, run
 from model.transitions import errno_name
 
 RLIMIT = 400_000_000  # z3 resource units per search: deterministic, unlike a clock
@@ -47,7 +47,6 @@ class Unrolling:
     of a long path within z3's reach)."""
 
     def __init__(self, profile, config, depth: int, calls: tuple[str, ...] | None = None):
-        restart_names()  # with `check(..., apart=True)`: the same path from every process
         self.profile, self.config, self.depth, self.calls = profile, config, depth, calls
         hooks = self.hooks = profile.prover
         transitions = profile.transitions
@@ -98,7 +97,7 @@ class Unrolling:
         if self.calls and not expected:
             raise ValueError(f"{prop.name}: a search among some calls cannot show it unreachable")
         start = time.perf_counter()
-        verdict, model = check([*self.facts, self.reaches(prop)], rlimit, apart=True)
+        verdict, model = check([*self.facts, self.reaches(prop)], rlimit)
         found = verdict == z3.sat
         path = self._path(model) if found else []
         if verdict == z3.unknown and not expected:

@@ -5,7 +5,7 @@ item in a fresh fork: its answer then depends only on what the parent held when 
 `multiprocessing.Pool` forks its replacement workers from a thread of its own, at moments of its
 choosing, possibly in the middle of a z3 call of the main thread (z3 releases the GIL). Here
 every fork happens in `run_forked` itself, in the order of the items, so the caller knows what
-each child inherits, and may hold an item back until the answers it needs are in.
+each child inherits.
 The work and the items reach the children through the fork (they may hold functions, which do
 not pickle); only the answers are pickled."""
 
@@ -16,26 +16,22 @@ import signal
 from multiprocessing.connection import wait
 
 
-def run_forked(items: list, work, jobs: int, on_done, ready=None, tick=None) -> None:
+def run_forked(items: list, work, jobs: int, on_done, tick=None) -> None:
     """`work(item)` for every item, each in a process forked when its turn comes (in the order
     of `items`, at most `jobs` alive at once); `on_done(index, answer)` here as each finishes.
-    `ready(index)`: whether that item may be forked yet (a later item waits for it); it
-    must become true as earlier items finish. `tick()` runs every half second while none
-    finishes (it may raise to stop the run). The children ignore Ctrl-C: the
-    caller's to handle; whatever stops the run kills the children still running. A child's
-    exception is raised here; a child that dies without an answer is a RuntimeError."""
+    `tick()` runs every half second while none finishes (it may raise to stop the run). The
+    children ignore Ctrl-C: the caller's to handle; whatever stops the run kills the children
+    still running. A child's exception is raised here; a child that dies without an answer is
+    a RuntimeError."""
     ctx = multiprocessing.get_context("fork")
     live: dict = {}  # reading end -> (index, process)
     upcoming = 0
     try:
         while upcoming < len(items) or live:
-            while upcoming < len(items) and len(live) < max(1, jobs) and (
-                    ready is None or ready(upcoming)):
+            while upcoming < len(items) and len(live) < max(1, jobs):
                 reader, process = _fork(ctx, work, items[upcoming])
                 live[reader] = (upcoming, process)
                 upcoming += 1
-            if not live:
-                raise RuntimeError(f"item {upcoming} waits for nothing that is running")
             finished = wait(list(live), timeout=0.5)
             if not finished and tick is not None:
                 tick()

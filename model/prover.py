@@ -22,8 +22,9 @@ punch of a non-protected guest is `host_unshare_guest` on the leaf) is proved mo
 branch: z3 shows that whenever the branch succeeds, so does the callee, with the same
 post-state, and the callee's own obligation for the property does the rest (`Result.via`).
 
-Every query runs under z3's resource limit, not a clock, and every obligation in a freshly
-forked process, so the same command gives the same statuses on a loaded machine or an idle one.
+Every query runs under z3's resource limit, not a clock, and a transition's obligations in a
+freshly forked process, one after the other in a fixed order, so the same command gives the
+same statuses on a loaded machine or an idle one.
 The ground and guided tiers ask in a z3 context of their own, their query's names numbered from
 0, so their time does not depend on what the process built before (`model.symbolic.check`).
 """
@@ -37,7 +38,7 @@ import z3
 
 from model.forks import run_forked
 from model.properties import Property
-from model.symbolic import check as _check, names_from_zero, restart_names, run
+from model.symbolic import check as _check, names_from_zero, names_made, restart_names, run
 from model.transitions import Transition
 
 INIT = "init"
@@ -134,19 +135,35 @@ def plain_invariants(profile) -> list:
     return _PLAIN[id(profile)][1]
 
 
+_STEPS: dict = {}  # (id(profile), transition) -> (profile, the step's terms, names made)
+
+
+def _stepped(profile, t: Transition) -> tuple:
+    """The machine, pre-state, arguments, step and post-state of `t`, built from fresh names
+    numbered from 0, once per process: every obligation of a transition runs on the same step
+    (a fifth of a light obligation's time went into running it again). The numbering then goes
+    on as if the query had built them itself (`restart_names`), so the terms are the same."""
+    key = id(profile), t.name
+    if key not in _STEPS:
+        restart_names()
+        hooks = profile.prover
+        m, pre = hooks.machine(), hooks.fresh_state("")
+        args = [z3.Int(p) for p in t.params]
+        step = run(t, hooks.stepping(m, pre, profile.transitions), args)
+        _STEPS[key] = profile, (m, pre, args, step, step.post_state()), names_made()
+    _, terms, made = _STEPS[key]
+    restart_names(made)
+    return terms
+
+
 class _Query:
     """One (property, transition) question, built once and asked in every tier."""
 
     def __init__(self, profile, prop: Property, t: Transition, discipline: bool):
-        restart_names()
         self.profile, self.hooks = profile, profile.prover
-        self.m = m = self.hooks.machine()
         self.t, self.prop = t, prop
-        self.pre = self.hooks.fresh_state("")
-        self.args = [z3.Int(p) for p in t.params]
-        self.step = run(t, self.hooks.stepping(m, self.pre, profile.transitions), self.args)
-        self.post = self.step.post_state()
-        self.guard = [*m.axioms(), *[a >= 0 for a in self.args]]
+        self.m, self.pre, self.args, self.step, self.post = _stepped(profile, t)
+        self.guard = [*self.m.axioms(), *[a >= 0 for a in self.args]]
         if discipline and t.discipline:
             self.guard.append(t.discipline(self.view(self.pre), *self.args))
         self._pools_cache = None
@@ -249,8 +266,8 @@ class Frame:
     """What the obligations of one transition and every state property share: which of its
     nested calls are proved through their callee (`_Query.refines`), and whether a failing
     call leaves every field as it was (`_Query.unchanged_on_failure`). Asked once per
-    transition, in a fork of its own (`discharge_with`): a third of the light obligations'
-    time went into asking it again for each property."""
+    transition, in the fork of its obligations (`discharge_with`): a third of the light
+    obligations' time went into asking it again for each property."""
     refined: tuple[int, ...]  # indexes into the step's nested calls
     unchanged_on_failure: bool
 
@@ -347,10 +364,11 @@ def discharge(profile, ob: Obligation, discipline: bool = True, budget: int = BU
 
 def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budget: int = BUDGET,
                   jobs: int = 2, on_result=None, tick=None) -> list[Result]:
-    """Every obligation, each in a freshly forked process (`jobs` at a time): z3's answers
-    depend on what its context has seen, and a fork of the same parent at the same point of the
-    run is the same context every time (`model.forks`). `on_result(result)` is called as each
-    obligation finishes, `tick()` every half second while none does (it may raise to stop the
+    """Every obligation, a transition's together in a freshly forked process (`jobs` at a
+    time): z3's answers depend on what its context has seen, and a fork of the same parent at
+    the same point of the run, running the same obligations in the same order, is the same
+    context every time (`model.forks`). `on_result(result)` is called for each obligation as
+    its fork finishes, `tick()` every half second while none does (it may raise to stop the
     run: the workers ignore Ctrl-C, the caller's to handle)."""
     return discharge_with(profile, obs, (), discipline, budget, jobs, on_result, tick)[0]
 
@@ -361,58 +379,47 @@ def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True
     the obligations, each in its own fork too. The initial state's obligations first: they take
     milliseconds, so a run stopped early has answers. Then longest first, so that the run does
     not idle on one slow task at its end while a core waits: the obligations the profile names
-    `slow`, then the side work, then the other obligations by transition, each forked once its
-    transition's `Frame` is known (asked a transition ahead, so that it is). (results, the side
-    functions' values)"""
+    `slow`, each in a fork of its own, then the side work, then the other obligations of each
+    transition together in one fork, which asks the transition's `Frame` and runs its step once
+    for all of them (a fork per obligation cost a third of the light obligations' time).
+    (results, the side functions' values)"""
     values: dict = {}
     slow = set(getattr(profile.prover, "slow", ()))  # the profile's longest obligations
     side = list(enumerate(side))  # run with the first round only
 
     def run_all(todo, modular=True):
         nonlocal side
-        first = [ob for ob in todo if ob.transition == INIT]
-        ahead = [ob for ob in todo if (ob.property, ob.transition) in slow]
-        rest = [ob for ob in todo if ob.transition != INIT and ob not in ahead]
-        framed = {ob.transition for ob in rest if _property(profile, ob.property).state}
-        work = [("ob", ob) for ob in first] + [("slow", ob) for ob in ahead]
-        work += [("side", f) for f in side]
-        side, out, frames = [], {}, {}
         groups: dict[str, list] = {}  # the obligations by transition, in their order
-        for ob in rest:
-            groups.setdefault(ob.transition, []).append(ob)
-        order, asked = list(groups), set()
-        for i, transition in enumerate(order):
-            for t in order[i:i + 2]:  # its frame, and the next one's: ready by its turn
-                if t in framed and t not in asked:
-                    asked.add(t)
-                    work.append(("frame", t))
-            work += [("ob", ob) for ob in groups[transition]]
-
-        def ready(index):  # the slow obligations, forked first, ask their own frames
-            kind, what = work[index]
-            return kind != "ob" or what.transition not in framed or what.transition in frames
+        for ob in todo:
+            if (ob.property, ob.transition) not in slow:
+                groups.setdefault(ob.transition, []).append(ob)
+        work = [("obs", groups.pop(INIT))] if INIT in groups else []
+        work += [("obs", [ob]) for ob in todo if (ob.property, ob.transition) in slow]
+        work += [("side", f) for f in side] + [("obs", group) for group in groups.values()]
+        side, out = [], {}
 
         def do(item):
             kind, what = item
             if kind == "side":
                 return what[1]()
-            if kind == "frame":
-                return _transition_frame(profile, what, discipline, budget, modular)
-            return _discharge_one(profile, what, discipline, budget, modular,
-                                  frames.get(what.transition) if kind == "ob" else None)
+            t, frame = what[0].transition, None
+            if t != INIT and len(what) > 1 and any(
+                    _property(profile, ob.property).state for ob in what):
+                frame = _transition_frame(profile, t, discipline, budget, modular)
+            return [_discharge_one(profile, ob, discipline, budget, modular, frame)
+                    for ob in what]
 
         def done(index, answer):
             kind, what = work[index]
             if kind == "side":
                 values[what[0]] = answer
-            elif kind == "frame":
-                frames[what] = answer
-            else:
-                out[what] = answer
+                return
+            for ob, result in zip(what, answer):
+                out[ob] = result
                 if on_result is not None:
-                    on_result(answer)
+                    on_result(result)
 
-        run_forked(work, do, jobs, done, ready, tick)
+        run_forked(work, do, jobs, done, tick=tick)
         return out
 
     plain_invariants(profile)  # for every fork to inherit

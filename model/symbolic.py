@@ -28,15 +28,24 @@ def fresh(name: str, sort=INT):
     return z3.Const(f"{name}!{next(_fresh)}", sort)
 
 
-def restart_names() -> None:
-    """Number fresh names from 0 again. z3's time on a hard query depends on the names in it
-    (pKVM's sharing_pairs on a 2 MiB unshare: 9 s, or 150 s with every name 17 further on), so
-    a query is built from here, whatever was built before it: the prover asks it the same way
-    in every run. Safe between queries, which share no terms: every term built from fresh
-    names is closed over them but the range witnesses (`each_page`), whose prefix no bound name
-    shares."""
+def restart_names(start: int = 0) -> None:
+    """Number fresh names from `start` (0: afresh). z3's time on a hard query depends on the
+    names in it (pKVM's sharing_pairs on a 2 MiB unshare: 9 s, or 150 s with every name 17
+    further on), so a query is built from here, whatever was built before it: the prover asks
+    it the same way in every run. Safe between queries, which share no terms: every term built
+    from fresh names is closed over them but the range witnesses (`each_page`), whose prefix no
+    bound name shares. A query that reuses terms built from 0 goes on from `names_made()` then,
+    as if it had built them itself."""
     global _fresh
-    _fresh = itertools.count()
+    _fresh = itertools.count(start)
+
+
+def names_made() -> int:
+    """How many fresh names were made since the numbering last started."""
+    global _fresh
+    made = next(_fresh)
+    _fresh = itertools.count(made)
+    return made
 
 
 @contextmanager

@@ -1,7 +1,7 @@
 """`pkvm-model prove`: every proof obligation of a profile, for machines of every size.
 
-Obligations run in forked processes, `--jobs` at a time; each one finished moves the progress
-line (done/total, proved/violated/unknown, rate). Ctrl-C or --max-seconds stops the workers and
+Obligations run in forked processes (a transition's together), `--jobs` at a time; each one
+finished moves the progress line (done/total, proved/violated/unknown, rate). Ctrl-C or --max-seconds stops the workers and
 reports the obligations finished so far (those not run are shown as such).
 """
 

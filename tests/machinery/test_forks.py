@@ -1,4 +1,4 @@
-"""Work in forks of its own: answers, order, waiting, errors."""
+"""Work in forks of its own: answers, order, errors."""
 
 import os
 import time
@@ -14,16 +14,15 @@ def test_every_answer_comes_back_with_its_index():
     assert got == {i: i * i for i in range(7)}
 
 
-def test_an_item_held_back_is_forked_after_what_it_waits_for_and_sees_it():
-    """`ready` holds the third item until both answers are in; it sees what the parent made of
-    them. Every item runs in a process of its own."""
+def test_every_item_runs_in_a_process_of_its_own_forked_after_the_earlier_answers():
+    """With one job at a time, the third item is forked once the first two answered: it sees
+    what the parent made of them, in a process of its own."""
     seen, answers = {}, {}
 
     def done(index, answer):
         seen[index], answers[index] = answer[0], answer
 
-    run_forked(["a", "b", "c"], lambda item: (os.getpid(), dict(seen)), 2, done,
-               ready=lambda index: index < 2 or len(seen) == 2)
+    run_forked(["a", "b", "c"], lambda item: (os.getpid(), dict(seen)), 1, done)
     assert len({answers[i][0] for i in range(3)} | {os.getpid()}) == 4
     assert answers[2][1] == {0: answers[0][0], 1: answers[1][0]}
 
@@ -60,7 +59,3 @@ def test_a_stop_raised_by_tick_kills_the_children_still_running(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
 
-
-def test_an_item_that_can_never_be_ready_is_an_error_not_a_hang():
-    with pytest.raises(RuntimeError, match="waits for nothing"):
-        run_forked([1, 2], lambda x: x, 2, lambda i, a: None, ready=lambda i: False)

@@ -111,8 +111,9 @@ def test_a_transitions_frame_asked_once_serves_every_property():
 
 def test_a_ground_question_is_the_same_whatever_was_built_before():
     """The ground tier's questions are asked in a context of their own, their names numbered
-    from 0 (`restart_names`): two builds of one question, with other terms made in between,
-    must give the same text, or z3's time on it would depend on the process's history."""
+    from 0 (`restart_names`): builds of one question, with other terms made in between, must
+    give the same text, or z3's time on it would depend on the process's history; and so must
+    a build on the transition's step run once for all its obligations (`_stepped`)."""
     profile = get("pkvm")
 
     def question():
@@ -120,6 +121,10 @@ def test_a_ground_question_is_the_same_whatever_was_built_before():
                           profile.transitions["host_share_hyp"], True)
         return [f.sexpr() for f in q.question(z3.BoolVal(True), "ground", 0)]
 
-    first = question()
+    prover._STEPS.clear()
+    first = question()  # the step run here
     symbolic.fresh("elsewhere"), symbolic.fresh("elsewhere")
+    assert question() == first  # the step shared
+    prover._Query(profile, prover._property(profile, "sharing_pairs"),
+                  profile.transitions["host_share_hyp"], True).question(z3.BoolVal(True), "ground", 0)
     assert question() == first

@@ -118,7 +118,7 @@ def _discharge_init(profile, ob: Obligation, budget: int):
     return "unknown", None
 
 
-_PLAIN: dict = {}  # id(profile) -> (profile, its plain invariants)
+_PLAIN: dict = {}  # id(profile) -> (profile, its plain invariants, those with an existential)
 
 
 def plain_invariants(profile) -> list:
@@ -131,8 +131,32 @@ def plain_invariants(profile) -> list:
         with names_from_zero():
             m = hooks.machine()
             view = hooks.reading(m, hooks.fresh_state(""), profile.transitions)
-            _PLAIN[id(profile)] = profile, [p.state(view) for p in state_properties(profile)]
+            plain = [p.state(view) for p in state_properties(profile)]
+            naming = [p for p, term in zip(state_properties(profile), plain) if _exists_in(term)]
+            _PLAIN[id(profile)] = profile, plain, naming
     return _PLAIN[id(profile)][1]
+
+
+def naming_invariants(profile) -> list[Property]:
+    """The invariants with an existential: only their Skolem terms name terms for the pools."""
+    plain_invariants(profile)
+    return _PLAIN[id(profile)][2]
+
+
+def _exists_in(term) -> bool:
+    seen, todo = set(), [term]
+    while todo:
+        t = todo.pop()
+        if t.get_id() in seen:
+            continue
+        seen.add(t.get_id())
+        if z3.is_quantifier(t):
+            if t.is_exists():
+                return True
+            todo.append(t.body())
+        elif z3.is_app(t):
+            todo.extend(t.children())
+    return False
 
 
 _STEPS: dict = {}  # (id(profile), transition) -> (profile, the step's terms, names made)
@@ -178,7 +202,8 @@ class _Query:
         if self._pools_cache is None:
             self.goal(None)  # names the witnesses, which the pools need
             self._pools_cache = self.hooks.pools(self)
-            _, named = self.facts(True)  # and the hypothesis' Skolem terms name more terms
+            _, named = self.facts(True, naming_invariants(self.profile))  # and the hypothesis'
+            # Skolem terms name more terms
             self._pools_cache = self.hooks.pools(self, named)
         return self._pools_cache
 
@@ -193,12 +218,14 @@ class _Query:
         self.witnesses = post.witnesses
         return goal
 
-    def facts(self, ground_only: bool):
-        """The invariants of the pre-state, the range witnesses' definitions, the guards; and
-        the entries the hypothesis' Skolem terms name (the goal's existentials may need them)."""
+    def facts(self, ground_only: bool, properties=None):
+        """The invariants of the pre-state (or those `properties`), the range witnesses'
+        definitions, the guards; and the entries the hypothesis' Skolem terms name (the goal's
+        existentials may need them)."""
         view = self.view(self.pre)
         view.pools, view.ground_only = self.pools, ground_only
-        invariants = [p.state(view) for p in state_properties(self.profile)]
+        properties = state_properties(self.profile) if properties is None else properties
+        invariants = [p.state(view) for p in properties]
         side = self.step.side_facts(self.pools["page"], ground_only)
         named = [xs for kind, xs in view.skolems if kind == "entry"]
         return [*self.guard, *invariants, *side], named

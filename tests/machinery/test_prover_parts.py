@@ -128,3 +128,22 @@ def test_a_ground_question_is_the_same_whatever_was_built_before():
     prover._Query(profile, prover._property(profile, "sharing_pairs"),
                   profile.transitions["host_share_hyp"], True).question(z3.BoolVal(True), "ground", 0)
     assert question() == first
+
+
+def test_the_pools_take_their_skolem_terms_from_the_invariants_with_an_existential(monkeypatch):
+    """The hypothesis' Skolem terms name entries for the pools; only an invariant with an
+    existential has any, so the first pass builds those alone (`naming_invariants`): the pools
+    must be the ones every invariant would give."""
+    profile = get("pkvm")
+    assert [p.name for p in prover.naming_invariants(profile)] == ["sharing_pairs"]
+
+    def pools():
+        q = prover._Query(profile, prover._property(profile, "sharing_pairs"),
+                          profile.transitions["host_unshare_guest"], True)
+        q.goal(None)
+        return {kind: [str(t) for t in terms] for kind, terms in q.pools.items()}
+
+    fewer = pools()
+    assert any("sk" in t for t in fewer["entry"])  # named by a Skolem term
+    monkeypatch.setattr(prover, "naming_invariants", prover.state_properties)
+    assert pools() == fewer

@@ -147,3 +147,15 @@ def test_the_pools_take_their_skolem_terms_from_the_invariants_with_an_existenti
     assert any("sk" in t for t in fewer["entry"])  # named by a Skolem term
     monkeypatch.setattr(prover, "naming_invariants", prover.state_properties)
     assert pools() == fewer
+
+
+def test_a_plain_question_leaves_nothing_behind_and_an_unknown_is_asked_again(monkeypatch):
+    """The quantified tier asks on top of one solver per process that holds the plain
+    invariants (`_plain_check`): each question's facts go with its scope, and what that
+    solver leaves unknown within its small budget is asked again of a fresh solver."""
+    profile, x = get("toy"), z3.Int("x")
+    assert prover._plain_check(profile, [x == 1, x == 2], prover.QUICK)[0] == z3.unsat
+    verdict, model = prover._plain_check(profile, [x == 1], prover.QUICK)
+    assert verdict == z3.sat and model.eval(x).as_long() == 1
+    monkeypatch.setattr(prover, "SCOPED", 1)
+    assert prover._plain_check(profile, [x * x == 2], prover.QUICK)[0] == z3.unsat

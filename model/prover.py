@@ -139,7 +139,7 @@ def plain_invariants(profile) -> list:
     return _PLAIN[id(profile)][1]
 
 
-_SOLVERS: dict = {}  # (process, id(profile)) -> a solver holding the plain invariants
+_SOLVERS: dict = {}  # (process, id(profile)) -> (profile, a solver holding its plain invariants)
 
 
 def _plain_check(profile, facts: list, rlimit: int):
@@ -151,9 +151,9 @@ def _plain_check(profile, facts: list, rlimit: int):
     `SCOPED` units is asked again of a fresh solver."""
     key = os.getpid(), id(profile)
     if key not in _SOLVERS:
-        _SOLVERS[key] = z3.Solver()
-        _SOLVERS[key].add(*plain_invariants(profile))
-    solver = _SOLVERS[key]
+        _SOLVERS[key] = profile, z3.Solver()
+        _SOLVERS[key][1].add(*plain_invariants(profile))
+    solver = _SOLVERS[key][1]
     solver.push()
     try:
         solver.set("rlimit", min(rlimit, SCOPED))

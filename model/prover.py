@@ -22,9 +22,9 @@ punch of a non-protected guest is `host_unshare_guest` on the leaf) is proved mo
 branch: z3 shows that whenever the branch succeeds, so does the callee, with the same
 post-state, and the callee's own obligation for the property does the rest (`Result.via`).
 
-Every query runs under z3's resource limit, not a clock, and a transition's obligations in a
-freshly forked process, one after the other in a fixed order, so the same command gives the
-same statuses on a loaded machine or an idle one.
+Every query runs under z3's resource limit, not a clock, and a transition's obligations in
+freshly forked processes, a few to each, one after the other in a fixed order, so the same
+command gives the same statuses on a loaded machine or an idle one.
 The ground and guided tiers ask in a z3 context of their own, their query's names numbered from
 0, so their time does not depend on what the process built before (`model.symbolic.check`).
 """
@@ -45,6 +45,7 @@ from model.transitions import Transition
 INIT = "init"
 QUICK = 5_000_000  # z3 resource units: the plain quantified query settles most obligations
 SCOPED = 500_000  # z3 resource units for the quick tier on top of the invariants (`_plain_check`)
+CHUNK = 8  # obligations of one transition per fork at most: its violations are slow (a mutant's)
 BUDGET = 100_000_000  # z3 resource units per query of the other tiers (deterministic)
 
 
@@ -422,8 +423,8 @@ def discharge(profile, ob: Obligation, discipline: bool = True, budget: int = BU
 
 def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budget: int = BUDGET,
                   jobs: int = 2, on_result=None, tick=None) -> list[Result]:
-    """Every obligation, a transition's together in a freshly forked process (`jobs` at a
-    time): z3's answers depend on what its context has seen, and a fork of the same parent at
+    """Every obligation, a few of a transition's together in a freshly forked process (`jobs`
+    at a time): z3's answers depend on what its context has seen, and a fork of the same parent at
     the same point of the run, running the same obligations in the same order, is the same
     context every time (`model.forks`). `on_result(result)` is called for each obligation as
     its fork finishes, `tick()` every half second while none does (it may raise to stop the
@@ -438,8 +439,9 @@ def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True
     milliseconds, so a run stopped early has answers. Then longest first, so that the run does
     not idle on one slow task at its end while a core waits: the obligations the profile names
     `slow`, each in a fork of its own, then the side work, then the other obligations of each
-    transition together in one fork, which asks the transition's `Frame` and runs its step once
-    for all of them (a fork per obligation cost a third of the light obligations' time).
+    transition together, `CHUNK` to a fork, which asks the transition's `Frame` and runs its
+    step once for all of them (a fork per obligation cost a third of the light obligations'
+    time; a fork per transition ran a mutant's violations, often of one call, on one core).
     (results, the side functions' values)"""
     values: dict = {}
     slow = set(getattr(profile.prover, "slow", ()))  # the profile's longest obligations
@@ -453,7 +455,8 @@ def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True
                 groups.setdefault(ob.transition, []).append(ob)
         work = [("obs", groups.pop(INIT))] if INIT in groups else []
         work += [("obs", [ob]) for ob in todo if (ob.property, ob.transition) in slow]
-        work += [("side", f) for f in side] + [("obs", group) for group in groups.values()]
+        work += [("side", f) for f in side] + [("obs", group[i:i + CHUNK]) for group in groups.values()
+                                               for i in range(0, len(group), CHUNK)]
         side, out = [], {}
 
         def do(item):

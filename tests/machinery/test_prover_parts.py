@@ -159,3 +159,25 @@ def test_a_plain_question_leaves_nothing_behind_and_an_unknown_is_asked_again(mo
     assert verdict == z3.sat and model.eval(x).as_long() == 1
     monkeypatch.setattr(prover, "SCOPED", 1)
     assert prover._plain_check(profile, [x * x == 2], prover.QUICK)[0] == z3.unsat
+
+
+def test_a_transitions_obligations_go_a_few_to_a_fork_after_the_initial_ones(monkeypatch):
+    """The initial state's obligations come first (a run stopped early has answers), then each
+    transition's, at most `CHUNK` to a fork, in their order; each result comes back once."""
+    profile, forked = get("pkvm"), []
+
+    def spy(items, work, jobs, on_done, tick=None):
+        forked.extend(items)
+        run_forked(items, work, jobs, on_done, tick)
+
+    monkeypatch.setattr(prover, "run_forked", spy)
+    obs = [ob for ob in prover.obligations(profile)
+           if ob.transition == "host_share_guest"][:prover.CHUNK + 2]
+    obs += [ob for ob in prover.obligations(profile) if ob.transition == prover.INIT][:2]
+    seen = []
+    results = prover.discharge_all(profile, obs, on_result=seen.append)
+    assert [[ob.transition for ob in what] for _, what in forked] == [
+        [prover.INIT] * 2, ["host_share_guest"] * prover.CHUNK, ["host_share_guest"] * 2]
+    assert [r.status for r in results] == ["proved"] * len(obs)
+    assert sorted((r.property, r.transition) for r in seen) == sorted(
+        (ob.property, ob.transition) for ob in obs)

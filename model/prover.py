@@ -3,15 +3,17 @@ for every size of the machine (the machine and all indexes are unbounded z3 inte
 
 For each (property, transition) pair the prover asks z3 whether some state satisfying *all*
 invariants (plus the profile's strengthening invariants, such as pKVM's ghost bijection) can
-step to a state violating the property. Unsat is a proof; the conjunction of all invariants is then inductive. Each query is
-split into the succeeding and the failing call, and tried in up to three tiers:
+step to a state violating the property. Unsat is a proof; the conjunction of all invariants is
+then inductive. Each query is split into the succeeding and the failing call, and tried in up
+to three tiers:
 
 0. quantified, briefly: the invariants as plain universally quantified formulas. Unsat is a
    proof; most obligations end here, in milliseconds (`_plain_check`).
 1. ground: the invariants of the pre-state are instantiated only at the terms the query is about
    (the profile's term pools: for pKVM the arguments, the pages and entries they reach, the
-   witnesses of the violated property, the annotations of those pages). Instances of true facts are true, so unsat here is a proof, and
-   it comes in milliseconds. Each conjunct of the property is asked on its own.
+   witnesses of the violated property, the annotations of those pages). Instances of true
+   facts are true, so unsat here is a proof, and it comes in milliseconds. Each conjunct of
+   the property is asked on its own.
 2. guided: the quantified invariants with the same instances beside them, to guide z3.
 Unsat is a proof in every tier; sat is a counterexample only in tiers 0 and 2 (tier 1 assumed
 less than the invariants say, so its models need not be real states, and is made concrete and
@@ -174,6 +176,7 @@ def naming_invariants(profile) -> list[Property]:
 
 
 def _exists_in(term) -> bool:
+    """Whether an existential quantifier occurs in the term."""
     seen, todo = set(), [term]
     while todo:
         t = todo.pop()
@@ -232,8 +235,8 @@ class _Query:
         if self._pools_cache is None:
             self.goal(None)  # names the witnesses, which the pools need
             self._pools_cache = self.hooks.pools(self)
-            _, named = self.facts(True, naming_invariants(self.profile))  # and the hypothesis'
-            # Skolem terms name more terms
+            # and the hypothesis' Skolem terms name more terms
+            _, named = self.facts(True, naming_invariants(self.profile))
             self._pools_cache = self.hooks.pools(self, named)
         return self._pools_cache
 
@@ -424,11 +427,11 @@ def discharge(profile, ob: Obligation, discipline: bool = True, budget: int = BU
 def discharge_all(profile, obs: list[Obligation], discipline: bool = True, budget: int = BUDGET,
                   jobs: int = 2, on_result=None, tick=None) -> list[Result]:
     """Every obligation, a few of a transition's together in a freshly forked process (`jobs`
-    at a time): z3's answers depend on what its context has seen, and a fork of the same parent at
-    the same point of the run, running the same obligations in the same order, is the same
-    context every time (`model.forks`). `on_result(result)` is called for each obligation as
-    its fork finishes, `tick()` every half second while none does (it may raise to stop the
-    run: the workers ignore Ctrl-C, the caller's to handle)."""
+    at a time): z3's answers depend on what its context has seen, and a fork of the same
+    parent at the same point of the run, running the same obligations in the same order, is
+    the same context every time (`model.forks`). `on_result(result)` is called for each
+    obligation as its fork finishes, `tick()` every half second while none does (it may raise
+    to stop the run: the workers ignore Ctrl-C, the caller's to handle)."""
     return discharge_with(profile, obs, (), discipline, budget, jobs, on_result, tick)[0]
 
 
@@ -455,8 +458,9 @@ def discharge_with(profile, obs: list[Obligation], side, discipline: bool = True
                 groups.setdefault(ob.transition, []).append(ob)
         work = [("obs", groups.pop(INIT))] if INIT in groups else []
         work += [("obs", [ob]) for ob in todo if (ob.property, ob.transition) in slow]
-        work += [("side", f) for f in side] + [("obs", group[i:i + CHUNK]) for group in groups.values()
-                                               for i in range(0, len(group), CHUNK)]
+        work += [("side", f) for f in side]
+        work += [("obs", group[i:i + CHUNK]) for group in groups.values()
+                 for i in range(0, len(group), CHUNK)]
         side, out = [], {}
 
         def do(item):

@@ -1,8 +1,9 @@
 """`pkvm-model prove`: every proof obligation of a profile, for machines of every size.
 
-Obligations run in forked processes (a transition's together), `--jobs` at a time; each one
-finished moves the progress line (done/total, proved/violated/unknown, rate). Ctrl-C or --max-seconds stops the workers and
-reports the obligations finished so far (those not run are shown as such).
+Obligations run in forked processes (a few of a transition's together), `--jobs` at a time;
+each one finished moves the progress line (done/total, proved/violated/unknown, rate). Ctrl-C
+or --max-seconds stops the workers and reports the obligations finished so far (those not run
+are shown as such).
 """
 
 from __future__ import annotations

@@ -125,8 +125,9 @@ def test_a_ground_question_is_the_same_whatever_was_built_before():
     first = question()  # the step run here
     symbolic.fresh("elsewhere"), symbolic.fresh("elsewhere")
     assert question() == first  # the step shared
-    prover._Query(profile, prover._property(profile, "sharing_pairs"),
-                  profile.transitions["host_share_hyp"], True).question(z3.BoolVal(True), "ground", 0)
+    other = prover._Query(profile, prover._property(profile, "sharing_pairs"),
+                          profile.transitions["host_share_hyp"], True)
+    other.question(z3.BoolVal(True), "ground", 0)
     assert question() == first
 
 

@@ -274,11 +274,14 @@ class _Query:
         """The hypothesis but for the plain invariants, which `_plain_check` adds."""
         return self._once("plain", lambda: [*self.guard, *self.step.side_facts()])
 
-    def ask(self, case, tier: str, rlimit: int, part: int | None = None):
-        """(verdict, model) of `question`."""
+    def ask(self, case, tier: str, rlimit: int, part: int | None = None, *more):
+        """(verdict, model) of `question`, with the facts `more` beside it: the quantified
+        tier on the solver that holds the plain invariants, the others in a context of their
+        own."""
+        facts = [*self.question(case, tier, part), *more]
         if tier == "quantified":
-            return _plain_check(self.profile, self.question(case, tier), rlimit)
-        return _check(self.question(case, tier, part), rlimit, True)
+            return _plain_check(self.profile, facts, rlimit)
+        return _check(facts, rlimit, True)
 
     def question(self, case, tier: str, part: int | None = None) -> list:
         """The facts of one question. tier: "ground" (instances only), "quantified" (plain:
@@ -396,13 +399,12 @@ def _ground(q: _Query, case, limit: int, part: int):
     page and the optional machine parts off, then every leaf one page; unsat there proves
     nothing). A property the concrete reading cannot evaluate
     (`proof_only`) is never made concrete: its ground models stay open."""
-    facts = q.question(case, "ground", part)
-    verdict, model = _check(facts, limit, True)
+    verdict, model = q.ask(case, "ground", limit, part)
     if verdict != z3.sat or q.prop.name in proof_only(q.profile):
         return verdict, None
     real = q.hooks.concretize(q, model, q.profile)
     for small in q.hooks.small_models(q) if real is None else ():
-        again, steered = _check([*facts, small], limit, True)
+        again, steered = q.ask(case, "ground", limit, part, small)
         if again == z3.sat:
             real = q.hooks.concretize(q, steered, q.profile)
         if real is not None:

@@ -404,8 +404,7 @@ def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, pro
     stack = np.zeros(256, dtype=np.int64)
     row = np.zeros(width, dtype=np.int64)
     nxt = np.zeros(width, dtype=np.int64)
-    img = np.zeros(width, dtype=np.int64)
-    best = np.zeros(width, dtype=np.int64)
+    scratch = np.zeros((4, width), dtype=np.int64)
     edges = 0
     ncalls = roots.shape[1]
     while head < n:
@@ -450,7 +449,7 @@ def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, pro
             if symmetric:
                 if index[_find(rows, index, nxt, width)] >= 0:
                     continue  # stored: its own least image, and nothing new
-                moved = canonical(nxt, of, stabs, img, best, width, lo, hi)
+                moved = canonical(nxt, of, stabs, scratch, width, lo, hi)
                 if moved == -1:
                     return SYMMETRY, head, n, edges
                 if moved == -2:
@@ -482,8 +481,8 @@ def _reindex(rows, n, index, width):
 
 # the loop's symmetry arguments without symmetry (of the types `Orbits` gives)
 _NO_PROGRAMS = np.full((0, 2), -1, dtype=np.int64)
-_NO_TABLES = tuple(np.zeros((1, w), dtype=np.int64) for w in (10, 3, 8, 3)) + (
-    np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64))
+_NO_TABLES = tuple(np.zeros((1, w), dtype=np.int64) for w in (10, 3, 8, 3)) + tuple(
+    np.zeros(1, dtype=np.int64) for _ in range(3))
 
 
 class NativeSearch:
@@ -579,8 +578,7 @@ class NativeSearch:
         row = self.wide_row(packed)
         width = len(row)
         lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
-        args = (row, of, stabs, np.zeros(width, np.int64), np.zeros(width, np.int64), width,
-                lo, hi)
+        args = (row, of, stabs, np.zeros((4, width), np.int64), width, lo, hi)
         self._ready(canonical, args)
         canonical(*args)
         return self.held(row)
@@ -813,15 +811,15 @@ def check_orbits(search: NativeSearch, states) -> int:
         packed = comp.pack(state)
         row = search.wide_row(packed)
         width = len(row)
-        img = np.zeros(width, dtype=np.int64)
+        img, vals = np.zeros(width, dtype=np.int64), np.zeros(width, dtype=np.int64)
         if n == 0:
-            search._ready(image, (row, 0, stabs, img, width, row, False, False))
+            search._ready(image, (row, 0, stabs, img, vals, width))
             search._ready(applies, (row, 0, stabs))
         for k, element in enumerate(orbits.elements):
             p = of[packed[0], 0] + k
             if not applies(row, p, stabs):
                 continue
-            image(row, p, stabs, img, width, row, False, False)
+            image(row, p, stabs, img, vals, width)
             want = comp.pack(orbits.symmetry.image(state, *element))
             got = search.held(img)
             n += 1

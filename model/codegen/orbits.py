@@ -7,7 +7,8 @@ identity form a group: every state of an orbit has the same images. The order he
 rows' (shape id, then cells), not the explorer's order of states, so the representatives differ
 from the explorer's but the orbits, and so the number of states, are the same. A renaming is
 enumerated whole (pKVM's gfn renamings too, which the explorer sorts instead): a program is a
-few words per cell, and a row's images cost no Python.
+few words per cell, and a row's images cost no Python. Most images are never made: the cells a
+renaming moves, read in order against the least image so far, settle which is less.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ class Orbits:
         self._requires: dict = {}  # a renaming's conditions -> their first row (shared)
         self.of = np.full((0, 2), -1, dtype=np.int64)  # shape id -> first program, programs
         self.top = 0  # the largest value a table holds
+        self.every = np.arange(1, dtype=np.int64)  # 0, 1, ...: every cell of the widest image
         self.covered = 0
 
     def cover(self) -> bool:
@@ -77,9 +79,12 @@ class Orbits:
                 self.conditions.add([[1 + at, op, value]])
         first, moved = self.cells.n, self.moved.n
         for j, cell in enumerate(cells):
-            self.cells.add([self._cell(cell)])
-            if cell.at != j or cell.names:
+            encoded = self._cell(cell)
+            self.cells.add([encoded])
+            if cell.at != j or encoded[1] >= 0:
                 self.moved.add([j])
+        if len(cells) > len(self.every):
+            self.every = np.arange(len(cells), dtype=np.int64)
         sorts, final = self.sorts.n, 1 + len(cells)
         where = spans(shape)
         for path in image.sorted:
@@ -93,12 +98,12 @@ class Orbits:
 
     def _cell(self, cell: Cell) -> list:
         when = self.conditions.n
-        for at, op, value in cell.when:
-            self.conditions.add([[1 + at, op, value]])
-        if not cell.names:
-            return [1 + cell.at, -1, 0, 0, -1, 0, when, 0]
         keyed = cell.key is not None
         tables = cell.names if keyed else (cell.names,)
+        if all(table == tuple(range(cell.base, cell.base + len(table))) for table in tables):
+            return [1 + cell.at, -1, 0, 0, -1, 0, when, 0]  # renamed to itself: a plain cell
+        for at, op, value in cell.when:
+            self.conditions.add([[1 + at, op, value]])
         length = len(tables[0])
         offset = self._tables.get((cell.names, keyed))
         if offset is None:
@@ -110,7 +115,7 @@ class Orbits:
 
     def tables(self) -> tuple:
         return (self.programs.data, self.conditions.data, self.cells.data, self.sorts.data,
-                self.names.data, self.moved.data)
+                self.names.data, self.moved.data, self.every)
 
 
 def _placed(x, cells: list):
@@ -154,65 +159,109 @@ def applies(row, p, stabs) -> bool:
 
 
 @numba.njit(cache=True, inline="always")
-def _value(row, i, cells, conditions, names):
-    """The value of a renaming's cell i on the row (one exit: numba inlines it well)."""
-    v = row[cells[i, 0]]
-    table = cells[i, 1]
-    if table >= 0:
-        ok = True
-        for c in range(cells[i, 6], cells[i, 6] + cells[i, 7]):
-            if not _holds(row[conditions[c, 0]], conditions[c, 1], conditions[c, 2]):
-                ok = False
-                break
-        length = cells[i, 2]
-        if ok and cells[i, 4] >= 0:
-            k = row[cells[i, 4]]
-            if 0 <= k < cells[i, 5]:
-                table += k * length
-            else:
-                ok = False
-        at = v - cells[i, 3]
-        if ok and 0 <= at < length:
-            v = names[table + at]
-    return v
+def _values(row, first, which, lo, hi, stabs, out) -> None:
+    """The values on the row of a renaming's cells first + which[k], k in [lo, hi), written to
+    out[k - lo]: a cell's value, renamed through its table (chosen by its key cell's value)
+    where its conditions hold. One loop with no call on arrays inside: each array argument of
+    a call costs numba a reference count, inlined or not (a call per cell took 7x as long)."""
+    conditions, cells, names = stabs[1], stabs[2], stabs[4]
+    for k in range(lo, hi):
+        i = first + which[k]
+        v = row[cells[i, 0]]
+        table = cells[i, 1]
+        if table >= 0:
+            ok = True
+            for c in range(cells[i, 6], cells[i, 6] + cells[i, 7]):
+                if not _holds(row[conditions[c, 0]], conditions[c, 1], conditions[c, 2]):
+                    ok = False
+                    break
+            length = cells[i, 2]
+            if ok and cells[i, 4] >= 0:
+                key = row[cells[i, 4]]
+                if 0 <= key < cells[i, 5]:
+                    table += key * length
+                else:
+                    ok = False
+            at = v - cells[i, 3]
+            if ok and 0 <= at < length:
+                v = names[table + at]
+        out[k - lo] = v
 
 
 @numba.njit(cache=True, inline="always")
-def image(row, p, stabs, img, width, least, prune, least_is_row) -> bool:
-    """Program p's image of the row (which meets its conditions), written into img; with
-    `prune`, False (img unfinished) as soon as a final cell shows it greater than `least`.
-    When `least` is the row itself and the image has its shape, the cells the renaming moves
-    or renames are looked at first: the others equal the row's."""
-    programs, conditions, cells, sorts, names, moved = stabs
-    img[0] = programs[p, 0]
-    if prune:
-        if img[0] > least[0]:
-            return False
-        prune = img[0] == least[0]
-    first, count, final = programs[p, 3], programs[p, 4], programs[p, 7]
-    if prune and least_is_row:  # then img[0] == row[0]: the image has the row's shape
-        for m in range(programs[p, 8], programs[p, 8] + programs[p, 9]):
+def _moved_values(row, p, stabs, vals) -> None:
+    """The values of the cells program p moves or renames, in order, into vals."""
+    programs = stabs[0]
+    _values(row, programs[p, 3], stabs[5], programs[p, 8], programs[p, 8] + programs[p, 9],
+            stabs, vals)
+
+
+@numba.njit(cache=True, inline="always")
+def _write(row, p, stabs, img, vals, width, start) -> None:
+    """Program p's image of the row written into img, then its tuples sorted. On the row's
+    own shape it is the row with the cells the renaming moves (their values in vals) in place,
+    and the positions before `start` are taken as img holds them; on another shape, every cell
+    is computed."""
+    programs, sorts, moved = stabs[0], stabs[3], stabs[5]
+    if programs[p, 0] == row[0]:
+        img[0] = row[0]
+        for w in range(max(start, 1), width):
+            img[w] = row[w]
+        base = programs[p, 8]
+        for m in range(base, base + programs[p, 9]):
             j = moved[m]
-            if 1 + j >= final:
-                break
-            v = _value(row, first + j, cells, conditions, names)
-            if v > least[1 + j]:
-                return False
-            if v < least[1 + j]:
-                prune = False
-                break
-    for j in range(count):
-        v = _value(row, first + j, cells, conditions, names)
-        img[1 + j] = v
-        if prune and 1 + j < final:
-            if v > least[1 + j]:
-                return False
-            prune = v == least[1 + j]
-    for w in range(1 + count, width):
-        img[w] = 0
+            if 1 + j >= start:
+                img[1 + j] = vals[m - base]
+    else:
+        count = programs[p, 4]
+        img[0] = programs[p, 0]
+        _values(row, programs[p, 3], stabs[6], 0, count, stabs, img[1:])
+        for w in range(1 + count, width):
+            img[w] = 0
     for s in range(programs[p, 5], programs[p, 5] + programs[p, 6]):
         _sort(img, sorts[s, 0], sorts[s, 1], sorts[s, 2])
-    return True
+
+
+@numba.njit(cache=True, inline="always")
+def image(row, p, stabs, img, vals, width) -> None:
+    """Program p's image of the row (which meets its conditions), written into img."""
+    _moved_values(row, p, stabs, vals)
+    _write(row, p, stabs, img, vals, width, 1)
+
+
+@numba.njit(cache=True, inline="always")
+def _against(row, p, stabs, best, diff, ndiff, vals) -> int:
+    """Program p's image of the row against `best`, the least image so far (it differs from
+    the row at the ndiff positions diff[:ndiff], in order), read off the cells the renaming
+    moves (their values put in vals), in order, merged with those positions: -1 when the
+    image is less, 1 when it is greater or equal, 0 when a sorted tuple changes (the whole
+    image must be compared). On the row's shape the image is the row but where the renaming
+    moves a cell, and a tuple left as it is stays sorted (a state keeps its tuples sorted)."""
+    programs, moved = stabs[0], stabs[5]
+    shape = programs[p, 0]
+    if shape != row[0]:
+        return -1 if shape < best[0] else 1 if shape > best[0] else 0
+    _moved_values(row, p, stabs, vals)
+    final, base = programs[p, 7], programs[p, 8]
+    m, end, d = base, base + programs[p, 9], 0
+    big = len(row) + 1
+    while True:
+        qm = 1 + moved[m] if m < end else big
+        qd = diff[d] if d < ndiff else big
+        if qm >= final and qd >= final:
+            break  # equal to best before the sorted tuples
+        if qd < qm:  # the image is the row's here, and best is not
+            return -1 if row[qd] < best[qd] else 1
+        v = vals[m - base]
+        if v != best[qm]:
+            return -1 if v < best[qm] else 1
+        m += 1
+        if qd == qm:
+            d += 1
+    for k in range(m, end):  # a moved cell in a sorted tuple: is the tuple changed?
+        if vals[k - base] != row[1 + moved[k]]:
+            return 0
+    return 1  # the row past `final`, where best is the row's or less
 
 
 @numba.njit(cache=True, inline="always")
@@ -235,33 +284,50 @@ def _sort(img, start, length, records) -> None:
 
 
 @numba.njit(cache=True, inline="always")
-def canonical(row, of, stabs, img, best, width, lo, hi) -> int:
+def canonical(row, of, stabs, scratch, width, lo, hi) -> int:
     """The row replaced by its least image: 1 if that changed it, 0 if not, -1 when its shape
-    has no programs yet, -2 when an image holds a value outside [lo, hi] (the row unchanged)."""
+    has no programs yet, -2 when an image holds a value outside [lo, hi] (the row unchanged).
+    An image is made only where the cells it moves say it is less than the least so far, or
+    may be (a sorted tuple changes). `scratch`: four rows of working space (an image, the
+    least so far, the positions where that differs from the row, a renaming's cell values)."""
     sid = row[0]
     if sid >= len(of) or of[sid, 0] < 0:
         return -1
-    changed = False
+    img, best, diff, vals = scratch[0], scratch[1], scratch[2], scratch[3]
     for w in range(width):
         best[w] = row[w]
+    ndiff = 0
     tested, holds = -1, False  # the conditions last tested (renamings share them) and if held
     for p in range(of[sid, 0], of[sid, 0] + of[sid, 1]):
         if stabs[0][p, 1] != tested:
             tested, holds = stabs[0][p, 1], applies(row, p, stabs)
-        if not holds or not image(row, p, stabs, img, width, best, True, not changed):
+        if not holds:
             continue
-        less = False
+        order = _against(row, p, stabs, best, diff, ndiff, vals)
+        if order > 0:
+            continue
+        start = 1
+        if order == 0 and stabs[0][p, 0] == sid:  # equal to best before the sorted tuples
+            start = stabs[0][p, 7]
+            for w in range(start):
+                img[w] = best[w]
+        _write(row, p, stabs, img, vals, width, start)
+        if order == 0:
+            for w in range(start, width):
+                if img[w] != best[w]:
+                    order = -1 if img[w] < best[w] else 1
+                    break
+            if order >= 0:
+                continue
+        ndiff = 0
         for w in range(width):
-            if img[w] != best[w]:
-                less = img[w] < best[w]
-                break
-        if less:
-            for w in range(width):
-                if img[w] < lo or img[w] > hi:
-                    return -2
-                best[w] = img[w]
-            changed = True
-    if changed:
+            if img[w] < lo or img[w] > hi:
+                return -2
+            best[w] = img[w]
+            if img[w] != row[w]:
+                diff[ndiff] = w
+                ndiff += 1
+    if ndiff > 0:
         for w in range(width):
             row[w] = best[w]
         return 1

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
-from model.codegen import native, python
+from model.codegen import native, orbits, python
 from model.explorer import explore
 from model.extensions import mutate
 from model.renaming import Cell
@@ -47,6 +48,42 @@ def test_the_native_search_finds_one_state_per_orbit_as_the_explorer_does(key):
     # and the orbits they stand for are every reachable state, each once
     assert sum(symmetry.orbit_size(state) for state in states) == unreduced["states"]
     assert native.check_orbits(search, explored.states) > 0
+
+
+def _least_image(x, of, stabs) -> tuple:
+    """The least of a row and its images, every image made whole: what `canonical` must
+    answer without making most of them."""
+    least, width = tuple(x), len(x)
+    img, vals = np.zeros(width, np.int64), np.zeros(width, np.int64)
+    for p in range(of[x[0], 0], of[x[0], 0] + of[x[0], 1]):
+        if orbits.applies(x, p, stabs):
+            orbits.image(x, p, stabs, img, vals, width)
+            least = min(least, tuple(img))
+    return least
+
+
+@pytest.mark.parametrize("key", ["pkvm guests", "gmem files"])
+def test_the_least_image_is_found_from_every_state_of_an_orbit(key):
+    """`canonical` decides most images from the cells they move, before making any: held
+    against every image made whole, from every image of representatives spread over the run."""
+    profile, config = _machine(key)
+    search = native.reachable(profile, config, symmetry=True)["search"]
+    _symmetric, of, stabs = search._symmetry()
+    checked = 0
+    for i in np.linspace(0, search.n - 1, min(search.n, 120), dtype=int):
+        rep = search.wide_row(search.packed(int(i)))
+        width = len(rep)
+        img, vals = np.zeros(width, np.int64), np.zeros(width, np.int64)
+        for p in range(of[rep[0], 0], of[rep[0], 0] + of[rep[0], 1]):
+            if not orbits.applies(rep, p, stabs):
+                continue
+            orbits.image(rep, p, stabs, img, vals, width)
+            got = img.copy()
+            orbits.canonical(got, of, stabs, np.zeros((4, width), np.int64), width,
+                             -2**62, 2**62)
+            assert tuple(got) == _least_image(img.copy(), of, stabs) == tuple(rep)
+            checked += 1
+    assert checked > 100
 
 
 def test_a_renaming_that_forgets_to_rename_a_value_is_caught(monkeypatch):

@@ -66,8 +66,9 @@ class Encoding:
         self.writes = Column(2)  # an OUT's writes: (row position, program)
         self.trim = Column(2)  # OUT: the post row's length, the pre row's (cells between: 0)
         self.changed = Column(WORDS)  # OUT to the same shape: the positions it writes
-        self.reads: dict = {}  # (property, shape id) -> the positions its tree reads, as bits
+        self.reads: dict = {}  # (slot, shape id) -> the positions its tree decides on, as bits
         self.propread = np.full((0, max(len(compiled.always), 1), WORDS), ALL, dtype=np.int64)
+        self.callread = np.full((0, len(compiled.calls), WORDS), ALL, dtype=np.int64)
         self.roots = np.full((0, len(compiled.calls)), -1, dtype=np.int64)
         self.proots = np.full((0, max(len(compiled.always), 1)), -1, dtype=np.int64)
         self.encoded: dict = {}  # (slot, shape id) -> the tree encoded there
@@ -159,9 +160,10 @@ class Encoding:
                 root = self.node(tree, sid)
                 if slot >= 0:
                     self.roots[sid, slot] = root
+                    self.callread[sid, slot] = self._read(slot, sid, tree)
                 else:
                     self.proots[sid, -1 - slot] = root
-                    self._read(-1 - slot, sid, tree)
+                    self.propread[sid, -1 - slot] = self._read(slot, sid, tree)
         self._cover()  # the post shapes the trees named first
         for shape in comp.shapes[self.seen_shapes:]:
             self.width = max(self.width, 1 + size(shape))
@@ -174,13 +176,15 @@ class Encoding:
             self.roots = _grown(self.roots, shapes)
             self.proots = _grown(self.proots, shapes)
             self.propread = _grown(self.propread, shapes)
+            self.callread = _grown(self.callread, shapes)
 
-    def _read(self, prop: int, sid: int, tree) -> None:
-        """What a property's tree reads on a shape, joined to what it read before (a tree that
-        learns keeps its old paths, and a state is judged by the path its ancestor took)."""
-        bits = self.reads.get((prop, sid), 0) | _positions(tree)
-        self.reads[(prop, sid)] = bits
-        self.propread[sid, prop] = _bits(bits)
+    def _read(self, slot: int, sid: int, tree) -> list[int]:
+        """What a call's or property's tree decides on, on a shape, joined to what it decided on
+        before (a tree that learns keeps its old paths, and a state is judged by the path its
+        ancestor took)."""
+        bits = self.reads.get((slot, sid), 0) | _positions(tree)
+        self.reads[(slot, sid)] = bits
+        return _bits(bits)
 
     def tables(self) -> tuple:
         return (self.code.data, self.prog.data, self.kind.data, self.arg.data, self.first.data,
@@ -195,10 +199,12 @@ def _grown(table, rows: int):
 
 
 def _positions(tree) -> int:
-    """The row positions a property's tree reads on its known paths, as bits (a path not
-    known yet is stepped in Python when a state takes it, and no state was judged by it)."""
+    """The row positions a tree's known paths decide on, as bits: its tests, a property's
+    value, a call's errno (not what the call writes). A path not known yet is stepped in
+    Python when a state takes it, and no state was judged by it."""
     if isinstance(tree, End):
-        return sum(1 << (1 + i) for i in cells_of(tree.value)) if tree.kind == "value" else 0
+        decides = tree.value if tree.kind == "value" else tree.errno if tree.kind == "out" else 0
+        return sum(1 << (1 + i) for i in cells_of(decides))
     bits = sum(1 << (1 + i) for i in cells_of(tree.expr))
     for _v, child in tree.children:
         bits |= _positions(child)
@@ -389,15 +395,19 @@ def _insert(rows, index, parent, via, n, row, width, src, call):
 
 
 @numba.njit(cache=True)
-def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, propread, nprops,
-            tabs, width, violated, lo, hi, symmetric, of, stabs):
+def _search(rows, index, parent, via, dues, calldues, n, head, stop_at, roots, proots, propread,
+            callread, nprops, tabs, width, violated, lo, hi, symmetric, of, stabs):
     """Breadth-first from row `head` (rows are the queue) until every row is expanded or it
     must stop: (why, head, n, edges). The first row violating always property i is noted in
-    violated[i]. A row's properties are evaluated incrementally: dues[r] holds those the step
-    that found it may have changed (it wrote a position the property read on that shape; a
-    step to another shape, or a successor replaced by its least image: all); the others hold
-    or fail as in the parent. With `symmetric`, a successor is replaced by its least image
-    under the renamings of `of` and `stabs` (`orbits.canonical`) before it is looked up."""
+    violated[i]. A row's properties and calls are judged incrementally: dues[r] holds the
+    properties the step that found it may have changed (it wrote a position the property read
+    on that shape), calldues[r] the calls (those that did not fail in the parent, and those
+    whose failure the step may have changed: it wrote a position their tree decides on); a
+    step to another shape, or a successor replaced by its least image, makes them all due.
+    The other properties hold or fail as in the parent, the other calls fail as they did
+    there (most calls fail in most states). With `symmetric`, a successor is replaced by its
+    least image under the renamings of `of` and `stabs` (`orbits.canonical`) before it is
+    looked up."""
     code, prog, kind, arg, _first, _count, post, _values, _kids, _writes, _trim, changed = tabs
     incremental = width <= 64 * WORDS
     nwords = (width + 63) // 64
@@ -407,6 +417,10 @@ def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, pro
     scratch = np.zeros((4, width), dtype=np.int64)
     edges = 0
     ncalls = roots.shape[1]
+    cwords = calldues.shape[1]
+    fails = np.zeros(cwords, dtype=np.int64)  # the calls that fail at the head
+    made = np.zeros(ncalls, dtype=np.int64)  # the calls that succeed there, and their ends
+    ends = np.zeros(ncalls, dtype=np.int64)
     while head < n:
         if head >= stop_at:
             return PAUSE, head, n, edges
@@ -428,19 +442,27 @@ def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, pro
             if violated[i] < 0 and _run(code, prog[arg[end], 0], prog[arg[end], 1], row,
                                         stack) == 0:
                 violated[i] = head
+        for w in range(cwords):
+            fails[w] = ~calldues[head, w]
         mine = 0
         for ci in range(ncalls):
+            if (calldues[head, ci >> 6] >> (ci & 63)) & 1 == 0:
+                continue  # failed in the parent, and the step left what decided it
             r = roots[sid, ci]
             if r < 0:
                 return STEP_IN_PYTHON, head, n, edges
             end = _walk(r, row, tabs, stack)
             if end < 0 or kind[end] == ESCAPE:
                 return STEP_IN_PYTHON, head, n, edges
-            if kind[end] == NONE:
+            if kind[end] == NONE or _run(code, prog[arg[end], 0], prog[arg[end], 1], row,
+                                         stack) != 0:
+                fails[ci >> 6] |= np.int64(1) << (ci & 63)  # no edge in the unreduced graph
                 continue
-            if _run(code, prog[arg[end], 0], prog[arg[end], 1], row, stack) != 0:
-                continue  # a failing call: no edge in the unreduced graph
+            made[mine] = ci
+            ends[mine] = end
             mine += 1
+        for k in range(mine):
+            ci, end = made[k], ends[k]
             if post[end] < 0:
                 continue  # every cell kept: a self-loop
             if not _successor(end, row, nxt, tabs, stack, lo, hi):
@@ -456,16 +478,29 @@ def _search(rows, index, parent, via, dues, n, head, stop_at, roots, proots, pro
                     return RANGE, head, n, edges
             before = n
             found, n = _insert(rows, index, parent, via, n, nxt, width, head, ci)
-            if n > before:  # new: which properties it must evaluate
-                mask = ALL
-                if incremental and post[end] == sid and moved == 0:
-                    mask = 0
-                    for i in range(min(nprops, 63)):
-                        for w in range(nwords):
-                            if propread[sid, i, w] & changed[end, w] != 0:
-                                mask |= 1 << i
-                                break
-                dues[found] = mask
+            if n == before:
+                continue
+            if not (incremental and post[end] == sid and moved == 0):
+                dues[found] = ALL
+                for w in range(cwords):
+                    calldues[found, w] = ALL
+                continue
+            mask = 0  # which properties and calls the new row must judge
+            for i in range(min(nprops, 63)):
+                for w in range(nwords):
+                    if propread[sid, i, w] & changed[end, w] != 0:
+                        mask |= 1 << i
+                        break
+            dues[found] = mask
+            for w in range(cwords):
+                calldues[found, w] = ~fails[w]
+            for cj in range(ncalls):
+                if (fails[cj >> 6] >> (cj & 63)) & 1 == 0:
+                    continue
+                for w in range(nwords):
+                    if callread[sid, cj, w] & changed[end, w] != 0:
+                        calldues[found, cj >> 6] |= np.int64(1) << (cj & 63)
+                        break
         edges += mine
         head += 1
     return DONE, head, n, edges
@@ -501,6 +536,8 @@ class NativeSearch:
         self.parent = np.zeros(1 << 12, dtype=np.int32)
         self.via = np.zeros(1 << 12, dtype=np.int32)
         self.dues = np.zeros(1 << 12, dtype=np.int64)
+        self.calldues = np.zeros((1 << 12, max(1, (len(compiled.calls) + 63) // 64)),
+                                 dtype=np.int64)
         self.n = self.head = self.edges = 0
         self.violated = np.full(max(len(compiled.always), 1), -1, dtype=np.int64)
         self.in_python = 0  # states stepped in Python
@@ -537,9 +574,9 @@ class NativeSearch:
             rows = np.zeros((cap, self.rows.shape[1]), dtype=self.rows.dtype)
             rows[:self.n] = self.rows[:self.n]
             self.rows = rows
-            for name in ("parent", "via", "dues"):
+            for name in ("parent", "via", "dues", "calldues"):
                 old = getattr(self, name)
-                new = np.zeros(cap, dtype=old.dtype)
+                new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
                 new[:self.n] = old[:self.n]
                 setattr(self, name, new)
         if 2 * need > len(self.index):
@@ -561,6 +598,7 @@ class NativeSearch:
                                 self.rows.shape[1], src, call)
         if self.n > before:
             self.dues[found] = ALL
+            self.calldues[found] = ALL
 
     def _symmetry(self) -> tuple:
         """The loop's symmetry arguments: whether it reduces, the programs of every shape."""
@@ -651,9 +689,9 @@ class NativeSearch:
             self.encode_seconds += time.perf_counter() - started
             self._widen(self.enc.width)
             info = np.iinfo(self.rows.dtype)
-            args = (self.rows, self.index, self.parent, self.via, self.dues, self.n, self.head,
-                    self.head + batch, self.enc.roots, self.enc.proots, self.enc.propread,
-                    len(self.comp.always), self.enc.tables(), self.rows.shape[1],
+            args = (self.rows, self.index, self.parent, self.via, self.dues, self.calldues,
+                    self.n, self.head, self.head + batch, self.enc.roots, self.enc.proots,
+                    self.enc.propread, self.enc.callread, len(self.comp.always), self.enc.tables(), self.rows.shape[1],
                     self.violated, info.min, info.max, symmetric, of, stabs)
             self._ready(_search, args)
             why, self.head, self.n, edges = _search(*args)
@@ -883,5 +921,5 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
 
 def _bytes(search: NativeSearch) -> float:
     held = sum(a.nbytes for a in (search.rows, search.index, search.parent, search.via,
-                                   search.dues))
+                                   search.dues, search.calldues))
     return held / max(search.n, 1)

@@ -137,6 +137,8 @@ def _at(shape, path: tuple):
 
 # -- the kernel --------------------------------------------------------------------------------
 
+FEW = 8  # moved cells' values computed at a time while comparing an image
+
 @numba.njit(cache=True, inline="always")
 def _holds(value, op, constant) -> bool:
     if op == EQ:
@@ -159,9 +161,9 @@ def applies(row, p, stabs) -> bool:
 
 
 @numba.njit(cache=True, inline="always")
-def _values(row, first, which, lo, hi, stabs, out) -> None:
+def _values(row, first, which, lo, hi, stabs, out, shift) -> None:
     """The values on the row of a renaming's cells first + which[k], k in [lo, hi), written to
-    out[k - lo]: a cell's value, renamed through its table (chosen by its key cell's value)
+    out[k + shift]: a cell's value, renamed through its table (chosen by its key cell's value)
     where its conditions hold. One loop with no call on arrays inside: each array argument of
     a call costs numba a reference count, inlined or not (a call per cell took 7x as long)."""
     conditions, cells, names = stabs[1], stabs[2], stabs[4]
@@ -185,25 +187,27 @@ def _values(row, first, which, lo, hi, stabs, out) -> None:
             at = v - cells[i, 3]
             if ok and 0 <= at < length:
                 v = names[table + at]
-        out[k - lo] = v
+        out[k + shift] = v
 
 
 @numba.njit(cache=True, inline="always")
-def _moved_values(row, p, stabs, vals) -> None:
-    """The values of the cells program p moves or renames, in order, into vals."""
+def _moved_values(row, p, stabs, vals, lo, hi) -> None:
+    """The values of the cells program p moves or renames, the lo-th to the hi-th in order,
+    into vals (at the same places)."""
     programs = stabs[0]
-    _values(row, programs[p, 3], stabs[5], programs[p, 8], programs[p, 8] + programs[p, 9],
-            stabs, vals)
+    base = programs[p, 8]
+    _values(row, programs[p, 3], stabs[5], base + lo, base + hi, stabs, vals, -base)
 
 
 @numba.njit(cache=True, inline="always")
-def _write(row, p, stabs, img, vals, width, start) -> None:
+def _write(row, p, stabs, img, vals, known, width, start) -> None:
     """Program p's image of the row written into img, then its tuples sorted. On the row's
-    own shape it is the row with the cells the renaming moves (their values in vals) in place,
-    and the positions before `start` are taken as img holds them; on another shape, every cell
-    is computed."""
+    own shape it is the row with the cells the renaming moves (the values of the first
+    `known` in vals) in place, and the positions before `start` are taken as img holds them;
+    on another shape, every cell is computed."""
     programs, sorts, moved = stabs[0], stabs[3], stabs[5]
     if programs[p, 0] == row[0]:
+        _moved_values(row, p, stabs, vals, known, programs[p, 9])
         img[0] = row[0]
         for w in range(max(start, 1), width):
             img[w] = row[w]
@@ -215,7 +219,7 @@ def _write(row, p, stabs, img, vals, width, start) -> None:
     else:
         count = programs[p, 4]
         img[0] = programs[p, 0]
-        _values(row, programs[p, 3], stabs[6], 0, count, stabs, img[1:])
+        _values(row, programs[p, 3], stabs[6], 0, count, stabs, img, 1)
         for w in range(1 + count, width):
             img[w] = 0
     for s in range(programs[p, 5], programs[p, 5] + programs[p, 6]):
@@ -225,43 +229,46 @@ def _write(row, p, stabs, img, vals, width, start) -> None:
 @numba.njit(cache=True, inline="always")
 def image(row, p, stabs, img, vals, width) -> None:
     """Program p's image of the row (which meets its conditions), written into img."""
-    _moved_values(row, p, stabs, vals)
-    _write(row, p, stabs, img, vals, width, 1)
+    _write(row, p, stabs, img, vals, 0, width, 1)
 
 
 @numba.njit(cache=True, inline="always")
-def _against(row, p, stabs, best, diff, ndiff, vals) -> int:
+def _against(row, p, stabs, best, diff, ndiff, vals):
     """Program p's image of the row against `best`, the least image so far (it differs from
     the row at the ndiff positions diff[:ndiff], in order), read off the cells the renaming
-    moves (their values put in vals), in order, merged with those positions: -1 when the
-    image is less, 1 when it is greater or equal, 0 when a sorted tuple changes (the whole
-    image must be compared). On the row's shape the image is the row but where the renaming
-    moves a cell, and a tuple left as it is stays sorted (a state keeps its tuples sorted)."""
+    moves, in order, merged with those positions: -1 when the image is less, 1 when it is
+    greater or equal, 0 when a sorted tuple changes (the whole image must be compared); and
+    how many moved cells' values it put in vals (a few at a time: most renamings are settled
+    by their first). On the row's shape the image is the row but where the renaming moves a
+    cell, and a tuple left as it is stays sorted (a state keeps its tuples sorted)."""
     programs, moved = stabs[0], stabs[5]
     shape = programs[p, 0]
     if shape != row[0]:
-        return -1 if shape < best[0] else 1 if shape > best[0] else 0
-    _moved_values(row, p, stabs, vals)
-    final, base = programs[p, 7], programs[p, 8]
-    m, end, d = base, base + programs[p, 9], 0
+        return (-1 if shape < best[0] else 1 if shape > best[0] else 0), 0
+    final, base, count = programs[p, 7], programs[p, 8], programs[p, 9]
+    m, known, d = 0, 0, 0
     big = len(row) + 1
     while True:
-        qm = 1 + moved[m] if m < end else big
+        qm = 1 + moved[base + m] if m < count else big
         qd = diff[d] if d < ndiff else big
         if qm >= final and qd >= final:
             break  # equal to best before the sorted tuples
         if qd < qm:  # the image is the row's here, and best is not
-            return -1 if row[qd] < best[qd] else 1
-        v = vals[m - base]
+            return (-1 if row[qd] < best[qd] else 1), known
+        if m == known:
+            _moved_values(row, p, stabs, vals, known, min(known + FEW, count))
+            known = min(known + FEW, count)
+        v = vals[m]
         if v != best[qm]:
-            return -1 if v < best[qm] else 1
+            return (-1 if v < best[qm] else 1), known
         m += 1
         if qd == qm:
             d += 1
-    for k in range(m, end):  # a moved cell in a sorted tuple: is the tuple changed?
-        if vals[k - base] != row[1 + moved[k]]:
-            return 0
-    return 1  # the row past `final`, where best is the row's or less
+    _moved_values(row, p, stabs, vals, known, count)
+    for k in range(m, count):  # a moved cell in a sorted tuple: is the tuple changed?
+        if vals[k] != row[1 + moved[base + k]]:
+            return 0, count
+    return 1, count  # the row past `final`, where best is the row's or less
 
 
 @numba.njit(cache=True, inline="always")
@@ -303,7 +310,7 @@ def canonical(row, of, stabs, scratch, width, lo, hi) -> int:
             tested, holds = stabs[0][p, 1], applies(row, p, stabs)
         if not holds:
             continue
-        order = _against(row, p, stabs, best, diff, ndiff, vals)
+        order, known = _against(row, p, stabs, best, diff, ndiff, vals)
         if order > 0:
             continue
         start = 1
@@ -311,7 +318,7 @@ def canonical(row, of, stabs, scratch, width, lo, hi) -> int:
             start = stabs[0][p, 7]
             for w in range(start):
                 img[w] = best[w]
-        _write(row, p, stabs, img, vals, width, start)
+        _write(row, p, stabs, img, vals, known, width, start)
         if order == 0:
             for w in range(start, width):
                 if img[w] != best[w]:

@@ -191,37 +191,43 @@ def _values(row, first, which, lo, hi, stabs, out, shift) -> None:
 
 
 @numba.njit(cache=True, inline="always")
-def _moved_values(row, p, stabs, vals, lo, hi) -> None:
-    """The values of the cells program p moves or renames, the lo-th to the hi-th in order,
-    into vals (at the same places)."""
+def _computed(row, p, stabs):
+    """The cells of program p's image that are computed, as (a list, where p's start in it,
+    how many): on the row's own shape the cells it moves or renames, in order (the others are
+    the row's); on another shape every cell."""
     programs = stabs[0]
-    base = programs[p, 8]
-    _values(row, programs[p, 3], stabs[5], base + lo, base + hi, stabs, vals, -base)
+    if programs[p, 0] == row[0]:
+        return stabs[5], programs[p, 8], programs[p, 9]
+    return stabs[6], 0, programs[p, 4]
+
+
+@numba.njit(cache=True, inline="always")
+def _compute(row, p, stabs, vals, lo, hi) -> None:
+    """The values of program p's computed cells, the lo-th to the hi-th, into vals (at the
+    same places)."""
+    which, base, _count = _computed(row, p, stabs)
+    _values(row, stabs[0][p, 3], which, base + lo, base + hi, stabs, vals, -base)
 
 
 @numba.njit(cache=True, inline="always")
 def _write(row, p, stabs, img, vals, known, width, start) -> None:
-    """Program p's image of the row written into img, then its tuples sorted. On the row's
-    own shape it is the row with the cells the renaming moves (the values of the first
-    `known` in vals) in place, and the positions before `start` are taken as img holds them;
-    on another shape, every cell is computed."""
-    programs, sorts, moved = stabs[0], stabs[3], stabs[5]
-    if programs[p, 0] == row[0]:
-        _moved_values(row, p, stabs, vals, known, programs[p, 9])
-        img[0] = row[0]
+    """Program p's image of the row written into img, then its tuples sorted, with the values
+    of the first `known` computed cells in vals: on the row's own shape, the row with the
+    cells the renaming moves in place (the positions before `start` are taken as img holds
+    them); on another shape, every cell."""
+    programs, sorts = stabs[0], stabs[3]
+    which, base, count = _computed(row, p, stabs)
+    _compute(row, p, stabs, vals, known, count)
+    img[0] = programs[p, 0]
+    if img[0] == row[0]:
         for w in range(max(start, 1), width):
             img[w] = row[w]
-        base = programs[p, 8]
-        for m in range(base, base + programs[p, 9]):
-            j = moved[m]
-            if 1 + j >= start:
-                img[1 + j] = vals[m - base]
     else:
-        count = programs[p, 4]
-        img[0] = programs[p, 0]
-        _values(row, programs[p, 3], stabs[6], 0, count, stabs, img, 1)
         for w in range(1 + count, width):
             img[w] = 0
+    for k in range(count):
+        if 1 + which[base + k] >= start:
+            img[1 + which[base + k]] = vals[k]
     for s in range(programs[p, 5], programs[p, 5] + programs[p, 6]):
         _sort(img, sorts[s, 0], sorts[s, 1], sorts[s, 2])
 
@@ -235,40 +241,46 @@ def image(row, p, stabs, img, vals, width) -> None:
 @numba.njit(cache=True, inline="always")
 def _against(row, p, stabs, best, diff, ndiff, vals):
     """Program p's image of the row against `best`, the least image so far (it differs from
-    the row at the ndiff positions diff[:ndiff], in order), read off the cells the renaming
-    moves, in order, merged with those positions: -1 when the image is less, 1 when it is
-    greater or equal, 0 when a sorted tuple changes (the whole image must be compared); and
-    how many moved cells' values it put in vals (a few at a time: most renamings are settled
-    by their first). On the row's shape the image is the row but where the renaming moves a
-    cell, and a tuple left as it is stays sorted (a state keeps its tuples sorted)."""
-    programs, moved = stabs[0], stabs[5]
-    shape = programs[p, 0]
-    if shape != row[0]:
-        return (-1 if shape < best[0] else 1 if shape > best[0] else 0), 0
-    final, base, count = programs[p, 7], programs[p, 8], programs[p, 9]
-    m, known, d = 0, 0, 0
+    the row at the ndiff positions diff[:ndiff], in order), read off its computed cells in
+    order, merged with those positions: -1 when the image is less, 1 when it is greater or
+    equal, 0 when the two agree up to the first tuple the image sorts and it changes a cell
+    from there on (compare it whole); and how many cells' values it put in vals (a few at a
+    time: most renamings are settled by their first). On the row's shape the image is the row
+    but where the renaming moves a cell, and a tuple left as it is stays sorted (a state keeps
+    its tuples sorted)."""
+    shape = stabs[0][p, 0]
+    if shape != best[0]:
+        return (-1 if shape < best[0] else 1), 0
+    final = stabs[0][p, 7]
+    which, base, count = _computed(row, p, stabs)
+    m, known = 0, 0
+    d = 1 if ndiff > 0 and diff[0] == 0 else 0  # the shapes agree
     big = len(row) + 1
     while True:
-        qm = 1 + moved[base + m] if m < count else big
+        qm = 1 + which[base + m] if m < count else big
         qd = diff[d] if d < ndiff else big
         if qm >= final and qd >= final:
             break  # equal to best before the sorted tuples
         if qd < qm:  # the image is the row's here, and best is not
             return (-1 if row[qd] < best[qd] else 1), known
         if m == known:
-            _moved_values(row, p, stabs, vals, known, min(known + FEW, count))
             known = min(known + FEW, count)
+            _compute(row, p, stabs, vals, m, known)
         v = vals[m]
         if v != best[qm]:
             return (-1 if v < best[qm] else 1), known
         m += 1
         if qd == qm:
             d += 1
-    _moved_values(row, p, stabs, vals, known, count)
-    for k in range(m, count):  # a moved cell in a sorted tuple: is the tuple changed?
-        if vals[k] != row[1 + moved[base + k]]:
+    if shape != row[0]:
+        return 0, known
+    _compute(row, p, stabs, vals, known, count)
+    for k in range(m, count):  # a moved cell past `final`: does the image differ there?
+        if vals[k] != row[1 + which[base + k]]:
             return 0, count
-    return 1, count  # the row past `final`, where best is the row's or less
+    if d < ndiff:  # the image is the row past `final`, and best is not at diff[d]
+        return (-1 if row[diff[d]] < best[diff[d]] else 1), count
+    return 1, count
 
 
 @numba.njit(cache=True, inline="always")
@@ -314,7 +326,7 @@ def canonical(row, of, stabs, scratch, width, lo, hi) -> int:
         if order > 0:
             continue
         start = 1
-        if order == 0 and stabs[0][p, 0] == sid:  # equal to best before the sorted tuples
+        if order == 0:  # equal to best before the sorted tuples
             start = stabs[0][p, 7]
             for w in range(start):
                 img[w] = best[w]

@@ -86,6 +86,26 @@ def test_the_least_image_is_found_from_every_state_of_an_orbit(key):
     assert checked > 100
 
 
+def test_an_image_equal_to_the_least_so_far_before_a_sorted_tuple_is_compared_past_it():
+    """Two renamings of one 7-cell shape whose cells 3 and 4 are a sorted tuple: B swaps cells
+    1, 2 and cells 6, 7; P swaps cells 1, 2 only. B's image is less than the row, P's equals
+    it up to the tuple and is less past it, where it is the row's and B's is not."""
+    plain = lambda at: [at, -1, 0, 0, -1, 0, 0, 0]  # noqa: E731  (cell at a row position)
+    cells = np.array([plain(a) for a in (2, 1, 3, 4, 5, 7, 6)] +
+                     [plain(a) for a in (2, 1, 3, 4, 5, 6, 7)], dtype=np.int64)
+    programs = np.array([[0, 0, 0, 0, 7, 0, 1, 3, 0, 4],  # shape, conditions, cells, sorts,
+                         [0, 0, 0, 7, 7, 0, 1, 3, 4, 2]],  # final, moved
+                        dtype=np.int64)
+    stabs = (programs, np.zeros((1, 3), np.int64), cells, np.array([[3, 1, 2]], np.int64),
+             np.zeros(1, np.int64), np.array([0, 1, 5, 6, 0, 1], np.int64),
+             np.arange(7, dtype=np.int64))
+    of = np.array([[0, 2]], dtype=np.int64)
+    row = np.array([0, 1, 0, 0, 0, 0, 0, 1], dtype=np.int64)
+    assert _least_image(row, of, stabs) == (0, 0, 1, 0, 0, 0, 0, 1)  # P's
+    assert orbits.canonical(row, of, stabs, np.zeros((4, 8), np.int64), 8, -9, 9) == 1
+    assert tuple(row) == (0, 0, 1, 0, 0, 0, 0, 1)
+
+
 def test_a_renaming_that_forgets_to_rename_a_value_is_caught(monkeypatch):
     """pKVM's programs renaming the guests' pages without the pfns their leaves map."""
     from model.profiles.pkvm.symmetry import Symmetry

@@ -18,17 +18,36 @@ by its least image under the profile's renamings, run as programs over the row (
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import numba
 import numpy as np
 
+from model.codegen import orbits
 from model.codegen.cache import TraceCache
 from model.codegen.columns import Column
 from model.codegen.expr import Sym, cells_of, key, truth
 from model.codegen.orbits import Orbits, applies, canonical, image
 from model.codegen.python import Compiled, Disagreement, check
 from model.codegen.trace import OTHER, End, size, unchanged
+
+
+def _dated_after_the_kernel(here: Path, kernel: Path) -> None:
+    """numba keys a cached function on its own file alone (time and size), and the loop here
+    inlines the symmetry kernel of `orbits.py`: after a change to that file only, the cached
+    loop would run the old kernel (it did, once, unnoticed). So this file takes the kernel's
+    time when that is newer, before numba reads it, and the loop is compiled again."""
+    try:
+        newer = kernel.stat().st_mtime
+        if newer > here.stat().st_mtime:
+            os.utime(here, (time.time(), newer))
+    except OSError:
+        pass  # an installed copy that cannot be written is not edited either
+
+
+_dated_after_the_kernel(Path(__file__), Path(orbits.__file__))
 
 # -- expression programs ---------------------------------------------------------------------
 # An instruction is two int64 words: opcode, argument.

@@ -5,6 +5,8 @@ cells widen when a value needs it."""
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -91,3 +93,18 @@ def test_a_state_its_trees_do_not_learn_is_stepped_in_python(monkeypatch):
     found = native.reachable(profile, config, properties=True)
     assert (found["states"], found["edges"]) == (7738, 50806)
     assert found["in_python"] == found["learned"] > 0
+
+
+def test_the_loop_is_compiled_again_after_a_change_to_the_kernel_it_inlines(tmp_path):
+    """numba's cache knows the loop's own file only: that file takes the time of the symmetry
+    kernel it inlines when the kernel is newer (and keeps its own otherwise)."""
+    here, kernel = tmp_path / "native.py", tmp_path / "orbits.py"
+    here.write_text("loop")
+    kernel.write_text("kernel")
+    os.utime(here, (0, 1_000))
+    os.utime(kernel, (0, 2_000))
+    native._dated_after_the_kernel(here, kernel)
+    assert here.stat().st_mtime == 2_000
+    os.utime(here, (0, 3_000))
+    native._dated_after_the_kernel(here, kernel)
+    assert here.stat().st_mtime == 3_000

@@ -59,6 +59,7 @@ _OPCODE.update(neg=NEG, invert=INVERT, **{"not": NOT, "and": AND, "or": OR, "ite
 
 WORDS = 8  # a set of row positions: 8 words of bits (positions past 512: every property, always)
 ALL = -1  # every property due
+SEEN = 8  # under symmetry, a successor met that was not its own least image kept per 8 rows
 
 # node kinds
 TEST, OUT, NONE, ESCAPE = range(4)
@@ -415,7 +416,7 @@ def _insert(rows, index, parent, via, n, row, width, src, call):
 
 @numba.njit(cache=True)
 def _search(rows, index, parent, via, dues, calldues, n, head, stop_at, roots, proots, propread,
-            callread, nprops, tabs, width, violated, lo, hi, symmetric, of, stabs):
+            callread, nprops, tabs, width, violated, lo, hi, symmetric, of, stabs, seen):
     """Breadth-first from row `head` (rows are the queue) until every row is expanded or it
     must stop: (why, head, n, edges). The first row violating always property i is noted in
     violated[i]. A row's properties and calls are judged incrementally: dues[r] holds the
@@ -426,7 +427,9 @@ def _search(rows, index, parent, via, dues, calldues, n, head, stop_at, roots, p
     The other properties hold or fail as in the parent, the other calls fail as they did
     there (most calls fail in most states). With `symmetric`, a successor is replaced by its
     least image under the renamings of `of` and `stabs` (`orbits.canonical`) before it is
-    looked up."""
+    looked up; `seen` keeps, one per slot of its hash, successors met that were not their own
+    least image (column 0 -1: an empty slot), so that meeting one again costs a comparison,
+    not the renamings: an orbit's other states are met again and again, and close together."""
     code, prog, kind, arg, _first, _count, post, _values, _kids, _writes, _trim, changed = tabs
     incremental = width <= 64 * WORDS
     nwords = (width + 63) // 64
@@ -440,6 +443,8 @@ def _search(rows, index, parent, via, dues, calldues, n, head, stop_at, roots, p
     fails = np.zeros(cwords, dtype=np.int64)  # the calls that fail at the head
     made = np.zeros(ncalls, dtype=np.int64)  # the calls that succeed there, and their ends
     ends = np.zeros(ncalls, dtype=np.int64)
+    met = np.zeros(width, dtype=np.int64)  # a successor as it was met, before its least image
+    seenmask = np.uint64(len(seen) - 1)
     while head < n:
         if head >= stop_at:
             return PAUSE, head, n, edges
@@ -487,9 +492,21 @@ def _search(rows, index, parent, via, dues, calldues, n, head, stop_at, roots, p
             if not _successor(end, row, nxt, tabs, stack, lo, hi):
                 return RANGE, head, n, edges
             moved = 0
+            slot = np.uint64(0)
             if symmetric:
                 if index[_find(rows, index, nxt, width)] >= 0:
                     continue  # stored: its own least image, and nothing new
+                slot = _hash(nxt, width) & seenmask
+                if seen[slot, 0] == nxt[0]:
+                    same = True
+                    for w in range(1, width):
+                        if seen[slot, w] != nxt[w]:
+                            same = False
+                            break
+                    if same:
+                        continue  # met before: its least image is stored
+                for w in range(width):
+                    met[w] = nxt[w]
                 moved = canonical(nxt, of, stabs, scratch, width, lo, hi)
                 if moved == -1:
                     return SYMMETRY, head, n, edges
@@ -497,6 +514,9 @@ def _search(rows, index, parent, via, dues, calldues, n, head, stop_at, roots, p
                     return RANGE, head, n, edges
             before = n
             found, n = _insert(rows, index, parent, via, n, nxt, width, head, ci)
+            if moved == 1:
+                for w in range(width):
+                    seen[slot, w] = met[w]
             if n == before:
                 continue
             if not (incremental and post[end] == sid and moved == 0):
@@ -557,6 +577,7 @@ class NativeSearch:
         self.dues = np.zeros(1 << 12, dtype=np.int64)
         self.calldues = np.zeros((1 << 12, max(1, (len(compiled.calls) + 63) // 64)),
                                  dtype=np.int64)
+        self.seen = np.zeros((0, 0), dtype=np.int8)
         self.n = self.head = self.edges = 0
         self.violated = np.full(max(len(compiled.always), 1), -1, dtype=np.int64)
         self.in_python = 0  # states stepped in Python
@@ -618,6 +639,14 @@ class NativeSearch:
         if self.n > before:
             self.dues[found] = ALL
             self.calldues[found] = ALL
+
+    def _seen(self) -> np.ndarray:
+        """The loop's successors met that were not their own least image: a row per `SEEN`
+        rows of the arrays (one without symmetry), as wide and deep; emptied when it changes."""
+        rows = max(1, len(self.rows) // SEEN) if self.orbits is not None else 1
+        if self.seen.shape != (rows, self.rows.shape[1]) or self.seen.dtype != self.rows.dtype:
+            self.seen = np.full((rows, self.rows.shape[1]), -1, dtype=self.rows.dtype)
+        return self.seen
 
     def _symmetry(self) -> tuple:
         """The loop's symmetry arguments: whether it reduces, the programs of every shape."""
@@ -711,7 +740,7 @@ class NativeSearch:
             args = (self.rows, self.index, self.parent, self.via, self.dues, self.calldues,
                     self.n, self.head, self.head + batch, self.enc.roots, self.enc.proots,
                     self.enc.propread, self.enc.callread, len(self.comp.always), self.enc.tables(), self.rows.shape[1],
-                    self.violated, info.min, info.max, symmetric, of, stabs)
+                    self.violated, info.min, info.max, symmetric, of, stabs, self._seen())
             self._ready(_search, args)
             why, self.head, self.n, edges = _search(*args)
             self.edges += edges
@@ -940,5 +969,5 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
 
 def _bytes(search: NativeSearch) -> float:
     held = sum(a.nbytes for a in (search.rows, search.index, search.parent, search.via,
-                                   search.dues, search.calldues))
+                                   search.dues, search.calldues, search.seen))
     return held / max(search.n, 1)

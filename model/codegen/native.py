@@ -19,6 +19,7 @@ by its least image under the profile's renamings, run as programs over the row (
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 import time
 from pathlib import Path
 
@@ -59,7 +60,10 @@ _OPCODE.update(neg=NEG, invert=INVERT, **{"not": NOT, "and": AND, "or": OR, "ite
 
 WORDS = 8  # a set of row positions: 8 words of bits (positions past 512: every property, always)
 ALL = -1  # every property due
+MOVING = 2  # a successor whose least image is to be found
 SEEN = 8  # under symmetry, a successor met that was not its own least image kept per 8 rows
+BATCH = 256  # rows expanded together, a share per thread, before their successors are stored
+THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 # node kinds
 TEST, OUT, NONE, ESCAPE = range(4)
@@ -414,135 +418,232 @@ def _insert(rows, index, parent, via, n, row, width, src, call):
     return n, n + 1
 
 
-@numba.njit(cache=True)
-def _search(rows, index, parent, via, dues, calldues, n, head, stop_at, roots, proots, propread,
-            callread, nprops, tabs, width, violated, lo, hi, symmetric, of, stabs, seen):
-    """Breadth-first from row `head` (rows are the queue) until every row is expanded or it
-    must stop: (why, head, n, edges). The first row violating always property i is noted in
-    violated[i]. A row's properties and calls are judged incrementally: dues[r] holds the
-    properties the step that found it may have changed (it wrote a position the property read
-    on that shape), calldues[r] the calls (those that did not fail in the parent, and those
-    whose failure the step may have changed: it wrote a position their tree decides on); a
-    step to another shape, or a successor replaced by its least image, makes them all due.
-    The other properties hold or fail as in the parent, the other calls fail as they did
-    there (most calls fail in most states). With `symmetric`, a successor is replaced by its
-    least image under the renamings of `of` and `stabs` (`orbits.canonical`) before it is
-    looked up; `seen` keeps, one per slot of its hash, successors met that were not their own
-    least image (column 0 -1: an empty slot), so that meeting one again costs a comparison,
-    not the renamings: an orbit's other states are met again and again, and close together."""
-    code, prog, kind, arg, _first, _count, post, _values, _kids, _writes, _trim, changed = tabs
-    incremental = width <= 64 * WORDS
-    nwords = (width + 63) // 64
+@numba.njit(cache=True, nogil=True)
+def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots, nprops, tabs,
+            width, lo, hi, symmetric, out):
+    """Rows first..last-1 expanded, row r into the (r - base)-th place of `out`: its status, the
+    always properties it violates, the calls that fail there, how many succeed, and its
+    successors (but self-loops), each with its call and its end; under symmetry, one stored
+    already (its own least image) or met before (`seen`) is marked -1, found. Nothing shared
+    is written, and the GIL is let go: a thread each expands a share of a batch, and the
+    successors are stored in order afterwards (`_store`)."""
+    succ, met, via, ends, moved, starts, count, made, fails, violations, status = out
+    code, prog, kind, arg, _first, _count, post, _values, _kids, _writes, _trim, _changed = tabs
+    ncalls = roots.shape[1]
+    cwords = calldues.shape[1]
+    seenmask = np.uint64(len(seen) - 1)
     stack = np.zeros(256, dtype=np.int64)
     row = np.zeros(width, dtype=np.int64)
     nxt = np.zeros(width, dtype=np.int64)
-    scratch = np.zeros((4, width), dtype=np.int64)
-    edges = 0
-    ncalls = roots.shape[1]
-    cwords = calldues.shape[1]
-    fails = np.zeros(cwords, dtype=np.int64)  # the calls that fail at the head
-    made = np.zeros(ncalls, dtype=np.int64)  # the calls that succeed there, and their ends
-    ends = np.zeros(ncalls, dtype=np.int64)
-    met = np.zeros(width, dtype=np.int64)  # a successor as it was met, before its least image
-    seenmask = np.uint64(len(seen) - 1)
-    while head < n:
-        if head >= stop_at:
-            return PAUSE, head, n, edges
-        if n + ncalls > len(rows) or 2 * (n + ncalls) > len(index):
-            return GROW, head, n, edges
+    callsok = np.zeros(ncalls, dtype=np.int64)  # the calls that succeed at a row, and their ends
+    callends = np.zeros(ncalls, dtype=np.int64)
+    a = (first - base) * ncalls  # the next successor's place: a share's are together
+    for r in range(first, last):
+        i = r - base
+        status[i] = DONE
+        starts[i] = a
+        count[i] = 0
         for w in range(width):
-            row[w] = rows[head, w]
+            row[w] = rows[r, w]
         sid = row[0]
-        due = dues[head]
-        for i in range(nprops):
-            if i < 63 and (due >> i) & 1 == 0:
+        due = dues[r]
+        for q in range(nprops):
+            violations[i, q] = 0
+            if q < 63 and (due >> q) & 1 == 0:
                 continue
-            r = proots[sid, i]
-            if r < 0:
-                return STEP_IN_PYTHON, head, n, edges
-            end = _walk(r, row, tabs, stack)
+            t = proots[sid, q]
+            end = _walk(t, row, tabs, stack) if t >= 0 else -1
             if end < 0 or kind[end] != OUT:
-                return STEP_IN_PYTHON, head, n, edges
-            if violated[i] < 0 and _run(code, prog[arg[end], 0], prog[arg[end], 1], row,
-                                        stack) == 0:
-                violated[i] = head
+                status[i] = STEP_IN_PYTHON
+                return
+            if _run(code, prog[arg[end], 0], prog[arg[end], 1], row, stack) == 0:
+                violations[i, q] = 1
         for w in range(cwords):
-            fails[w] = ~calldues[head, w]
+            fails[i, w] = ~calldues[r, w]
         mine = 0
         for ci in range(ncalls):
-            if (calldues[head, ci >> 6] >> (ci & 63)) & 1 == 0:
+            if (calldues[r, ci >> 6] >> (ci & 63)) & 1 == 0:
                 continue  # failed in the parent, and the step left what decided it
-            r = roots[sid, ci]
-            if r < 0:
-                return STEP_IN_PYTHON, head, n, edges
-            end = _walk(r, row, tabs, stack)
+            t = roots[sid, ci]
+            end = _walk(t, row, tabs, stack) if t >= 0 else -1
             if end < 0 or kind[end] == ESCAPE:
-                return STEP_IN_PYTHON, head, n, edges
+                status[i] = STEP_IN_PYTHON
+                return
             if kind[end] == NONE or _run(code, prog[arg[end], 0], prog[arg[end], 1], row,
                                          stack) != 0:
-                fails[ci >> 6] |= np.int64(1) << (ci & 63)  # no edge in the unreduced graph
+                fails[i, ci >> 6] |= np.int64(1) << (ci & 63)  # no edge in the graph
                 continue
-            made[mine] = ci
-            ends[mine] = end
+            callsok[mine] = ci
+            callends[mine] = end
             mine += 1
+        made[i] = mine
+        j = 0
         for k in range(mine):
-            ci, end = made[k], ends[k]
+            ci, end = callsok[k], callends[k]
             if post[end] < 0:
                 continue  # every cell kept: a self-loop
             if not _successor(end, row, nxt, tabs, stack, lo, hi):
-                return RANGE, head, n, edges
-            moved = 0
-            slot = np.uint64(0)
-            if symmetric:
-                if index[_find(rows, index, nxt, width)] >= 0:
-                    continue  # stored: its own least image, and nothing new
-                slot = _hash(nxt, width) & seenmask
-                if seen[slot, 0] == nxt[0]:
-                    same = True
-                    for w in range(1, width):
-                        if seen[slot, w] != nxt[w]:
-                            same = False
-                            break
-                    if same:
-                        continue  # met before: its least image is stored
+                status[i] = RANGE
+                break
+            via[a] = ci
+            ends[a] = end
+            moved[a] = 0
+            if symmetric and _known(rows, index, seen, seenmask, nxt, width):
+                moved[a] = -1
+            for w in range(width):
+                succ[a, w] = nxt[w]
+            a += 1
+            j += 1
+        count[i] = j
+
+
+@numba.njit(cache=True, inline="always")
+def _known(rows, index, seen, seenmask, nxt, width) -> bool:
+    """Whether a successor is stored (its own least image) or was met before (`seen`): its
+    least image is stored."""
+    if index[_find(rows, index, nxt, width)] >= 0:
+        return True
+    slot = _hash(nxt, width) & seenmask
+    if seen[slot, 0] != nxt[0]:
+        return False
+    for w in range(1, width):
+        if seen[slot, w] != nxt[w]:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def _sift(head, last, width, out, todo, firsts, stamps, batch) -> int:
+    """Under symmetry, between expanding a batch and storing it: which successors need their
+    least image (`todo`, in order; how many is the answer). Not one found already
+    (`_expand`), nor one met earlier in the batch (`firsts`, whose slots hold this batch's
+    stamp): one thread storing in order would have found each of those without the
+    renamings, and a batch's rows are siblings that reach the same states (steps that
+    commute). The others are marked MOVING."""
+    succ, met, via, ends, moved, starts, count, made, fails, violations, status = out
+    mask = np.uint64(len(firsts) - 1)
+    k = 0
+    for r in range(head, last):
+        i = r - head
+        if status[i] != DONE:
+            break
+        for a in range(starts[i], starts[i] + count[i]):
+            if moved[a] == -1:
+                continue
+            nxt = succ[a]
+            at = _hash(nxt, width) & mask
+            while stamps[at] == batch:
+                f = firsts[at]
+                same = True
                 for w in range(width):
-                    met[w] = nxt[w]
-                moved = canonical(nxt, of, stabs, scratch, width, lo, hi)
-                if moved == -1:
-                    return SYMMETRY, head, n, edges
-                if moved == -2:
-                    return RANGE, head, n, edges
+                    if succ[f, w] != nxt[w]:
+                        same = False
+                        break
+                if same:
+                    break
+                at = (at + np.uint64(1)) & mask
+            if stamps[at] == batch:
+                moved[a] = -1  # met earlier in the batch
+                continue
+            stamps[at] = batch
+            firsts[at] = a
+            moved[a] = MOVING
+            todo[k] = a
+            k += 1
+    return k
+
+
+@numba.njit(cache=True, nogil=True)
+def _least(first, last, todo, out, of, stabs, width, lo, hi) -> None:
+    """The successors todo[first:last] replaced by their least images, each kept in `met` as
+    it was met, and marked 1 if that changed it (0 if not, or -2 when its shape has no
+    programs yet, -3 when a value needs wider cells). Nothing shared is written but its own
+    successors: a thread each takes a share, without the GIL."""
+    succ, met, via, ends, moved, starts, count, made, fails, violations, status = out
+    nxt = np.zeros(width, dtype=np.int64)
+    scratch = np.zeros((4, width), dtype=np.int64)
+    for k in range(first, last):
+        a = todo[k]
+        for w in range(width):
+            met[a, w] = succ[a, w]
+            nxt[w] = succ[a, w]
+        mv = canonical(nxt, of, stabs, scratch, width, lo, hi)
+        if mv == 1:
+            for w in range(width):
+                succ[a, w] = nxt[w]
+        moved[a] = mv if mv >= 0 else mv - 1
+
+
+@numba.njit(cache=True)
+def _store(rows, index, parent, via, dues, calldues, n, head, last, propread, callread, nprops,
+           tabs, width, violated, seen, out):
+    """The successors of rows head..last-1, as `_expand` left them, stored in order (the ids,
+    parents and counts one thread would give): (why, the row it stopped at, n, edges). The
+    first row violating always property i is noted in violated[i]. A new row's properties
+    and calls are judged incrementally: dues[r] holds the properties the step that found it
+    may have changed (it wrote a position the property read on that shape), calldues[r] the
+    calls (those that did not fail in the parent, and those whose failure the step may have
+    changed: it wrote a position their tree decides on); a step to another shape, or a
+    successor replaced by its least image, makes them all due. The other properties hold or
+    fail as in the parent, the other calls fail as they did there (most calls fail in most
+    states). A successor replaced by its least image is kept in `seen` as it was met; one
+    marked -1 was found without it (`_sift`), and one marked below that could not be made
+    (its shape has no programs yet, -2; a value needs wider cells, -3)."""
+    succ, met, calls, ends, moved, starts, count, made, fails, violations, status = out
+    changed, post = tabs[11], tabs[6]
+    incremental = width <= 64 * WORDS
+    nwords = (width + 63) // 64
+    edges = 0
+    ncalls = callread.shape[1]
+    cwords = calldues.shape[1]
+    seenmask = np.uint64(len(seen) - 1)
+    for r in range(head, last):
+        i = r - head
+        if status[i] != DONE:
+            return status[i], r, n, edges
+        if n + ncalls > len(rows) or 2 * (n + ncalls) > len(index):
+            return GROW, r, n, edges
+        for q in range(nprops):
+            if violations[i, q] and violated[q] < 0:
+                violated[q] = r
+        sid = rows[r, 0]
+        for a in range(starts[i], starts[i] + count[i]):
+            if moved[a] == -1:
+                continue  # found without its least image (`_sift`)
+            if moved[a] < -1:
+                return (SYMMETRY if moved[a] == -2 else RANGE), r, n, edges
+            ci, end = calls[a], ends[a]
             before = n
-            found, n = _insert(rows, index, parent, via, n, nxt, width, head, ci)
-            if moved == 1:
+            found, n = _insert(rows, index, parent, via, n, succ[a], width, r, ci)
+            if moved[a] == 1:
+                slot = _hash(met[a], width) & seenmask
                 for w in range(width):
-                    seen[slot, w] = met[w]
+                    seen[slot, w] = met[a, w]
             if n == before:
                 continue
-            if not (incremental and post[end] == sid and moved == 0):
+            if not (incremental and post[end] == sid and moved[a] == 0):
                 dues[found] = ALL
                 for w in range(cwords):
                     calldues[found, w] = ALL
                 continue
             mask = 0  # which properties and calls the new row must judge
-            for i in range(min(nprops, 63)):
+            for q in range(min(nprops, 63)):
                 for w in range(nwords):
-                    if propread[sid, i, w] & changed[end, w] != 0:
-                        mask |= 1 << i
+                    if propread[sid, q, w] & changed[end, w] != 0:
+                        mask |= 1 << q
                         break
             dues[found] = mask
             for w in range(cwords):
-                calldues[found, w] = ~fails[w]
+                calldues[found, w] = ~fails[i, w]
             for cj in range(ncalls):
-                if (fails[cj >> 6] >> (cj & 63)) & 1 == 0:
+                if (fails[i, cj >> 6] >> (cj & 63)) & 1 == 0:
                     continue
                 for w in range(nwords):
                     if callread[sid, cj, w] & changed[end, w] != 0:
                         calldues[found, cj >> 6] |= np.int64(1) << (cj & 63)
                         break
-        edges += mine
-        head += 1
-    return DONE, head, n, edges
+        edges += made[i]
+    return DONE, last, n, edges
 
 
 @numba.njit(cache=True)
@@ -578,6 +679,8 @@ class NativeSearch:
         self.calldues = np.zeros((1 << 12, max(1, (len(compiled.calls) + 63) // 64)),
                                  dtype=np.int64)
         self.seen = np.zeros((0, 0), dtype=np.int8)
+        self._out_key = None
+        self._pool = None  # the threads that expand a batch's shares
         self.n = self.head = self.edges = 0
         self.violated = np.full(max(len(compiled.always), 1), -1, dtype=np.int64)
         self.in_python = 0  # states stepped in Python
@@ -647,6 +750,85 @@ class NativeSearch:
         if self.seen.shape != (rows, self.rows.shape[1]) or self.seen.dtype != self.rows.dtype:
             self.seen = np.full((rows, self.rows.shape[1]), -1, dtype=self.rows.dtype)
         return self.seen
+
+    def _search(self, stop_at: int, symmetric: bool, of, stabs) -> tuple:
+        """Breadth-first from the head until every row is expanded or it must stop: (why,
+        head, n, edges). A batch of rows at a time: each thread expands a share of it
+        (`_expand`); under symmetry, the successors not found otherwise (`_sift`) are replaced
+        by their least images, a share per thread (`_least`); then they are stored in order
+        (`_store`): the same ids, parents and counts as one thread storing as it goes."""
+        out, (todo, firsts, stamps) = self._batch()
+        enc, seen, width = self.enc, self._seen(), self.rows.shape[1]
+        info, nprops, tables = np.iinfo(self.rows.dtype), len(self.comp.always), enc.tables()
+        head, n, edges = self.head, self.n, 0
+
+        def expand(first, last):
+            return (first, last, head, self.rows, self.index, seen, self.dues, self.calldues,
+                    enc.roots, enc.proots, nprops, tables, width, info.min, info.max, symmetric,
+                    out)
+
+        def least(first, last):
+            return first, last, todo, out, of, stabs, width, info.min, info.max
+
+        def sift(last):
+            return head, last, width, out, todo, firsts, stamps, self._batches
+
+        def store(last):
+            return (self.rows, self.index, self.parent, self.via, self.dues, self.calldues, n,
+                    head, last, enc.propread, enc.callread, nprops, tables, width,
+                    self.violated, seen, out)
+
+        self._ready(_expand, expand(head, head))
+        self._ready(_store, store(head))
+        if symmetric:
+            self._ready(_sift, sift(head))
+            self._ready(_least, least(0, 0))
+        while head < n:
+            if head >= stop_at:
+                return PAUSE, head, n, edges
+            last = min(n, stop_at, head + BATCH)
+            self._shared(_expand, expand, head, last)
+            if symmetric:
+                self._batches += 1
+                self._shared(_least, least, 0, _sift(*sift(last)))
+            why, head, n, stored = _store(*store(last))
+            edges += stored
+            if why != DONE:
+                return why, head, n, edges
+        return DONE, head, n, edges
+
+    def _shared(self, fn, args, first: int, last: int) -> None:
+        """fn(*args(a, b)) on a share of first..last-1 per thread, all done on return."""
+        if self._pool is None or last - first < 2:
+            fn(*args(first, last))
+            return
+        cut = [first + k * (last - first) // THREADS for k in range(THREADS + 1)]
+        for done in [self._pool.submit(fn, *args(a, b)) for a, b in zip(cut, cut[1:])]:
+            done.result()
+
+    def _batch(self) -> tuple:
+        """What a batch of `BATCH` rows expands to (its successors as deep as the rows), and
+        the successors to replace by their least images (with a table of those met first).
+        """
+        ncalls, width, dtype = len(self.comp.calls), self.rows.shape[1], self.rows.dtype
+        key = (ncalls, width, dtype, BATCH, THREADS)
+        if self._out_key != key:
+            self._out_key = key
+            rows, calls = (BATCH * ncalls, width), BATCH * ncalls
+            self._out = (np.zeros(rows, dtype=dtype), np.zeros(rows, dtype=dtype),
+                         np.zeros(calls, dtype=np.int64), np.zeros(calls, dtype=np.int64),
+                         np.zeros(calls, dtype=np.int64), np.zeros(BATCH, dtype=np.int64),
+                         np.zeros(BATCH, dtype=np.int64), np.zeros(BATCH, dtype=np.int64),
+                         np.zeros((BATCH, self.calldues.shape[1]), dtype=np.int64),
+                         np.zeros((BATCH, max(1, len(self.comp.always))), dtype=np.int8),
+                         np.zeros(BATCH, dtype=np.int64))
+            slots = 1 << (2 * BATCH * ncalls - 1).bit_length()
+            self._sifting = (np.zeros(BATCH * ncalls, dtype=np.int64),
+                             np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64))
+            self._batches = 0
+            self._pool = (ThreadPoolExecutor(THREADS, thread_name_prefix="native")
+                          if THREADS > 1 else None)
+        return self._out, self._sifting
 
     def _symmetry(self) -> tuple:
         """The loop's symmetry arguments: whether it reduces, the programs of every shape."""
@@ -736,13 +918,7 @@ class NativeSearch:
             self.enc.refresh()
             self.encode_seconds += time.perf_counter() - started
             self._widen(self.enc.width)
-            info = np.iinfo(self.rows.dtype)
-            args = (self.rows, self.index, self.parent, self.via, self.dues, self.calldues,
-                    self.n, self.head, self.head + batch, self.enc.roots, self.enc.proots,
-                    self.enc.propread, self.enc.callread, len(self.comp.always), self.enc.tables(), self.rows.shape[1],
-                    self.violated, info.min, info.max, symmetric, of, stabs, self._seen())
-            self._ready(_search, args)
-            why, self.head, self.n, edges = _search(*args)
+            why, self.head, self.n, edges = self._search(self.head + batch, symmetric, of, stabs)
             self.edges += edges
             if why == GROW:
                 self._grow(self.n + len(self.comp.calls))

@@ -6,6 +6,7 @@ cells widen when a value needs it."""
 from __future__ import annotations
 
 import os
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -29,6 +30,10 @@ def test_the_native_search_reaches_the_explorers_states(name):
     assert {comp.unpack(search.packed(i)) for i in range(search.n)} == set(explored.states)
     # and the arrays answer every call on every reachable state as the Python backend does
     assert native.check_native(search, explored.states) > 0
+    depth = [0] * search.n  # found breadth first: as many states at each depth
+    for i in range(1, search.n):
+        depth[i] = depth[int(search.parent[i])] + 1
+    assert Counter(depth) == Counter(explored.depth_of)
 
 
 def test_the_native_search_equals_the_compiled_one_on_a_larger_machine():
@@ -108,3 +113,20 @@ def test_the_loop_is_compiled_again_after_a_change_to_the_kernel_it_inlines(tmp_
     os.utime(here, (0, 3_000))
     native._dated_after_the_kernel(here, kernel)
     assert here.stat().st_mtime == 3_000
+
+
+def test_the_rows_are_the_same_on_one_thread_and_on_two(monkeypatch):
+    """Rows are expanded a batch at a time, a share per thread, and their successors stored in
+    order after: the same ids, parents and calls on one thread as on two, whatever the batch
+    (one of 7 rows ends mid-frontier and stops for more room mid-batch)."""
+    profile, config = machine("pkvm", "--pages", "2", "--guests", "1", "--protected", "1")
+    runs = []
+    for threads, batch in ((1, native.BATCH), (2, native.BATCH), (2, 7)):
+        monkeypatch.setattr(native, "THREADS", threads)
+        monkeypatch.setattr(native, "BATCH", batch)
+        search = native.reachable(profile, config, symmetry=True)["search"]
+        n = search.n
+        runs.append((n, search.edges, search.rows[:n].tolist(), search.parent[:n].tolist(),
+                     search.via[:n].tolist()))
+    assert runs[0][0] == 2628 and runs[0][1] > 0
+    assert runs[1] == runs[0] and runs[2] == runs[0]

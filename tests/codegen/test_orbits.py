@@ -6,6 +6,7 @@ representatives comes with a run of the model."""
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -48,6 +49,11 @@ def test_the_native_search_finds_one_state_per_orbit_as_the_explorer_does(key):
     # and the orbits they stand for are every reachable state, each once
     assert sum(symmetry.orbit_size(state) for state in states) == unreduced["states"]
     assert native.check_orbits(search, explored.states) > 0
+    # found breadth first: as many orbits at each depth as the explorer finds
+    depth = [0] * search.n
+    for i in range(1, search.n):
+        depth[i] = depth[int(search.parent[i])] + 1
+    assert Counter(depth) == Counter(explored.depth_of)
 
 
 def _least_image(x, of, stabs) -> tuple:

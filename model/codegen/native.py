@@ -513,15 +513,14 @@ def _known(rows, index, seen, seenmask, nxt, width) -> bool:
 
 
 @numba.njit(cache=True)
-def _sift(head, last, width, out, todo, firsts, stamps, batch) -> int:
+def _sift(head, last, width, out, todo, firsts, placed) -> int:
     """Under symmetry, between expanding a batch and storing it: which successors need their
     least image (`todo`, in order; how many is the answer). Not one found already
-    (`_expand`), nor one met earlier in the batch (`firsts`, whose slots hold this batch's
-    stamp): one thread storing in order would have found each of those without the
-    renamings, and a batch's rows are siblings that reach the same states (steps that
-    commute). The others are marked MOVING."""
+    (`_expand`), nor one met earlier in the batch (an index of the batch's successors,
+    `firsts`, empty again on return): one thread storing in order would have found each of
+    those without the renamings, and a batch's rows are siblings that reach the same states
+    (steps that commute). The others are marked MOVING."""
     succ, met, via, ends, moved, starts, count, made, fails, violations, status = out
-    mask = np.uint64(len(firsts) - 1)
     k = 0
     for r in range(head, last):
         i = r - head
@@ -530,26 +529,17 @@ def _sift(head, last, width, out, todo, firsts, stamps, batch) -> int:
         for a in range(starts[i], starts[i] + count[i]):
             if moved[a] == -1:
                 continue
-            nxt = succ[a]
-            at = _hash(nxt, width) & mask
-            while stamps[at] == batch:
-                f = firsts[at]
-                same = True
-                for w in range(width):
-                    if succ[f, w] != nxt[w]:
-                        same = False
-                        break
-                if same:
-                    break
-                at = (at + np.uint64(1)) & mask
-            if stamps[at] == batch:
+            at = _find(succ, firsts, succ[a], width)
+            if firsts[at] >= 0:
                 moved[a] = -1  # met earlier in the batch
                 continue
-            stamps[at] = batch
             firsts[at] = a
+            placed[k] = at
             moved[a] = MOVING
             todo[k] = a
             k += 1
+    for j in range(k):
+        firsts[placed[j]] = -1
     return k
 
 
@@ -757,7 +747,7 @@ class NativeSearch:
         (`_expand`); under symmetry, the successors not found otherwise (`_sift`) are replaced
         by their least images, a share per thread (`_least`); then they are stored in order
         (`_store`): the same ids, parents and counts as one thread storing as it goes."""
-        out, (todo, firsts, stamps) = self._batch()
+        out, (todo, firsts, placed) = self._batch()
         enc, seen, width = self.enc, self._seen(), self.rows.shape[1]
         info, nprops, tables = np.iinfo(self.rows.dtype), len(self.comp.always), enc.tables()
         head, n, edges = self.head, self.n, 0
@@ -771,7 +761,7 @@ class NativeSearch:
             return first, last, todo, out, of, stabs, width, info.min, info.max
 
         def sift(last):
-            return head, last, width, out, todo, firsts, stamps, self._batches
+            return head, last, width, out, todo, firsts, placed
 
         def store(last):
             return (self.rows, self.index, self.parent, self.via, self.dues, self.calldues, n,
@@ -789,7 +779,6 @@ class NativeSearch:
             last = min(n, stop_at, head + BATCH)
             self._shared(_expand, expand, head, last)
             if symmetric:
-                self._batches += 1
                 self._shared(_least, least, 0, _sift(*sift(last)))
             why, head, n, stored = _store(*store(last))
             edges += stored
@@ -824,8 +813,8 @@ class NativeSearch:
                          np.zeros(BATCH, dtype=np.int64))
             slots = 1 << (2 * BATCH * ncalls - 1).bit_length()
             self._sifting = (np.zeros(BATCH * ncalls, dtype=np.int64),
-                             np.zeros(slots, dtype=np.int64), np.zeros(slots, dtype=np.int64))
-            self._batches = 0
+                             np.full(slots, -1, dtype=np.int64),
+                             np.zeros(BATCH * ncalls, dtype=np.int64))
             self._pool = (ThreadPoolExecutor(THREADS, thread_name_prefix="native")
                           if THREADS > 1 else None)
         return self._out, self._sifting

@@ -741,50 +741,51 @@ class NativeSearch:
             self.seen = np.full((rows, self.rows.shape[1]), -1, dtype=self.rows.dtype)
         return self.seen
 
-    def _search(self, stop_at: int, symmetric: bool, of, stabs) -> tuple:
-        """Breadth-first from the head until every row is expanded or it must stop: (why,
-        head, n, edges). A batch of rows at a time: each thread expands a share of it
-        (`_expand`); under symmetry, the successors not found otherwise (`_sift`) are replaced
-        by their least images, a share per thread (`_least`); then they are stored in order
-        (`_store`): the same ids, parents and counts as one thread storing as it goes."""
+    def _search(self, stop_at: int, symmetric: bool, of, stabs) -> int:
+        """Breadth-first from the head until every row is expanded or it must stop: why. A
+        batch of rows at a time: each thread expands a share of it (`_expand`); under
+        symmetry, the successors not found otherwise (`_sift`) are replaced by their least
+        images, a share per thread (`_least`); then they are stored in order (`_store`): the
+        same ids, parents and counts as one thread storing as it goes. The head, the rows and
+        the edges are brought up to date after each batch (a Ctrl-C between two leaves the
+        search whole)."""
         out, (todo, firsts, placed) = self._batch()
         enc, seen, width = self.enc, self._seen(), self.rows.shape[1]
         info, nprops, tables = np.iinfo(self.rows.dtype), len(self.comp.always), enc.tables()
-        head, n, edges = self.head, self.n, 0
 
         def expand(first, last):
-            return (first, last, head, self.rows, self.index, seen, self.dues, self.calldues,
-                    enc.roots, enc.proots, nprops, tables, width, info.min, info.max, symmetric,
-                    out)
+            return (first, last, self.head, self.rows, self.index, seen, self.dues,
+                    self.calldues, enc.roots, enc.proots, nprops, tables, width, info.min,
+                    info.max, symmetric, out)
 
         def least(first, last):
             return first, last, todo, out, of, stabs, width, info.min, info.max
 
         def sift(last):
-            return head, last, width, out, todo, firsts, placed
+            return self.head, last, width, out, todo, firsts, placed
 
         def store(last):
-            return (self.rows, self.index, self.parent, self.via, self.dues, self.calldues, n,
-                    head, last, enc.propread, enc.callread, nprops, tables, width,
+            return (self.rows, self.index, self.parent, self.via, self.dues, self.calldues,
+                    self.n, self.head, last, enc.propread, enc.callread, nprops, tables, width,
                     self.violated, seen, out)
 
-        self._ready(_expand, expand(head, head))
-        self._ready(_store, store(head))
+        self._ready(_expand, expand(self.head, self.head))
+        self._ready(_store, store(self.head))
         if symmetric:
-            self._ready(_sift, sift(head))
+            self._ready(_sift, sift(self.head))
             self._ready(_least, least(0, 0))
-        while head < n:
-            if head >= stop_at:
-                return PAUSE, head, n, edges
-            last = min(n, stop_at, head + BATCH)
-            self._shared(_expand, expand, head, last)
+        while self.head < self.n:
+            if self.head >= stop_at:
+                return PAUSE
+            last = min(self.n, stop_at, self.head + BATCH)
+            self._shared(_expand, expand, self.head, last)
             if symmetric:
                 self._shared(_least, least, 0, _sift(*sift(last)))
-            why, head, n, stored = _store(*store(last))
-            edges += stored
+            why, self.head, self.n, stored = _store(*store(last))
+            self.edges += stored
             if why != DONE:
-                return why, head, n, edges
-        return DONE, head, n, edges
+                return why
+        return DONE
 
     def _shared(self, fn, args, first: int, last: int) -> None:
         """fn(*args(a, b)) on a share of first..last-1 per thread, all done on return."""
@@ -907,8 +908,7 @@ class NativeSearch:
             self.enc.refresh()
             self.encode_seconds += time.perf_counter() - started
             self._widen(self.enc.width)
-            why, self.head, self.n, edges = self._search(self.head + batch, symmetric, of, stabs)
-            self.edges += edges
+            why = self._search(self.head + batch, symmetric, of, stabs)
             if why == GROW:
                 self._grow(self.n + len(self.comp.calls))
             elif why == STEP_IN_PYTHON:

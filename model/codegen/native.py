@@ -19,8 +19,8 @@ by its least image under the profile's renamings, run as programs over the row (
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numba
@@ -63,7 +63,8 @@ ALL = -1  # every property due
 MOVING = 2  # a successor whose least image is to be found
 SEEN = 8  # under symmetry, a successor met that was not its own least image kept per 8 rows
 BATCH = 256  # rows expanded together, a share per thread, before their successors are stored
-THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+THREADS = (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+           else os.cpu_count() or 1)  # the cores this process may run on
 
 # node kinds
 TEST, OUT, NONE, ESCAPE = range(4)
@@ -477,7 +478,6 @@ def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots,
             callends[mine] = end
             mine += 1
         made[i] = mine
-        j = 0
         for k in range(mine):
             ci, end = callsok[k], callends[k]
             if post[end] < 0:
@@ -493,8 +493,7 @@ def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots,
             for w in range(width):
                 succ[a, w] = nxt[w]
             a += 1
-            j += 1
-        count[i] = j
+        count[i] = a - starts[i]
 
 
 @numba.njit(cache=True, inline="always")
@@ -670,7 +669,9 @@ class NativeSearch:
                                  dtype=np.int64)
         self.seen = np.zeros((0, 0), dtype=np.int8)
         self._out_key = None
-        self._pool = None  # the threads that expand a batch's shares
+        self.threads = THREADS  # a share of each batch per thread, expanded in this pool
+        self._pool = (ThreadPoolExecutor(self.threads, thread_name_prefix="native")
+                      if self.threads > 1 else None)
         self.n = self.head = self.edges = 0
         self.violated = np.full(max(len(compiled.always), 1), -1, dtype=np.int64)
         self.in_python = 0  # states stepped in Python
@@ -792,7 +793,7 @@ class NativeSearch:
         if self._pool is None or last - first < 2:
             fn(*args(first, last))
             return
-        cut = [first + k * (last - first) // THREADS for k in range(THREADS + 1)]
+        cut = [first + k * (last - first) // self.threads for k in range(self.threads + 1)]
         for done in [self._pool.submit(fn, *args(a, b)) for a, b in zip(cut, cut[1:])]:
             done.result()
 
@@ -801,7 +802,7 @@ class NativeSearch:
         the successors to replace by their least images (with a table of those met first).
         """
         ncalls, width, dtype = len(self.comp.calls), self.rows.shape[1], self.rows.dtype
-        key = (ncalls, width, dtype, BATCH, THREADS)
+        key = (ncalls, width, dtype, BATCH)
         if self._out_key != key:
             self._out_key = key
             rows, calls = (BATCH * ncalls, width), BATCH * ncalls
@@ -816,8 +817,6 @@ class NativeSearch:
             self._sifting = (np.zeros(BATCH * ncalls, dtype=np.int64),
                              np.full(slots, -1, dtype=np.int64),
                              np.zeros(BATCH * ncalls, dtype=np.int64))
-            self._pool = (ThreadPoolExecutor(THREADS, thread_name_prefix="native")
-                          if THREADS > 1 else None)
         return self._out, self._sifting
 
     def _symmetry(self) -> tuple:

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,15 @@ def small(name):
         from dataclasses import replace
         config = replace(config, sizes=(0, 1), spans=(1,), counts=(0, 1))
     return profile, config
+
+
+def layers(search) -> Counter:
+    """How many rows a native search found at each breadth-first depth (by parent pointers):
+    the explorer's `depth_of` counted the same way, when both search breadth first."""
+    depth = [0] * search.n
+    for i in range(1, search.n):
+        depth[i] = depth[int(search.parent[i])] + 1
+    return Counter(depth)
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))

@@ -15,7 +15,7 @@ from model.codegen import native, python
 from model.codegen.search import reachable as compiled_reachable
 from model.explorer import explore
 from model.extensions import mutate
-from tests.codegen.test_codegen import SMALL, machine, small
+from tests.codegen.test_codegen import SMALL, layers, machine, small
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
@@ -30,10 +30,7 @@ def test_the_native_search_reaches_the_explorers_states(name):
     assert {comp.unpack(search.packed(i)) for i in range(search.n)} == set(explored.states)
     # and the arrays answer every call on every reachable state as the Python backend does
     assert native.check_native(search, explored.states) > 0
-    depth = [0] * search.n  # found breadth first: as many states at each depth
-    for i in range(1, search.n):
-        depth[i] = depth[int(search.parent[i])] + 1
-    assert Counter(depth) == Counter(explored.depth_of)
+    assert layers(search) == Counter(explored.depth_of)  # found breadth first
 
 
 def test_the_native_search_equals_the_compiled_one_on_a_larger_machine():

@@ -15,7 +15,7 @@ from model.codegen import native, orbits, python
 from model.explorer import explore
 from model.extensions import mutate
 from model.renaming import Cell
-from tests.codegen.test_codegen import machine
+from tests.codegen.test_codegen import layers, machine
 
 GROUPS = {  # small machines whose group moves pages, VMs, gfns, slots or files
     "toy": ("--pages", "3"),
@@ -49,11 +49,7 @@ def test_the_native_search_finds_one_state_per_orbit_as_the_explorer_does(key):
     # and the orbits they stand for are every reachable state, each once
     assert sum(symmetry.orbit_size(state) for state in states) == unreduced["states"]
     assert native.check_orbits(search, explored.states) > 0
-    # found breadth first: as many orbits at each depth as the explorer finds
-    depth = [0] * search.n
-    for i in range(1, search.n):
-        depth[i] = depth[int(search.parent[i])] + 1
-    assert Counter(depth) == Counter(explored.depth_of)
+    assert layers(search) == Counter(explored.depth_of)  # as many orbits at each depth
 
 
 def _least_image(x, of, stabs) -> tuple:

@@ -421,13 +421,14 @@ def _insert(rows, index, parent, via, n, row, width, src, call):
 
 @numba.njit(cache=True, nogil=True)
 def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots, nprops, tabs,
-            width, lo, hi, symmetric, out):
+            width, lo, hi, out):
     """Rows first..last-1 expanded, row r into the (r - base)-th place of `out`: its status, the
     always properties it violates, the calls that fail there, how many succeed, and its
-    successors (but self-loops), each with its call and its end; under symmetry, one stored
-    already (its own least image) or met before (`seen`) is marked -1, found. Nothing shared
+    successors (but self-loops), each with its call and its end; one stored already (under
+    symmetry: its own least image) or met before (`seen`) is marked -1, found. Nothing shared
     is written, and the GIL is let go: a thread each expands a share of a batch, and the
-    successors are stored in order afterwards (`_store`)."""
+    successors are stored in order afterwards (`_store`), which then looks up only the
+    others (most successors are found: 12 edges a state at pKVM 2 x 3)."""
     succ, met, via, ends, moved, starts, count, made, fails, violations, status = out
     code, prog, kind, arg, _first, _count, post, _values, _kids, _writes, _trim, _changed = tabs
     ncalls = roots.shape[1]
@@ -488,7 +489,7 @@ def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots,
             via[a] = ci
             ends[a] = end
             moved[a] = 0
-            if symmetric and _known(rows, index, seen, seenmask, nxt, width):
+            if _known(rows, index, seen, seenmask, nxt, width):
                 moved[a] = -1
             for w in range(width):
                 succ[a, w] = nxt[w]
@@ -498,8 +499,8 @@ def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots,
 
 @numba.njit(cache=True, inline="always")
 def _known(rows, index, seen, seenmask, nxt, width) -> bool:
-    """Whether a successor is stored (its own least image) or was met before (`seen`): its
-    least image is stored."""
+    """Whether a successor is stored (under symmetry, its own least image) or was met before
+    (`seen`: its least image is stored; without symmetry a row of -1, never met)."""
     if index[_find(rows, index, nxt, width)] >= 0:
         return True
     slot = _hash(nxt, width) & seenmask
@@ -576,8 +577,8 @@ def _store(rows, index, parent, via, dues, calldues, n, head, last, propread, ca
     successor replaced by its least image, makes them all due. The other properties hold or
     fail as in the parent, the other calls fail as they did there (most calls fail in most
     states). A successor replaced by its least image is kept in `seen` as it was met; one
-    marked -1 was found without it (`_sift`), and one marked below that could not be made
-    (its shape has no programs yet, -2; a value needs wider cells, -3)."""
+    marked -1 was found already (`_expand`, `_sift`), and one marked below that could not be
+    made (its shape has no programs yet, -2; a value needs wider cells, -3)."""
     succ, met, calls, ends, moved, starts, count, made, fails, violations, status = out
     changed, post = tabs[11], tabs[6]
     incremental = width <= 64 * WORDS
@@ -598,7 +599,7 @@ def _store(rows, index, parent, via, dues, calldues, n, head, last, propread, ca
         sid = rows[r, 0]
         for a in range(starts[i], starts[i] + count[i]):
             if moved[a] == -1:
-                continue  # found without its least image (`_sift`)
+                continue  # found already
             if moved[a] < -1:
                 return (SYMMETRY if moved[a] == -2 else RANGE), r, n, edges
             ci, end = calls[a], ends[a]
@@ -757,7 +758,7 @@ class NativeSearch:
         def expand(first, last):
             return (first, last, self.head, self.rows, self.index, seen, self.dues,
                     self.calldues, enc.roots, enc.proots, nprops, tables, width, info.min,
-                    info.max, symmetric, out)
+                    info.max, out)
 
         def least(first, last):
             return first, last, todo, out, of, stabs, width, info.min, info.max

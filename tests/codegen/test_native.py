@@ -31,6 +31,16 @@ def test_the_native_search_reaches_the_explorers_states(name):
     # and the arrays answer every call on every reachable state as the Python backend does
     assert native.check_native(search, explored.states) > 0
     assert layers(search) == Counter(explored.depth_of)  # found breadth first
+    assert dict(enumerate(found["layers"])) == layers(search)
+
+
+def test_a_stopped_search_says_how_many_rows_it_found_at_each_depth():
+    """Stopped in the middle of a layer: the layers found so far, the last one in part."""
+    profile, config = machine("pkvm", "--pages", "2", "--guests", "1", "--protected", "1")
+    search = native.NativeSearch(python.Compiled(profile, config))
+    assert not search.run(search.comp.pack(profile.initial_state(config)), until=1000)
+    assert dict(enumerate(search.layers())) == layers(search)
+    assert sum(search.layers()) == search.n > 1000
 
 
 def test_the_native_search_equals_the_compiled_one_on_a_larger_machine():

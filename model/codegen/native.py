@@ -895,9 +895,10 @@ class NativeSearch:
         self.in_python += 1
 
     def run(self, initial, deadline: float | None = None, until: int | None = None,
-            batch: int = 1 << 16) -> bool:
+            batch: int = 1 << 16, progress=None) -> bool:
         """Search from the initial state (packed) until every state is expanded (True), or
-        `until` states are, or the deadline passes (False)."""
+        `until` states are, or the deadline passes (False); `progress(rows, edges, expanded)`
+        after each `batch` of rows (it may raise to stop the search, which stays whole)."""
         if self.n == 0:
             self._add(initial, -1, -1)
         while self.head < self.n and (until is None or self.head < until):
@@ -923,6 +924,8 @@ class NativeSearch:
                     self._learn()
             elif why == RANGE:  # a successor's value needs wider cells: widen, then redo
                 self._deepen([int(np.iinfo(self.rows.dtype).max) + 1])
+            if progress is not None:
+                progress(self.n, self.edges, self.head)
             if deadline is not None and time.perf_counter() > deadline:
                 break
         return self.head >= self.n
@@ -1092,12 +1095,14 @@ def check_orbits(search: NativeSearch, states) -> int:
 
 def reachable(profile, config, *, max_seconds: float | None = None, check_first: int = 100,
               properties: bool = False, compiled=None, cache: str | None = None,
-              symmetry: bool = False) -> dict:
+              symmetry: bool = False, progress=None, stops: tuple = ()) -> dict:
     """As `search.reachable`, natively: states, edges, seconds (all of it) and search seconds
     (without tracing, compiling the trees and the loop, encoding and the check of the first
     states), whether it completed, the always properties violated with a shortest path to
-    each, the rows found at each depth (`layers`). With `cache` (a folder), the trees are read from there and written back after; with
-    `symmetry`, one state per orbit of the profile's symmetry."""
+    each, the rows found at each depth (`layers`). With `cache` (a folder), the trees are read
+    from there and written back after; with `symmetry`, one state per orbit of the profile's
+    symmetry. `progress` is the search's (`NativeSearch.run`); an exception of `stops` raised
+    on the way (a Ctrl-C) ends the search where it is: `stopped` holds it."""
     start = time.perf_counter()
     comp = compiled or Compiled(profile, config, properties,
                                 None if cache is None else TraceCache(cache, profile, config))
@@ -1106,18 +1111,22 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
     group = profile.symmetry(config, enabled=symmetry)
     search = NativeSearch(comp, Orbits(comp, group) if not group.trivial else None)
     initial = comp.pack(profile.initial_state(config))
-    complete = search.run(initial, deadline, until=check_first)
-    checking = time.perf_counter()
-    first = [comp.unpack(search.packed(i)) for i in range(min(search.n, check_first))]
-    compiling, engine = comp.compile_seconds, search.engine_seconds
-    check(comp, first)
-    check_native(search, first)
-    check_orbits(search, first)
-    checking = (time.perf_counter() - checking - (comp.compile_seconds - compiling)
-                - (search.engine_seconds - engine))
-    if not complete:
-        complete = search.run(initial, deadline)
-    if search.orbits is not None:  # the renamings again, on states spread over the whole run
+    checking, stopped = 0.0, None
+    try:
+        complete = search.run(initial, deadline, until=check_first, progress=progress)
+        began = time.perf_counter()
+        first = [comp.unpack(search.packed(i)) for i in range(min(search.n, check_first))]
+        compiling, engine = comp.compile_seconds, search.engine_seconds
+        check(comp, first)
+        check_native(search, first)
+        check_orbits(search, first)
+        checking = (time.perf_counter() - began - (comp.compile_seconds - compiling)
+                    - (search.engine_seconds - engine))
+        if not complete:
+            complete = search.run(initial, deadline, progress=progress)
+    except stops as stop:
+        complete, stopped = False, stop
+    if search.orbits is not None and stopped is None:  # the renamings again, over the run
         started, engine = time.perf_counter(), search.engine_seconds
         spread = np.unique(np.linspace(0, search.n - 1, min(check_first, search.n), dtype=int))
         check_orbits(search, [comp.unpack(search.packed(int(i))) for i in spread])
@@ -1139,7 +1148,7 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
             "shapes": len(comp.shapes), "in_python": search.in_python,
             "learned": search.learned, "group_order": group.order,
             "violated": sorted(violated), "paths": violated, "layers": search.layers(),
-            "bytes_per_state": _bytes(search), "search": search}
+            "bytes_per_state": _bytes(search), "stopped": stopped, "search": search}
 
 
 def _bytes(search: NativeSearch) -> float:

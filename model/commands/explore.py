@@ -57,6 +57,14 @@ def register(subparsers, profile) -> None:
     parser.add_argument("--conformance", action="store_true",
                         help="replay every explored call on the profile's reference and compare "
                              "(turns symmetry off: the reduction is sound for the model only)")
+    parser.add_argument("--engine", choices=("explorer", "native"), default="explorer",
+                        help="explorer (default): every property, the graph kept; native: the "
+                             "compiled search on every core, for machines too large for the "
+                             "explorer: the always properties of states only, each violation "
+                             "with a shortest trace (the report names what it did not check)")
+    parser.add_argument("--trace-cache", metavar="DIR",
+                        help="with --engine native: keep the traced calls in DIR, so that the "
+                             "same machine from the same source traces nothing the next time")
     parser.set_defaults(run=run)
 
 
@@ -238,8 +246,14 @@ def run(args, on_edge=None) -> int:
 
     on_edge = on_edge or getattr(args, "on_edge", None)
     checker = None
+    from model.commands import explore_native
+    explore_native.refuse(args)
     check_outputs(args)
     loaded = load(args)
+    if getattr(args, "engine", "explorer") == "native":
+        profile, _base, config = loaded
+        return explore_native.run(args, loaded, f"{subject(profile, args)}: "
+                                                f"{profile.config_text(config)}")
     profile, base, config = loaded
     if args.conformance:
         from model.conformance import EdgeChecker

@@ -97,3 +97,10 @@ def test_a_compiled_reading_that_disagrees_is_one_line_and_exit_2(monkeypatch, c
     assert main.main(["explore", "--profile", "toy", "--engine", "native"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "compiled reading disagrees" in err
+
+
+def test_a_trace_cache_that_cannot_be_written_is_refused_before_the_search(tmp_path):
+    taken = tmp_path / "a file"
+    taken.write_text("")
+    done = cli("explore", "--profile", "toy", "--engine", "native", "--trace-cache", str(taken))
+    assert done.returncode == 2 and done.stdout == "" and "--trace-cache" in done.stderr

@@ -70,11 +70,14 @@ def run(args, loaded: tuple, label: str) -> int:
     from model.commands.common import Stopped, as_stopped, console as make_console, \
         make_progress, report_header, stop_code
     from model.commands.explore import check_outputs, check_skip, save_trace
+    from model.commands.export import check_cache_folder
     from model.commands.progress import rate
     from model.render import render_trace, trace_data
 
     refuse(args)
     check_outputs(args)
+    if args.trace_cache is not None:
+        check_cache_folder(args.trace_cache)
     profile, _base, config = loaded
     check_skip(profile, args.skip)
     skipped = set(args.skip or [])

@@ -130,8 +130,7 @@ class Encoding:
                     content = (OUT, errno)
                 else:
                     writes = tuple((1 + i, self.program(c)) for i, c in enumerate(tree.cells)
-                                   if not (isinstance(c, Sym) and c.op == "cell"
-                                           and c.args[0] == i))
+                                   if not _kept(c, i))
                     content = (OUT, errno, writes, self.compiled.shape_id(tree.shape),
                                1 + len(tree.cells), 1 + size(shape))
         else:
@@ -207,7 +206,7 @@ class Encoding:
         """What a call's or property's tree decides on, on a shape, joined to what it decided on
         before (a tree that learns keeps its old paths, and a state is judged by the path its
         ancestor took)."""
-        bits = self.reads.get((slot, sid), 0) | _positions(tree)
+        bits = self.reads.get((slot, sid), 0) | _positions(tree, self.compiled.shapes[sid])
         self.reads[(slot, sid)] = bits
         return _bits(bits)
 
@@ -223,16 +222,31 @@ def _grown(table, rows: int):
     return out
 
 
-def _positions(tree) -> int:
+def _kept(cell, i: int) -> bool:
+    """Whether an end's cell i is the pre-state's cell i as it was (not a write)."""
+    return isinstance(cell, Sym) and cell.op == "cell" and cell.args[0] == i
+
+
+def _positions(tree, shape) -> int:
     """The row positions a tree's known paths decide on, as bits: its tests, a property's
-    value, a call's errno (not what the call writes). A path not known yet is stepped in
-    Python when a state takes it, and no state was judged by it."""
+    value, a call's errno, and where an end writes, what it writes and reads to write it
+    (whether a failing call changes the row, check-then-commit, may change with those). A
+    path not known yet is stepped in Python when a state takes it, and no state was judged
+    by it."""
     if isinstance(tree, End):
-        decides = tree.value if tree.kind == "value" else tree.errno if tree.kind == "out" else 0
-        return sum(1 << (1 + i) for i in cells_of(decides))
+        if tree.kind == "value":
+            return sum(1 << (1 + i) for i in cells_of(tree.value))
+        if tree.kind != "out":
+            return 0
+        bits = sum(1 << (1 + i) for i in cells_of(tree.errno))
+        if not unchanged(tree, shape):
+            for i, cell in enumerate(tree.cells):
+                if not _kept(cell, i):
+                    bits |= (1 << (1 + i)) | sum(1 << (1 + j) for j in cells_of(cell))
+        return bits
     bits = sum(1 << (1 + i) for i in cells_of(tree.expr))
     for _v, child in tree.children:
-        bits |= _positions(child)
+        bits |= _positions(child, shape)
     return bits
 
 
@@ -359,6 +373,23 @@ def _walk(node, row, tabs, stack):
 
 
 @numba.njit(cache=True, inline="always")
+def _changes(end, row, tabs, stack) -> bool:
+    """Whether an OUT end with writes leads anywhere but its row: another shape, a written
+    value that differs, or a cell past the post shape that was not zero."""
+    code, prog, _kind, _arg, first, count, post, _values, _kids, writes, trim, _changed = tabs
+    if post[end] != row[0]:
+        return True
+    for j in range(first[end], first[end] + count[end]):
+        p = writes[j, 1]
+        if _run(code, prog[p, 0], prog[p, 1], row, stack) != row[writes[j, 0]]:
+            return True
+    for w in range(trim[end, 0], trim[end, 1]):
+        if row[w] != 0:
+            return True
+    return False
+
+
+@numba.njit(cache=True, inline="always")
 def _successor(end, row, nxt, tabs, stack, lo, hi) -> bool:
     """The row an OUT end leads to, written into nxt: the row with its post shape, its writes
     (computed from the pre-state) and the cells past the post shape's zeroed; False (nxt
@@ -421,12 +452,14 @@ def _insert(rows, index, parent, via, n, row, width, src, call):
 
 @numba.njit(cache=True, nogil=True)
 def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots, nprops, tabs,
-            width, lo, hi, out):
+            width, lo, hi, out, won, broke):
     """Rows first..last-1 expanded, row r into the (r - base)-th place of `out`: its status, the
     always properties it violates, the calls that fail there, how many succeed, and its
     successors (but self-loops), each with its call and its end; one stored already (under
-    symmetry: its own least image) or met before (`seen`) is marked -1, found. Nothing shared
-    is written, and the GIL is let go: a thread each expands a share of a batch, and the
+    symmetry: its own least image) or met before (`seen`) is marked -1, found. The calls that
+    succeed are marked in `won` (every thread writes only ones there); broke[i] is the first
+    call that fails at the row and changes it all the same (breaking check-then-commit), or
+    -1. Nothing else shared is written, and the GIL is let go: a thread each expands a share of a batch, and the
     successors are stored in order afterwards (`_store`), which then looks up only the
     others (most successors are found: 12 edges a state at pKVM 2 x 3)."""
     succ, met, via, ends, moved, starts, count, made, fails, violations, status = out
@@ -445,6 +478,7 @@ def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots,
         status[i] = DONE
         starts[i] = a
         count[i] = 0
+        broke[i] = -1
         for w in range(width):
             row[w] = rows[r, w]
         sid = row[0]
@@ -473,8 +507,13 @@ def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots,
                 return
             if kind[end] == NONE or _run(code, prog[arg[end], 0], prog[arg[end], 1], row,
                                          stack) != 0:
+                if kind[end] != NONE and post[end] >= 0 and broke[i] < 0 and _changes(
+                        end, row, tabs, stack):
+                    broke[i] = ci  # a failure that changes the row: not check-then-commit
                 fails[i, ci >> 6] |= np.int64(1) << (ci & 63)  # no edge in the graph
                 continue
+            if won[ci] == 0:  # written once: the threads share its cache line after that
+                won[ci] = 1
             callsok[mine] = ci
             callends[mine] = end
             mine += 1
@@ -566,10 +605,11 @@ def _least(first, last, todo, out, of, stabs, width, lo, hi) -> None:
 
 @numba.njit(cache=True)
 def _store(rows, index, parent, via, dues, calldues, n, head, last, propread, callread, nprops,
-           tabs, width, violated, seen, out):
+           tabs, width, violated, seen, out, broke, broken):
     """The successors of rows head..last-1, as `_expand` left them, stored in order (the ids,
     parents and counts one thread would give): (why, the row it stopped at, n, edges). The
-    first row violating always property i is noted in violated[i]. A new row's properties
+    first row violating always property i is noted in violated[i], the first row where a
+    failing call changes the state in broken (row, call). A new row's properties
     and calls are judged incrementally: dues[r] holds the properties the step that found it
     may have changed (it wrote a position the property read on that shape), calldues[r] the
     calls (those that did not fail in the parent, and those whose failure the step may have
@@ -596,6 +636,8 @@ def _store(rows, index, parent, via, dues, calldues, n, head, last, propread, ca
         for q in range(nprops):
             if violations[i, q] and violated[q] < 0:
                 violated[q] = r
+        if broke[i] >= 0 and broken[0] < 0:
+            broken[0], broken[1] = r, broke[i]
         sid = rows[r, 0]
         for a in range(starts[i], starts[i] + count[i]):
             if moved[a] == -1:
@@ -675,6 +717,8 @@ class NativeSearch:
                       if self.threads > 1 else None)
         self.n = self.head = self.edges = 0
         self.violated = np.full(max(len(compiled.always), 1), -1, dtype=np.int64)
+        self.won = np.zeros(max(len(compiled.calls), 1), dtype=np.int8)  # calls that succeeded
+        self.broken = np.full(2, -1, dtype=np.int64)  # a failing call that changed a row, where
         self.in_python = 0  # states stepped in Python
         self.learned = 0  # states the trees learned (traced again with them as an oracle)
         self._learning = -1  # the last of them
@@ -751,14 +795,14 @@ class NativeSearch:
         same ids, parents and counts as one thread storing as it goes. The head, the rows and
         the edges are brought up to date after each batch (a Ctrl-C between two leaves the
         search whole)."""
-        out, (todo, firsts, placed) = self._batch()
+        out, (todo, firsts, placed), broke = self._batch()
         enc, seen, width = self.enc, self._seen(), self.rows.shape[1]
         info, nprops, tables = np.iinfo(self.rows.dtype), len(self.comp.always), enc.tables()
 
         def expand(first, last):
             return (first, last, self.head, self.rows, self.index, seen, self.dues,
                     self.calldues, enc.roots, enc.proots, nprops, tables, width, info.min,
-                    info.max, out)
+                    info.max, out, self.won, broke)
 
         def least(first, last):
             return first, last, todo, out, of, stabs, width, info.min, info.max
@@ -769,7 +813,7 @@ class NativeSearch:
         def store(last):
             return (self.rows, self.index, self.parent, self.via, self.dues, self.calldues,
                     self.n, self.head, last, enc.propread, enc.callread, nprops, tables, width,
-                    self.violated, seen, out)
+                    self.violated, seen, out, broke, self.broken)
 
         self._ready(_expand, expand(self.head, self.head))
         self._ready(_store, store(self.head))
@@ -799,9 +843,9 @@ class NativeSearch:
             done.result()
 
     def _batch(self) -> tuple:
-        """What a batch of `BATCH` rows expands to (its successors as deep as the rows), and
-        the successors to replace by their least images (with a table of those met first).
-        """
+        """What a batch of `BATCH` rows expands to (its successors as deep as the rows), the
+        successors to replace by their least images (with a table of those met first), and
+        each row's failing call that changed it, if any."""
         ncalls, width, dtype = len(self.comp.calls), self.rows.shape[1], self.rows.dtype
         key = (ncalls, width, dtype, BATCH)
         if self._out_key != key:
@@ -818,7 +862,8 @@ class NativeSearch:
             self._sifting = (np.zeros(BATCH * ncalls, dtype=np.int64),
                              np.full(slots, -1, dtype=np.int64),
                              np.zeros(BATCH * ncalls, dtype=np.int64))
-        return self._out, self._sifting
+            self._broke = np.zeros(BATCH, dtype=np.int64)
+        return self._out, self._sifting, self._broke
 
     def _symmetry(self) -> tuple:
         """The loop's symmetry arguments: whether it reduces, the programs of every shape."""
@@ -887,8 +932,13 @@ class NativeSearch:
         for ci, out in enumerate(answers(self, s)):
             if out == "python":  # only the calls the arrays cannot answer are compiled
                 out = comp.step(s, ci)
-            if out is None or out[0]:
+            if out is None:
                 continue
+            if out[0]:
+                if out[1] != s and self.broken[0] < 0:
+                    self.broken[:] = (self.head, ci)
+                continue
+            self.won[ci] = 1
             self.edges += 1
             self._add(out[1], self.head, ci)
         self.head += 1
@@ -1099,7 +1149,10 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
     """As `search.reachable`, natively: states, edges, seconds (all of it) and search seconds
     (without tracing, compiling the trees and the loop, encoding and the check of the first
     states), whether it completed, the always properties violated with a shortest path to
-    each, the rows found at each depth (`layers`). With `cache` (a folder), the trees are read
+    each, the rows found at each depth (`layers`), the transitions that succeeded somewhere
+    (`succeeded`), and a shortest path to a state where a failing call changes the state
+    (`broken`: the path, and the call on the representative; under symmetry the state the
+    path reaches is in its orbit, where a renamed call fails so). With `cache` (a folder), the trees are read
     from there and written back after; with `symmetry`, one state per orbit of the profile's
     symmetry. `progress` is the search's (`NativeSearch.run`); an exception of `stops` raised
     on the way (a Ctrl-C) ends the search where it is: `stopped` holds it."""
@@ -1137,6 +1190,9 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
     saving = time.perf_counter() - saving
     violated = {comp.always[i].name: [str(c) for c in search.path(int(at), initial)]
                 for i, at in enumerate(search.violated[:len(comp.always)]) if at >= 0}
+    at, ci = (int(x) for x in search.broken)
+    broken = None if at < 0 else {"path": [str(c) for c in search.path(at, initial)],
+                                  "call": str(comp.calls[ci])}
     return {"states": search.n, "edges": search.edges, "seconds": seconds,
             "search_seconds": seconds - loading - comp.compile_seconds - search.encode_seconds
             - checking - search.engine_seconds,
@@ -1148,6 +1204,8 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
             "shapes": len(comp.shapes), "in_python": search.in_python,
             "learned": search.learned, "group_order": group.order,
             "violated": sorted(violated), "paths": violated, "layers": search.layers(),
+            "succeeded": sorted({comp.calls[i].name for i in np.flatnonzero(search.won)}),
+            "broken": broken,
             "bytes_per_state": _bytes(search), "stopped": stopped, "search": search}
 
 

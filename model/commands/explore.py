@@ -60,8 +60,9 @@ def register(subparsers, profile) -> None:
     parser.add_argument("--engine", choices=("explorer", "native"), default="explorer",
                         help="explorer (default): every property, the graph kept; native: the "
                              "compiled search on every core, for machines too large for the "
-                             "explorer: the always properties of states only, each violation "
-                             "with a shortest trace (the report names what it did not check)")
+                             "explorer: the always properties of states, check-then-commit "
+                             "and which transitions succeed, each violation with a shortest "
+                             "trace (the report names what it did not check)")
     parser.add_argument("--trace-cache", metavar="DIR",
                         help="with --engine native: keep the traced calls in DIR, so that the "
                              "same machine from the same source traces nothing the next time")

@@ -2,12 +2,14 @@
 compiled reading (`model/codegen/native.py`, on every core).
 
 It checks every `always` property of a state in every reachable state (one per orbit with
-symmetry) and gives a shortest trace per violated one, replayed call by call on concrete states
-and judged again there by the property itself, so what is shown is a run of the model. It
-keeps no graph and no pair of states: step properties, `sometimes` properties, the graph
-properties and the explorer's own checks (errno_known) stay the explorer's, and the report
-names each one it did not check. Exit 0 when every property it checks holds, 1 when one is
-violated, 2 on bad input; stopped (Ctrl-C, --max-seconds) as `explore`.
+symmetry), check-then-commit on every call (a failing call that writes is walked again in
+every state), and which transitions succeed somewhere (the `..._succeeds` properties); it
+gives a shortest trace per violated property, replayed call by call on concrete states and
+judged again there by the property itself, so what is shown is a run of the model. It keeps no
+graph and no pair of states: the profile's other step properties, its other `sometimes`
+properties, the graph properties and the explorer's own checks stay the explorer's, and the
+report names each one it did not check. Exit 0 when every property it checks holds, 1 when one
+is violated, 2 on bad input; stopped (Ctrl-C, --max-seconds) as `explore`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import time
 from types import SimpleNamespace
 
 from model.explorer.results import GRAPH_CHECKS, TraceStep, Violation
+from model.properties import check_then_commit, succeeds
 
 # the explorer's options this engine has no meaning for, and why
 REFUSED = {
@@ -45,22 +48,37 @@ def refuse(args) -> None:
 
 def replay(profile, config, prop, paths: list[str]) -> Violation:
     """The native search's shortest path to a violation of `prop`, run again on concrete states
-    from the initial one; the property must fail at its end (else the compiled reading lied)."""
+    from the initial one; the property must fail at its end (else the compiled reading lied).
+    A step property fails on a call from the path's last state: the first in the calls' order
+    that breaks it (under symmetry the search saw the renamed call, on its representative)."""
     from model.codegen.python import Disagreement
     from model.explorer.traces import blame
 
-    calls = {str(c): c for c in profile.calls(config)}
+    calls = profile.calls(config)
+    by_text = {str(c): c for c in calls}
     state, steps = profile.initial_state(config), []
     for text in paths:
-        out = profile.step(config, state, calls[text])
+        out = profile.step(config, state, by_text[text])
         if out is None or out.errno != 0:
             raise Disagreement(f"the native path to {prop.name} fails at {text}")
-        steps.append(TraceStep(calls[text], out.errno, state, out.state))
+        steps.append(TraceStep(by_text[text], out.errno, state, out.state))
         state = out.state
-    if prop.state(profile.view(config, state)):
-        raise Disagreement(f"the native path to {prop.name} ends where it holds")
+    view = profile.view
+    if prop.state is not None:
+        if prop.state(view(config, state)):
+            raise Disagreement(f"the native path to {prop.name} ends where it holds")
+    else:
+        for call in calls:
+            out = profile.step(config, state, call)
+            if out is not None and not prop.step(call.name, out.errno, view(config, state),
+                                                 view(config, out.state)):
+                steps.append(TraceStep(call, out.errno, state, out.state))
+                break
+        else:
+            raise Disagreement(f"the native path to {prop.name} ends where no call breaks it")
     why = blame(SimpleNamespace(profile=profile, config=config), prop, steps)
-    return Violation(prop.name, prop.doc, "state", steps, "; ".join(why.where), why.text())
+    return Violation(prop.name, prop.doc, "state" if prop.state else "step", steps,
+                     "; ".join(why.where), why.text())
 
 
 def run(args, loaded: tuple, label: str) -> int:
@@ -89,21 +107,28 @@ def run(args, loaded: tuple, label: str) -> int:
                         states=states, edges=edges)
 
     start = time.perf_counter()
-    checked = [p for p in profile.always if p.state and p.name not in skipped]
+    checked = [p for p in profile.always
+               if (p.state or p.step is check_then_commit) and p.name not in skipped]
+    calls = {succeeds(name).name: name for name in profile.transitions}
     try:
         with progress:
             found = native.reachable(profile, config, properties=True, symmetry=args.symmetry,
                                      cache=args.trace_cache, progress=report,
                                      stops=(KeyboardInterrupt, Stopped))
-        violations = [replay(profile, config, p, found["paths"][p.name])
-                      for p in checked if p.name in found["paths"]]
+        paths = dict(found["paths"])
+        if found["broken"] is not None:
+            paths.update({p.name: found["broken"]["path"] for p in checked if p.step})
+        violations = [replay(profile, config, p, paths[p.name])
+                      for p in checked if p.name in paths]
     except Disagreement as err:  # a tracer's bug, or Python it cannot follow (an extension)
         first = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise UsageError(f"--engine native: the compiled reading disagrees with the concrete "
                          f"one ({first}); --engine explorer runs the concrete one") from None
     seconds = time.perf_counter() - start
     stop = None if found["stopped"] is None else as_stopped(found["stopped"])
-    others = [p for p in profile.properties.values() if not (p.kind == "always" and p.state)]
+    done = {p.name for p in profile.always if p.state or p.step is check_then_commit} | \
+        set(calls)
+    others = [p for p in profile.properties.values() if p.name not in done]
     unchecked = {kind: [name for name in names if name not in skipped] for kind, names in (
         ("step", [p.name for p in others if p.kind == "always"]),
         ("sometimes", [p.name for p in others if p.kind == "sometimes"]),
@@ -120,6 +145,8 @@ def run(args, loaded: tuple, label: str) -> int:
             "properties": {p.name: "violated" if any(v.property == p.name for v in violations)
                            else "holds" if found["complete"] else "not violated yet"
                            for p in checked},
+            "sometimes": {name: transition in found["succeeded"]
+                          for name, transition in calls.items() if name not in skipped},
             "not_checked": unchecked,
             "violations": [trace_data(profile, config, v.trace, v) for v in violations]}
     if args.save_trace:
@@ -163,8 +190,13 @@ def summary(data: dict, label: str):
     held = [name for name, how in data["properties"].items() if how != "violated"]
     bad = [name for name, how in data["properties"].items() if how == "violated"]
     verdict = "hold" if data["complete"] else "not violated so far"
-    table.add_row("always (states)", f"{len(held)}/{len(data['properties'])} {verdict}"
+    table.add_row("always", f"{len(held)}/{len(data['properties'])} {verdict}"
                   + (f"; [bold red]violated: {', '.join(bad)}[/bold red]" if bad else ""))
+    missing = [name for name, seen in data["sometimes"].items() if not seen]
+    never = "never" if data["complete"] else "not yet (search incomplete)"
+    table.add_row("sometimes (succeeds)",
+                  f"{len(data['sometimes']) - len(missing)}/{len(data['sometimes'])} witnessed"
+                  + (f"; [red]{never}: {', '.join(missing)}[/red]" if missing else ""))
     left = data["not_checked"]
     table.add_row("not checked", f"{len(left['step'])} step, {len(left['sometimes'])} "
                   f"sometimes and {len(left['graph'])} graph properties, and "
@@ -190,6 +222,13 @@ def junit_suite(profile, config, data: dict, violations: list):
             case.text = plain_text(render_trace(trace_data(profile, config, v.trace, v)))
         elif how != "holds":
             case.skipped = "not violated yet (search incomplete)"
+        suite.cases.append(case)
+    for prop, seen in data["sometimes"].items():
+        case = junit.Case(prop, name)
+        if not seen and data["complete"]:
+            case.failure = "never witnessed in the complete search (a vacuous model?)"
+        elif not seen:
+            case.skipped = "not witnessed yet (search incomplete)"
         suite.cases.append(case)
     for prop in [name for names in data["not_checked"].values() for name in names]:
         case = junit.Case(prop, name)

@@ -32,6 +32,10 @@ def test_the_native_search_reaches_the_explorers_states(name):
     assert native.check_native(search, explored.states) > 0
     assert layers(search) == Counter(explored.depth_of)  # found breadth first
     assert dict(enumerate(found["layers"])) == layers(search)
+    # the transitions that succeed somewhere, and no failing call that changes a state
+    assert found["succeeded"] == sorted(t for t in profile.transitions
+                                        if explored.sometimes[f"{t}_succeeds"])
+    assert found["broken"] is None
 
 
 def test_a_stopped_search_says_how_many_rows_it_found_at_each_depth():

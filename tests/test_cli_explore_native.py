@@ -52,8 +52,8 @@ def test_a_failing_call_that_writes_comes_with_the_explorers_trace():
     (found,) = mine["violations"]
     (want,) = [v for v in theirs["violations"] if v["property"] == "check_then_commit"]
     assert found["kind"] == "step" and found["length"] == want["length"]
-    assert [s["call"] for s in found["steps"]] == [s["call"] for s in want["trace"]]
-    assert found["steps"][-1]["errno"] != 0 and found["steps"][-1]["changed"]
+    assert [s["call"] for s in found["trace"]] == [s["call"] for s in want["trace"]]
+    assert found["trace"][-1]["errno"] != 0 and found["trace"][-1]["changed"]
 
 
 def test_a_violation_comes_with_the_explorers_shortest_trace(tmp_path):

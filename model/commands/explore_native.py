@@ -46,6 +46,12 @@ def refuse(args) -> None:
             raise UsageError(f"--engine native: not with {flag} ({why})")
 
 
+def judged(prop) -> bool:
+    """Whether the native search judges an always property: one of a state, or
+    check-then-commit (the machinery's, on the compiled trees)."""
+    return prop.state is not None or prop.step is check_then_commit
+
+
 def replay(profile, config, prop, paths: list[str]) -> Violation:
     """The native search's shortest path to a violation of `prop`, run again on concrete states
     from the initial one; the property must fail at its end (else the compiled reading lied).
@@ -87,13 +93,11 @@ def run(args, loaded: tuple, label: str) -> int:
     from model.codegen.python import Disagreement
     from model.commands.common import Stopped, as_stopped, console as make_console, \
         make_progress, report_header, stop_code
-    from model.commands.explore import check_outputs, check_skip, save_trace
+    from model.commands.explore import check_skip, save_trace
     from model.commands.export import check_cache_folder
     from model.commands.progress import rate
-    from model.render import render_trace, trace_data
+    from model.render import TRACE_FORMAT, render_trace, trace_data
 
-    refuse(args)
-    check_outputs(args)
     if args.trace_cache is not None:
         check_cache_folder(args.trace_cache)
     profile, _base, config = loaded
@@ -107,8 +111,7 @@ def run(args, loaded: tuple, label: str) -> int:
                         states=states, edges=edges)
 
     start = time.perf_counter()
-    checked = [p for p in profile.always
-               if (p.state or p.step is check_then_commit) and p.name not in skipped]
+    checked = [p for p in profile.always if judged(p) and p.name not in skipped]
     calls = {succeeds(name).name: name for name in profile.transitions}
     try:
         with progress:
@@ -126,8 +129,7 @@ def run(args, loaded: tuple, label: str) -> int:
                          f"one ({first}); --engine explorer runs the concrete one") from None
     seconds = time.perf_counter() - start
     stop = None if found["stopped"] is None else as_stopped(found["stopped"])
-    done = {p.name for p in profile.always if p.state or p.step is check_then_commit} | \
-        set(calls)
+    done = {p.name for p in profile.always if judged(p)} | set(calls)
     others = [p for p in profile.properties.values() if p.name not in done]
     unchecked = {kind: [name for name in names if name not in skipped] for kind, names in (
         ("step", [p.name for p in others if p.kind == "always"]),
@@ -147,8 +149,11 @@ def run(args, loaded: tuple, label: str) -> int:
                            for p in checked},
             "sometimes": {name: transition in found["succeeded"]
                           for name, transition in calls.items() if name not in skipped},
-            "not_checked": unchecked,
-            "violations": [trace_data(profile, config, v.trace, v) for v in violations]}
+            "not_checked": unchecked, "trace_format": TRACE_FORMAT,
+            "violations": [{"property": v.property, "doc": v.doc, "kind": v.kind,
+                            "where": v.where, "clause": v.clause, "length": v.length,
+                            "trace": trace_data(profile, config, v.trace)["steps"]}
+                           for v in violations]}  # as the explorer's JSON has them
     if args.save_trace:
         save_trace(SimpleNamespace(profile=profile, config=config, violations=violations),
                    args.save_trace)

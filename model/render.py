@@ -127,6 +127,15 @@ def _violated(prop: str, doc: str, where: str | None, clause: str | None, note: 
     return Panel(text, border_style="red", expand=False)
 
 
+def witnessed(sometimes: dict, complete: bool) -> str:
+    """How many `sometimes` properties a search witnessed, and which it did not (never, or not
+    yet when it stopped early)."""
+    missing = [name for name, seen in sometimes.items() if not seen]
+    never = "never" if complete else "not yet (search incomplete)"
+    return f"{len(sometimes) - len(missing)}/{len(sometimes)} witnessed" + (
+        f"; [red]{never}: {', '.join(missing)}[/red]" if missing else "")
+
+
 def render_summary(data: dict, label: str = "exploration"):
     """The numbers of an exploration: counts, speed, symmetry, sometimes, graph properties."""
     table = Table(title=Text(label), show_header=False, expand=False)
@@ -154,10 +163,7 @@ def render_summary(data: dict, label: str = "exploration"):
         table.add_row("symmetry", f"[yellow]refused: {sym['refused']}[/yellow]")
     else:
         table.add_row("symmetry", "off")
-    missing = [k for k, v in data["sometimes"].items() if not v]
-    never = "never" if data["complete"] else "not yet (search incomplete)"
-    table.add_row("sometimes", f"{len(data['sometimes']) - len(missing)}/{len(data['sometimes'])}"
-                  " witnessed" + (f"; [red]{never}: {', '.join(missing)}[/red]" if missing else ""))
+    table.add_row("sometimes", witnessed(data["sometimes"], data["complete"]))
     graph = dict(data["graph"])
     if graph.pop("checked", False):
         for name, bad in graph.items():

@@ -459,9 +459,9 @@ def _expand(first, last, base, rows, index, seen, dues, calldues, roots, proots,
     symmetry: its own least image) or met before (`seen`) is marked -1, found. The calls that
     succeed are marked in `won` (every thread writes only ones there); broke[i] is the first
     call that fails at the row and changes it all the same (breaking check-then-commit), or
-    -1. Nothing else shared is written, and the GIL is let go: a thread each expands a share of a batch, and the
-    successors are stored in order afterwards (`_store`), which then looks up only the
-    others (most successors are found: 12 edges a state at pKVM 2 x 3)."""
+    -1. Nothing else shared is written, and the GIL is let go: a thread each expands a share
+    of a batch, and the successors are stored in order afterwards (`_store`), which then
+    looks up only the others (most successors are found: 12 edges a state at pKVM 2 x 3)."""
     succ, met, via, ends, moved, starts, count, made, fails, violations, status = out
     code, prog, kind, arg, _first, _count, post, _values, _kids, _writes, _trim, _changed = tabs
     ncalls = roots.shape[1]
@@ -1152,10 +1152,11 @@ def reachable(profile, config, *, max_seconds: float | None = None, check_first:
     each, the rows found at each depth (`layers`), the transitions that succeeded somewhere
     (`succeeded`), and a shortest path to a state where a failing call changes the state
     (`broken`: the path, and the call on the representative; under symmetry the state the
-    path reaches is in its orbit, where a renamed call fails so). With `cache` (a folder), the trees are read
-    from there and written back after; with `symmetry`, one state per orbit of the profile's
-    symmetry. `progress` is the search's (`NativeSearch.run`); an exception of `stops` raised
-    on the way (a Ctrl-C) ends the search where it is: `stopped` holds it."""
+    path reaches is in its orbit, where a renamed call fails so). With `cache` (a folder),
+    the trees are read from there and written back after; with `symmetry`, one state per
+    orbit of the profile's symmetry. `progress` is the search's (`NativeSearch.run`); an
+    exception of `stops` raised on the way (a Ctrl-C) ends the search where it is: `stopped`
+    holds it."""
     start = time.perf_counter()
     comp = compiled or Compiled(profile, config, properties,
                                 None if cache is None else TraceCache(cache, profile, config))

@@ -2,8 +2,9 @@
 compiled reading (`model/codegen/native.py`, on every core).
 
 It checks every `always` property of a state in every reachable state (one per orbit with
-symmetry), check-then-commit on every call (a failing call that writes is walked again in
-every state), and which transitions succeed somewhere (the `..._succeeds` properties); it
+symmetry), check-then-commit on every call (a failing call whose tree writes is judged on
+whether its writes change the state, and walked again where what they read or write
+changed), and which transitions succeed somewhere (the `..._succeeds` properties); it
 gives a shortest trace per violated property, replayed call by call on concrete states and
 judged again there by the property itself, so what is shown is a run of the model. It keeps no
 graph and no pair of states: the profile's other step properties, its other `sometimes`
@@ -178,6 +179,8 @@ def summary(data: dict, label: str):
     from rich.table import Table
     from rich.text import Text
 
+    from model.render import witnessed
+
     table = Table(title=Text(f"{label} (native engine)"), show_header=False, expand=False)
     table.add_column("what", style="dim", no_wrap=True)
     table.add_column("value", overflow="fold")
@@ -197,11 +200,7 @@ def summary(data: dict, label: str):
     verdict = "hold" if data["complete"] else "not violated so far"
     table.add_row("always", f"{len(held)}/{len(data['properties'])} {verdict}"
                   + (f"; [bold red]violated: {', '.join(bad)}[/bold red]" if bad else ""))
-    missing = [name for name, seen in data["sometimes"].items() if not seen]
-    never = "never" if data["complete"] else "not yet (search incomplete)"
-    table.add_row("sometimes (succeeds)",
-                  f"{len(data['sometimes']) - len(missing)}/{len(data['sometimes'])} witnessed"
-                  + (f"; [red]{never}: {', '.join(missing)}[/red]" if missing else ""))
+    table.add_row("sometimes (succeeds)", witnessed(data["sometimes"], data["complete"]))
     left = data["not_checked"]
     table.add_row("not checked", f"{len(left['step'])} step, {len(left['sometimes'])} "
                   f"sometimes and {len(left['graph'])} graph properties, and "
